@@ -1,0 +1,3 @@
+from eascomfy.cli.app import main
+
+main()

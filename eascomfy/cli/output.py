@@ -1,0 +1,141 @@
+"""The one place the CLI prints: human text (rich, on stderr for progress and warnings) or the
+``--output json`` envelope on stdout, and the mapping of exceptions to exit codes.
+
+Envelope (docs/json-output.md): ``{"ok", "command", "version", "data", "warnings", "error"}``;
+exactly one JSON document on stdout per run, whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from .. import __version__
+from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EascomfyError, SpecError
+from ..redact import redact
+
+from .settings import JSON, SETTINGS, TEXT
+
+
+@dataclass
+class Out:
+    command: str
+    mode: str = TEXT
+    verbose: bool = False
+    quiet: bool = False
+    warnings: list[str] = field(default_factory=list)
+    data: Any = None
+    _printed: bool = False
+
+    @property
+    def json(self) -> bool:
+        return self.mode == JSON
+
+    # -- streams -------------------------------------------------------------------------------
+    def _err(self, text: str) -> None:
+        sys.stderr.write(redact(text) + "\n")
+        sys.stderr.flush()
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if not self.json:
+            self._err(f"warning: {message}")
+
+    def info(self, message: str) -> None:
+        """Progress for people; silent in JSON mode and with --quiet."""
+        if not self.json and not self.quiet:
+            self._err(message)
+
+    def debug(self, message: str) -> None:
+        if self.verbose and not self.json:
+            self._err(f"debug: {message}")
+
+    def emit(self, data: Any, text: str | Callable[[], None] | None = None) -> None:
+        """The command's result: ``data`` in the envelope, or ``text`` (or a printer) for people."""
+        self.data = data
+        if self.json:
+            return
+        if callable(text):
+            text()
+        elif text is not None:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            sys.stdout.flush()
+
+    def console(self) -> Any:
+        from rich.console import Console
+
+        plain = not sys.stdout.isatty()
+        return Console(
+            no_color=not SETTINGS.color or "NO_COLOR" in os.environ,
+            highlight=False,
+            width=120 if plain else None,
+        )
+
+    # -- the envelope --------------------------------------------------------------------------
+    def envelope(self, error: dict[str, Any] | None = None, exit_code: int = 0) -> dict[str, Any]:
+        return {
+            "ok": error is None,
+            "command": self.command,
+            "version": __version__,
+            "data": self.data,
+            "warnings": self.warnings,
+            "error": error,
+            "exit_code": exit_code,
+        }
+
+    def finish(self, error: dict[str, Any] | None = None, exit_code: int = 0) -> None:
+        if self.json and not self._printed:
+            self._printed = True
+            sys.stdout.write(redact(json.dumps(self.envelope(error, exit_code), indent=2, ensure_ascii=False)) + "\n")
+            sys.stdout.flush()
+
+
+def fail_line(exc: EascomfyError) -> list[str]:
+    lines = [f"error: {exc}"]
+    if isinstance(exc, SpecError):
+        lines += [f"error: {other}" for other in exc.others]
+    return lines
+
+
+@contextmanager
+def session(command: str, output: str | None = None) -> Iterator[Out]:
+    """Run one command: yields its ``Out``; maps every exception to one line and an exit code."""
+    import typer
+
+    out = Out(command, mode=output or SETTINGS.output, verbose=SETTINGS.verbose, quiet=SETTINGS.quiet)
+    code = 0
+    try:
+        yield out
+    except typer.Exit as exc:
+        code = exc.exit_code
+        out.finish(None if code == 0 else {"type": "exit", "message": f"exit {code}"}, code)
+        raise
+    except EascomfyError as exc:
+        code = exc.exit_code
+        if out.json:
+            out.finish(exc.to_dict(), code)
+        else:
+            for line in fail_line(exc):
+                out._err(line)
+        raise typer.Exit(code) from None
+    except KeyboardInterrupt:
+        out.finish({"type": "interrupted", "message": "interrupted"}, EXIT_INTERRUPTED)
+        if not out.json:
+            out._err("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:  # a bug: one redacted line, the traceback only with --verbose
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        if out.json:
+            out.finish({"type": "internal", "message": message}, EXIT_ERROR)
+        else:
+            if out.verbose:
+                out._err("".join(traceback.format_exception(exc)))
+            out._err(f"error: {message} (please report it; --verbose shows the traceback)")
+        raise typer.Exit(EXIT_ERROR) from None
+    else:
+        out.finish()

@@ -1,0 +1,1 @@
+"""The pure core: spec loading and validation, editions, rendering. No network, no SDK, no CLI."""

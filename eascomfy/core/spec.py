@@ -1,0 +1,274 @@
+"""Load ``eascomfy.yaml``: parse, overlay an environment, validate, resolve defaults, check rules.
+
+Precedence, lowest first: edition defaults < schema defaults for unset fields < the spec <
+the environment overlay (``environments.<env>`` in the file, or ``eascomfy.<env>.yaml`` beside
+it) < command-line flags. Every problem is a ``SpecError`` naming the file, line and field path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Location, SpecError, UsageError
+from .editions import Edition, UnknownEdition, load_edition
+from .instances import gpu_count
+from .merge import apply_defaults, deep_merge
+from .validate import Problem, Validator, did_you_mean, load_schema, raise_first
+from .yamlio import PathT, Positions, load_yaml, read_text
+
+DEFAULT_FILE = "eascomfy.yaml"
+_OSS_ENDPOINT_REGION = re.compile(r"^oss-([a-z]{2,3}-[a-z0-9-]+?)(-internal)?\.aliyuncs\.com$")
+
+
+@dataclass
+class Spec:
+    """A resolved spec: every default applied, every rule passed."""
+
+    file: str
+    data: dict[str, Any]
+    edition: Edition
+    env: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    user: dict[str, Any] = field(default_factory=dict)  # what the user's files and flags set
+    positions: Positions = field(default_factory=Positions)
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def region(self) -> str:
+        return self.data["region"]
+
+    @property
+    def project_dir(self) -> Path:
+        return Path(self.file).parent
+
+
+def _spec_schema() -> dict[str, Any]:
+    return load_schema("spec.schema.json")
+
+
+def _read(path: Path) -> tuple[Any, Positions]:
+    display = str(path)
+    data, positions = load_yaml(read_text(path, display), display)
+    if data is None:
+        raise SpecError(
+            "is empty: expected a mapping with at least name, region and edition",
+            location=Location(display),
+            hint="create one with `eascomfy init`",
+        )
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise SpecError(f"expected a mapping at the top level, got {kind}", location=Location(display, 1))
+    return data, positions
+
+
+def _overlay_files(path: Path) -> dict[str, Path]:
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    found = {}
+    for p in path.parent.glob(f"{stem}.*{path.suffix or '.yaml'}"):
+        env = p.name[len(stem) + 1 : len(p.name) - len(path.suffix or ".yaml")]
+        if env and "." not in env:
+            found[env] = p
+    return found
+
+
+def _partial_problems(
+    data: dict[str, Any], positions: Positions, where: str, at: PathT = (), overlay: bool = False
+) -> None:
+    """Check a partial spec (a base file, or an overlay at path ``at``): all but required fields."""
+    schema = _spec_schema()
+    problems = Validator(schema, positions.plain, required=False, overlay=overlay).problems(data, schema, at)
+    raise_first(problems, positions, where)
+
+
+def load_spec(
+    path: str | Path = DEFAULT_FILE,
+    env: str | None = None,
+    edition: str | None = None,
+) -> Spec:
+    """Load, overlay, validate and resolve a spec file. Raises ``SpecError`` or ``UsageError``."""
+    path = Path(path)
+    base, positions = _read(path)
+    schema = _spec_schema()
+    _partial_problems(base, positions, str(path))
+    environments: dict[str, Any] = base.pop("environments", None) or {}
+    for env_name, overlay in environments.items():
+        if isinstance(overlay, dict) and "environments" in overlay:
+            raise SpecError(
+                "an environment overlay cannot define environments",
+                location=positions.location(("environments", env_name, "environments")),
+                path=f"environments.{env_name}.environments",
+            )
+        _partial_problems(overlay, positions, str(path), ("environments", env_name), overlay=True)
+
+    user, user_pos = base, positions
+    if env is not None:
+        files = _overlay_files(path)
+        known = sorted(set(environments) | set(files))
+        if env in environments and env in files:
+            raise SpecError(
+                f"environment {env!r} is defined twice: environments.{env} and {files[env].name}",
+                location=positions.location(("environments", env)),
+                hint="keep one of the two",
+            )
+        if env in environments:
+            overlay, overlay_pos = environments[env], positions.under(("environments", env))
+        elif env in files:
+            overlay, overlay_pos = _read(files[env])
+            if "environments" in overlay:
+                raise SpecError(
+                    "an environment overlay cannot define environments",
+                    location=overlay_pos.location(("environments",)),
+                    path="environments",
+                )
+            _partial_problems(overlay, overlay_pos, str(files[env]), overlay=True)
+        else:
+            hint = did_you_mean(env, known)
+            listing = ", ".join(known) if known else "none defined"
+            raise UsageError(f"--env: unknown environment {env!r} (known: {listing})", hint)
+        user, user_pos = deep_merge(base, overlay), positions.overlay(overlay_pos)
+
+    if edition is not None:
+        user = {**user, "edition": edition}
+    problems = Validator(schema, user_pos.plain).problems(user)
+    raise_first(problems, user_pos, str(path))
+
+    project_dir = path.parent
+    try:
+        ed = load_edition(user["edition"], project_dir)
+    except UnknownEdition as exc:
+        if edition is not None:
+            raise UsageError(f"--edition: {exc.message()}", exc.hint) from None
+        raise SpecError(
+            exc.message(), location=user_pos.location(("edition",)), path="edition", hint=exc.hint
+        ) from None
+
+    data = apply_defaults(deep_merge(ed.defaults, user), schema)
+    spec = Spec(file=str(path), data=data, edition=ed, env=env, user=user, positions=user_pos)
+    check_rules(spec)
+    return spec
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != [] and value != {}
+
+
+def _path(dotted: str) -> PathT:
+    return tuple(dotted.split("."))
+
+
+def check_rules(spec: Spec) -> None:
+    """Edition rules from the edition's data, then the rules every edition shares."""
+    data, user, ed = spec.data, spec.user, spec.edition
+    problems: list[Problem] = []
+    for rule in ed.rules:
+        value = _get(data, rule.field)
+        if rule.present is not None:
+            fired = _present(value) == rule.present
+        else:
+            fired = isinstance(value, (int, float)) and not isinstance(value, bool) and value > (rule.above or 0)
+        if not fired:
+            continue
+        if rule.error:
+            problems.append(Problem(_path(rule.field), rule.error))
+        elif rule.warning:
+            spec.warnings.append(f"{rule.field}: {rule.warning}")
+
+    if ed.regions and spec.region not in ed.regions:
+        problems.append(
+            Problem(
+                ("region",),
+                f"the {ed.title} is only available in {', '.join(ed.regions)}, not {spec.region}",
+            )
+        )
+    problems += _resource_problems(spec)
+    problems += _storage_problems(spec)
+    image = user.get("image") or {}
+    if "uri" in image and "version" in image:
+        problems.append(Problem(("image",), "set image.uri or image.version, not both"))
+    if ed.image_suffix is None and ed.can("api_deploy"):
+        problems.append(Problem(("edition",), f"edition {ed.name} has no image suffix but is deployable"))
+    scaling = data.get("autoscaling")
+    if scaling and scaling["max"] <= scaling["min"]:
+        problems.append(Problem(("autoscaling", "max"), f"expected max > min ({scaling['min']}), got {scaling['max']}"))
+    raise_first(problems, spec.positions, spec.file)
+
+
+def _resource_problems(spec: Spec) -> list[Problem]:
+    res, user_res = spec.data["resources"], spec.user.get("resources") or {}
+    problems = []
+    if "resource_group" in res:
+        for key in ("instance_type", "fallback_instance_types"):
+            if key in user_res:
+                problems.append(
+                    Problem(
+                        ("resources", key),
+                        "instance types are for public resources; a resource group takes cpu, memory and gpu",
+                    )
+                )
+        for key in ("cpu", "memory"):
+            if key not in res:
+                problems.append(Problem(("resources",), f"resources.resource_group needs resources.{key}"))
+    else:
+        for key in ("cpu", "memory", "gpu", "burstable"):
+            if key in user_res:
+                problems.append(
+                    Problem(
+                        ("resources", key),
+                        f"resources.{key} applies to a dedicated resource group only",
+                        "set resources.resource_group, or choose an instance_type",
+                    )
+                )
+        types = [res["instance_type"], *res.get("fallback_instance_types", [])]
+        for t in types:
+            n = gpu_count(t)
+            if n is not None and n > 1:
+                spec.warnings.append(
+                    f"resources: {t} has {n} GPUs, but ComfyUI uses one GPU per instance; "
+                    "the others stay idle (choose a single-GPU type such as ml.gu7i.c16m60.1-gu30)"
+                )
+        if res["instance_type"] in res.get("fallback_instance_types", []):
+            problems.append(Problem(("resources", "fallback_instance_types"), "lists the main instance_type again"))
+    if res.get("gpu") is not None and res["gpu"] > 1:
+        spec.warnings.append(f"resources.gpu: {res['gpu']} GPUs per instance, but ComfyUI uses one")
+    return problems
+
+
+def _storage_problems(spec: Spec) -> list[Problem]:
+    storage, data = spec.data.get("storage"), spec.data
+    problems = []
+    if not storage:
+        if data.get("wheels"):
+            problems.append(
+                Problem(("wheels",), "wheels are installed from <mount>/models/whl/, which needs storage (set storage.oss)")
+            )
+        return problems
+    endpoint = storage.get("endpoint")
+    if endpoint:
+        if "nas" in storage:
+            problems.append(Problem(("storage", "endpoint"), "storage.endpoint is an OSS endpoint; NAS has none"))
+        m = _OSS_ENDPOINT_REGION.match(endpoint)
+        if m and m.group(1) != spec.region:
+            problems.append(
+                Problem(
+                    ("storage", "endpoint"),
+                    f"the bucket's endpoint is in {m.group(1)} but the service is in {spec.region}; "
+                    "EAS mounts buckets of its own region only",
+                )
+            )
+    return problems
+

@@ -1,0 +1,33 @@
+"""The EAS wire details that are not verified against a real account, each in one place.
+
+Every name here comes from eascomfy's research notes (docs/unverified.md lists each with its
+evidence). When one is checked against a real account, correct it here, in one edit, and the
+golden files in tests/golden/ show exactly what changed.
+"""
+
+from __future__ import annotations
+
+# Official ComfyUI image registry. The VPC form is documented (EAS pulls over the VPC); the public
+# form is UNVERIFIED (no official URI seen with it).
+REGISTRY_HOSTS = {
+    "vpc": "eas-registry-vpc.{region}.cr.aliyuncs.com",
+    "public": "eas-registry.{region}.cr.aliyuncs.com",
+}
+IMAGE_REPOSITORY = "pai-eas/comfyui"
+
+# The API edition's queue sub-service: the top-level `queue` key and its cpu/memory names are
+# UNVERIFIED (the doc section with the key table could not be read); spec.queue.extra passes
+# further keys through verbatim.
+QUEUE_KEY = "queue"
+QUEUE_FIELDS = {"cpu": "cpu", "memory": "memory"}
+
+# Autoscaling embedded in the service JSON (camelCase; snake_case is silently ignored): medium
+# confidence, secondary source. The alternative is the CreateServiceAutoScaler API.
+AUTOSCALER_KEY = "autoscaler"
+
+# The OSS mount's read-only flag is camelCase in observed configs (medium confidence).
+OSS_READ_ONLY_KEY = "readOnly"
+NFS_KEY = "nfs"
+
+# Extra Python packages installed by EAS before start (alipai's container spec; medium).
+PIP_REQUIREMENTS = ("prepare", "pythonRequirements")
