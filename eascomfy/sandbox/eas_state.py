@@ -1,0 +1,493 @@
+"""The state behind the EAS emulator: services, their versions, labels, events and lifecycle.
+
+Nothing here speaks HTTP. ``ServiceStore`` keeps every service of one region in memory, persists
+the whole state to one JSON file (written atomically) after each change, and raises ``EasError``
+with the code and status the OpenAPI answers.
+
+Lifecycle is driven by time, not threads: an operation puts the service in a transitional status
+(``Creating``, ``Updating``, ``Stopping``, ``Starting``, ``Deleting``) and schedules one pending
+``Transition`` at an absolute time. Every read applies the pending transition once its time has
+come (and records its event at that time), so a service "becomes" Running while nobody looks.
+A Running service answers on its endpoint only ``Timings.ready`` seconds after it became Running.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+CREATING, UPDATING, RUNNING, FAILED = "Creating", "Updating", "Running", "Failed"
+STOPPING, STOPPED, STARTING, DELETING = "Stopping", "Stopped", "Starting", "Deleting"
+WAITING = "Waiting"
+
+NOT_FOUND_MESSAGE = "The specified service does not exist"
+SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
+OFFICIAL_IMAGE_RE = re.compile(
+    r"^eas-registry(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.cr\.aliyuncs\.com/(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?$"
+)
+COMFYUI_VERSIONS = ("1.7", "1.8", "1.9", "2.0", "2.1", "2.2")
+COMFYUI_EDITIONS = ("", "-api", "-cluster")
+
+
+class EasError(Exception):
+    """An OpenAPI error: HTTP status, EAS error code, human message (never holding a secret)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str, status: int = 400) -> EasError:
+    return EasError(status, "InvalidParameter", message)
+
+
+def not_found() -> EasError:
+    return EasError(404, "InvalidService.NotFound", NOT_FOUND_MESSAGE)
+
+
+def iso(ts: float) -> str:
+    """The UTC time format the OpenAPI uses in CreateTime, UpdateTime, events and versions."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds each lifecycle step takes. Running is not ready: ``ready`` is the extra delay after
+    Running before the service endpoint answers 200 (EAS routes traffic once probes pass)."""
+
+    creating: float = 0.3
+    updating: float = 0.3
+    ready: float = 0.3
+    stopping: float = 0.2
+    starting: float = 0.3
+    deleting: float = 0.2
+
+
+@dataclass(frozen=True)
+class ImageCatalogue:
+    """The official images the emulated registry hosts.
+
+    An image on the official registry (``eas-registry[-vpc].<region>.cr.aliyuncs.com``) in
+    ``repository`` can be pulled only if the registry is the sandbox region's and its tag is in
+    ``tags``; any other image (other repositories, other registries) counts as a custom image and
+    is always pullable.
+    """
+
+    repository: str = "pai-eas/comfyui"
+    tags: tuple[str, ...] = tuple(v + e for v in COMFYUI_VERSIONS for e in COMFYUI_EDITIONS)
+
+    def images(self, region: str) -> list[str]:
+        hosts = (f"eas-registry-vpc.{region}.cr.aliyuncs.com", f"eas-registry.{region}.cr.aliyuncs.com")
+        return [f"{host}/{self.repository}:{tag}" for host in hosts for tag in self.tags]
+
+    def can_pull(self, image: str, region: str) -> bool:
+        m = OFFICIAL_IMAGE_RE.match(image)
+        if m is None or m["repo"] != self.repository:
+            return True
+        return m["region"] == region and (m["tag"] or "latest") in self.tags
+
+
+@dataclass
+class Transition:
+    """The one status change a service waits for: at ``at`` it becomes ``status``."""
+
+    at: float
+    status: str
+    reason: str
+    message: str
+    event_type: str = "Normal"
+    remove: bool = False
+
+
+@dataclass
+class ServiceRecord:
+    name: str
+    service_id: str
+    service_uid: str
+    region: str
+    workspace_id: str
+    access_token: str
+    config: dict[str, Any]
+    create_time: float
+    update_time: float
+    status: str
+    reason: str = ""
+    message: str = ""
+    current_version: int = 0
+    latest_version: int = 0
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    pending: Transition | None = None
+    ready_at: float | None = None
+    stuck: str | None = None
+    autoscaler: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ServiceRecord":
+        pending = data.get("pending")
+        return cls(**{**data, "pending": Transition(**pending) if pending else None})
+
+    @property
+    def instance(self) -> int:
+        return int(self.config.get("metadata", {}).get("instance", 0))
+
+    @property
+    def image(self) -> str:
+        containers = self.config.get("containers") or [{}]
+        return str(containers[0].get("image", ""))
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """UpdateType=merge: dicts merge key by key, anything else (lists too) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def service_name_of(config: dict[str, Any]) -> str:
+    metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
+    names = {n for n in (metadata.get("name"), config.get("name")) if n}
+    if len(names) > 1:
+        raise invalid("metadata.name and name disagree")
+    return str(names.pop()) if names else ""
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """The basic checks EAS makes before it accepts a service config."""
+    metadata = config.get("metadata")
+    if not isinstance(metadata, dict):
+        raise invalid("metadata is required and must be an object")
+    instance = metadata.get("instance")
+    if isinstance(instance, bool) or not isinstance(instance, int) or instance < 0:
+        raise invalid("metadata.instance must be an integer >= 0")
+    containers = config.get("containers")
+    if not isinstance(containers, list) or not containers or not isinstance(containers[0], dict):
+        raise invalid("containers must be a non-empty list")
+    for container in containers:
+        if not isinstance(container, dict) or not isinstance(container.get("image"), str) or not container["image"]:
+            raise invalid("containers[].image is required")
+
+
+def validate_name(name: str) -> None:
+    if not name:
+        raise invalid("Service name is empty")
+    if not SERVICE_NAME_RE.match(name):
+        raise invalid(
+            f"Invalid service name {name!r}: use 3-63 lowercase letters, digits and underscores, "
+            "starting with a letter"
+        )
+
+
+class ServiceStore:
+    """All services of one region, persisted to ``path`` (JSON) after every change. Thread-safe."""
+
+    def __init__(
+        self,
+        path: Path,
+        region: str,
+        timings: Timings,
+        catalogue: ImageCatalogue,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.region = region
+        self.timings = timings
+        self.catalogue = catalogue
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._services: dict[str, ServiceRecord] = {}
+        self.url_key = secrets.token_hex(32)  # signs DescribeServiceSignedUrl links
+        self._load()
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        self.url_key = data.get("url_key", self.url_key)
+        self._services = {n: ServiceRecord.from_dict(s) for n, s in data.get("services", {}).items()}
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"url_key": self.url_key, "services": {n: asdict(s) for n, s in self._services.items()}}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    # -- reads -----------------------------------------------------------------------------------
+    def find(self, name: str) -> ServiceRecord | None:
+        """The service after applying any due transition, or None. The record is live: copy it."""
+        with self._lock:
+            rec = self._services.get(name)
+            if rec is not None and self._advance(rec):
+                self._save()
+            return self._services.get(name)
+
+    def get(self, name: str) -> ServiceRecord:
+        rec = self.find(name)
+        if rec is None:
+            raise not_found()
+        return rec
+
+    def snapshot(self, name: str) -> ServiceRecord | None:
+        with self._lock:
+            rec = self.find(name)
+            return copy.deepcopy(rec) if rec else None
+
+    def all(self) -> list[ServiceRecord]:
+        with self._lock:
+            changed = [self._advance(rec) for rec in list(self._services.values())]
+            if any(changed):
+                self._save()
+            return [copy.deepcopy(r) for r in self._services.values()]
+
+    def is_ready(self, rec: ServiceRecord) -> bool:
+        """Running, with at least one instance, and past the ready delay."""
+        return (
+            rec.status == RUNNING
+            and rec.instance > 0
+            and rec.ready_at is not None
+            and self.clock() >= rec.ready_at
+        )
+
+    # -- writes ----------------------------------------------------------------------------------
+    def create(self, config: dict[str, Any], labels: dict[str, str], workspace_id: str) -> ServiceRecord:
+        name = service_name_of(config)
+        validate_name(name)
+        validate_config(config)
+        with self._lock:
+            if self.find(name) is not None:
+                raise invalid(f"Service already exists: {name} (region {self.region})", status=409)
+            now = self.clock()
+            metadata = config["metadata"]
+            rec = ServiceRecord(
+                name=name,
+                service_id=f"eas-m-{secrets.token_hex(8)}",
+                service_uid=secrets.token_hex(8),
+                region=self.region,
+                workspace_id=str(workspace_id or metadata.get("workspace_id", "")),
+                access_token=str(config.get("token") or secrets.token_urlsafe(32)),
+                config=copy.deepcopy(config),
+                create_time=now,
+                update_time=now,
+                status=CREATING,
+                labels=dict(labels),
+            )
+            self._services[name] = rec
+            self._new_version(rec, "Service created")
+            self._begin(rec, CREATING, self.timings.creating, "Creating", "Creating the service")
+            self._save()
+            return copy.deepcopy(rec)
+
+    def update(self, name: str, patch: dict[str, Any], update_type: str) -> None:
+        if update_type not in ("merge", "replace"):
+            raise invalid(f"UpdateType must be merge or replace, not {update_type!r}")
+        with self._lock:
+            rec = self._writable(name)
+            config = deep_merge(rec.config, patch) if update_type == "merge" else copy.deepcopy(patch)
+            new_name = service_name_of(config)
+            if new_name and new_name != name:
+                raise invalid(f"The service name cannot be changed ({name} -> {new_name})")
+            validate_config(config)
+            rec.config = config
+            self._new_version(rec, f"Service updated ({update_type})")
+            self._begin(rec, UPDATING, self.timings.updating, "Updating", f"Updating to version {rec.latest_version}")
+            self._save()
+
+    def switch_version(self, name: str, version: Any) -> None:
+        with self._lock:
+            rec = self._writable(name)
+            if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= rec.latest_version:
+                raise invalid(f"Version must be an integer between 1 and {rec.latest_version}")
+            entry = rec.versions[version - 1]
+            rec.config = json.loads(entry["ServiceConfig"])
+            rec.current_version = version
+            self._begin(rec, UPDATING, self.timings.updating, "VersionSwitched", f"Switching to version {version}")
+            self._save()
+
+    def start(self, name: str) -> None:
+        with self._lock:
+            rec = self._writable(name)
+            self._begin(rec, STARTING, self.timings.starting, "Starting", "Starting the service")
+            self._save()
+
+    def restart(self, name: str) -> None:
+        with self._lock:
+            rec = self._writable(name)
+            self._begin(rec, UPDATING, self.timings.starting, "Restarting", "Restarting all instances")
+            self._save()
+
+    def stop(self, name: str) -> None:
+        with self._lock:
+            rec = self._writable(name)
+            done = Transition(self.clock() + self.timings.stopping, STOPPED, "Stopped", "The service is stopped")
+            self._begin(rec, STOPPING, self.timings.stopping, "Stopping", "Stopping the service", done)
+            self._save()
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            rec = self.get(name)
+            if rec.status == DELETING:
+                return
+            gone = Transition(self.clock() + self.timings.deleting, "Deleted", "Deleted", "", remove=True)
+            self._begin(rec, DELETING, self.timings.deleting, "Deleting", "Deleting the service", gone)
+            self._save()
+
+    def set_labels(self, name: str, labels: dict[str, str]) -> None:
+        with self._lock:
+            rec = self._writable(name)
+            rec.labels.update(labels)
+            self._touch(rec, "LabelsUpdated", f"Labels set: {', '.join(sorted(labels))}")
+
+    def delete_labels(self, name: str, keys: list[str]) -> None:
+        with self._lock:
+            rec = self._writable(name)
+            for key in keys:
+                rec.labels.pop(key, None)
+            self._touch(rec, "LabelsDeleted", f"Labels deleted: {', '.join(sorted(keys))}")
+
+    def set_autoscaler(self, name: str, body: dict[str, Any], create: bool) -> None:
+        for key in ("min", "max", "scaleStrategies"):
+            if key not in body:
+                raise invalid(f"{key} is required")
+        if not isinstance(body["min"], int) or not isinstance(body["max"], int) or body["max"] <= body["min"]:
+            raise invalid("max must be an integer greater than min")
+        with self._lock:
+            rec = self._writable(name)
+            if create and rec.autoscaler is not None:
+                raise invalid("The autoscaler already exists; use UpdateServiceAutoScaler", status=409)
+            rec.autoscaler = copy.deepcopy(body)
+            self._touch(rec, "AutoscalerUpdated", f"Autoscaler min={body['min']} max={body['max']}")
+
+    def delete_autoscaler(self, name: str) -> None:
+        with self._lock:
+            rec = self._writable(name)
+            rec.autoscaler = None
+            self._touch(rec, "AutoscalerDeleted", "Autoscaler deleted")
+
+    def set_stuck(self, name: str, status: str | None) -> None:
+        """Pin the service in ``status`` (e.g. Waiting: no resources) instead of becoming Running.
+        ``None`` releases it: it then starts normally."""
+        with self._lock:
+            rec = self.get(name)
+            previous, rec.stuck = rec.stuck, status
+            if status is None:
+                if previous is not None and rec.status == previous:
+                    self._begin(rec, STARTING, self.timings.starting, "Starting", "Resources became available")
+            elif rec.status != DELETING:
+                rec.pending = None
+                rec.ready_at = None
+                rec.status, rec.reason, rec.message = status, *self._stuck_text(status)
+                self._event(rec, "Warning", rec.reason, rec.message, self.clock())
+            self._save()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _writable(self, name: str) -> ServiceRecord:
+        rec = self.get(name)
+        if rec.status == DELETING:
+            raise invalid(f"Service {name} is being deleted")
+        return rec
+
+    def _touch(self, rec: ServiceRecord, reason: str, message: str) -> None:
+        rec.update_time = self.clock()
+        self._event(rec, "Normal", reason, message, rec.update_time)
+        self._save()
+
+    def _new_version(self, rec: ServiceRecord, message: str) -> None:
+        bad = self._unpullable(rec.config)
+        rec.latest_version += 1
+        rec.current_version = rec.latest_version
+        rec.versions.append(
+            {
+                "Version": rec.latest_version,
+                "ImageId": rec.latest_version,
+                "ServiceConfig": json.dumps(rec.config, ensure_ascii=False, sort_keys=True),
+                "BuildTime": iso(self.clock()),
+                "ImageAvailable": "false" if bad else "true",
+                "ServiceRunnable": "false" if bad else "true",
+                "Message": self._pull_failure(bad) if bad else message,
+            }
+        )
+
+    def _begin(
+        self,
+        rec: ServiceRecord,
+        status: str,
+        delay: float,
+        reason: str,
+        message: str,
+        then: Transition | None = None,
+    ) -> None:
+        """Enter a transitional status now, and schedule where it ends (by default: Running, or
+        Failed when an image cannot be pulled, or the stuck status)."""
+        now = self.clock()
+        rec.status, rec.reason, rec.message = status, reason, message
+        rec.update_time = now
+        rec.ready_at = None
+        rec.pending = then or self._outcome(rec, now + delay)
+        self._event(rec, "Normal", reason, message, now)
+
+    def _outcome(self, rec: ServiceRecord, at: float) -> Transition:
+        bad = self._unpullable(rec.config)
+        if bad:
+            return Transition(at, FAILED, "ImagePullFailed", self._pull_failure(bad), "Warning")
+        if rec.stuck:
+            return Transition(at, rec.stuck, *self._stuck_text(rec.stuck), "Warning")
+        return Transition(at, RUNNING, "Running", f"Service is running with {rec.instance} instance(s)")
+
+    def _advance(self, rec: ServiceRecord) -> bool:
+        step = rec.pending
+        if step is None or self.clock() < step.at:
+            return False
+        rec.pending = None
+        if step.remove:
+            del self._services[rec.name]
+            return True
+        rec.status, rec.reason, rec.message = step.status, step.reason, step.message
+        rec.update_time = step.at
+        rec.ready_at = step.at + self.timings.ready if step.status == RUNNING else None
+        self._event(rec, step.event_type, step.reason, step.message, step.at)
+        return True
+
+    def _unpullable(self, config: dict[str, Any]) -> str | None:
+        for container in config.get("containers") or []:
+            image = str(container.get("image", ""))
+            if not self.catalogue.can_pull(image, self.region):
+                return image
+        return None
+
+    @staticmethod
+    def _pull_failure(image: str) -> str:
+        return f"Failed to pull image {image}: manifest unknown (no such tag in the registry)"
+
+    @staticmethod
+    def _stuck_text(status: str) -> tuple[str, str]:
+        if status == WAITING:
+            return "InsufficientResources", "Waiting for resources: no instance could be scheduled"
+        return status, f"The service is stuck in {status}"
+
+    @staticmethod
+    def _event(rec: ServiceRecord, kind: str, reason: str, message: str, at: float) -> None:
+        rec.events.append({"Type": kind, "Reason": reason, "Message": message, "Time": iso(at), "ts": at})
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4()).upper()
