@@ -58,7 +58,7 @@ from eascomfy.sandbox.eas_state import (
     new_request_id,
     not_found,
 )
-from eascomfy.sandbox.server import CONTROL_PREFIX, Faults, RecordedRequest, Recorder, SandboxServer
+from eascomfy.sandbox.server import CONTROL_PREFIX, RecordedRequest, SandboxServer, ServerBacked
 
 __all__ = [
     "EasSandbox",
@@ -323,7 +323,7 @@ class PredictContext:
 Backend = Callable[[web.Request, PredictContext], Awaitable[web.StreamResponse]]
 
 
-class EasSandbox:
+class EasSandbox(ServerBacked):
     """The EAS OpenAPI emulator on 127.0.0.1, plus each service's endpoint on the same port."""
 
     def __init__(
@@ -380,21 +380,9 @@ class EasSandbox:
         self.stop()
 
     @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
     def endpoint(self) -> str:
         """What the SDK ``Config(endpoint=...)`` wants (with ``protocol="http"``)."""
         return f"{self._server.host}:{self._server.port}"
-
-    @property
-    def recorder(self) -> Recorder:
-        return self._server.recorder
-
-    @property
-    def faults(self) -> Faults:
-        return self._server.faults
 
     def get_service(self, name: str) -> dict[str, Any] | None:
         """The stored record (config parsed, status, versions, labels, events, token), or None."""

@@ -44,7 +44,7 @@ from aiohttp import web
 
 from .credentials import secret_for
 from .oss_store import BodyWriter, ObjectMeta, ObjectReader, OssStore, ReceivedBody, Upload
-from .server import Faults, RecordedRequest, Recorder, SandboxServer
+from .server import RecordedRequest, SandboxServer, ServerBacked
 
 __all__ = ["OssSandbox", "OssError", "action_of"]
 
@@ -913,7 +913,7 @@ def fault_response(request: web.Request, status: int, code: str, message: str) -
 # -- the sandbox ------------------------------------------------------------------------------------
 
 
-class OssSandbox:
+class OssSandbox(ServerBacked):
     """An OSS endpoint on 127.0.0.1 backed by files under ``state_dir/oss`` (a temp dir if None).
 
     One instance runs once (``start`` then ``stop``); a new instance on the same ``state_dir``
@@ -951,21 +951,10 @@ class OssSandbox:
     def _application(self, _server: SandboxServer) -> web.Application:
         return OssService(self.store, self.region).application()
 
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     @property
     def state_dir(self) -> Path | None:
         return self._state_dir
-
-    @property
-    def recorder(self) -> Recorder:
-        return self._server.recorder
-
-    @property
-    def faults(self) -> Faults:
-        return self._server.faults
 
     @property
     def store(self) -> OssStore:

@@ -432,9 +432,9 @@ class OssStore:
             return self._uploads.get(bucket, {}).get(upload_id)
 
     def uploads(self, bucket: str) -> list[Upload]:
-        """In-progress uploads ordered by key, then initiation time."""
+        """In-progress uploads ordered by key, then upload id (what upload-id-marker pages by)."""
         with self._lock:
-            return sorted(self._uploads.get(bucket, {}).values(), key=lambda u: (u.key, u.initiated, u.upload_id))
+            return sorted(self._uploads.get(bucket, {}).values(), key=lambda u: (u.key, u.upload_id))
 
     def put_part(self, upload: Upload, number: int, body: ReceivedBody) -> PartMeta:
         """Store (or replace) a part. Raises KeyError if the upload was completed or aborted meanwhile."""

@@ -285,6 +285,24 @@ class SandboxServer:
         raise web.HTTPNotFound()
 
 
+class ServerBacked:
+    """What every emulator exposes of its ``SandboxServer``: URL, recorder and faults."""
+
+    _server: SandboxServer
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def recorder(self) -> Recorder:
+        return self._server.recorder
+
+    @property
+    def faults(self) -> Faults:
+        return self._server.faults
+
+
 def _drop(request: web.Request) -> web.StreamResponse:
     """Abort the connection; the response returned is never written (the socket is gone)."""
     transport = request.transport
