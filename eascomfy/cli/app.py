@@ -35,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -240,10 +241,10 @@ def main() -> None:
     argv = sys.argv[1:]
     wants_json = SETTINGS.output == JSON or _argv_output(argv) == JSON
     if not wants_json:
-        app()
+        app(prog_name="eascomfy")
         return
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="eascomfy", standalone_mode=False)
     except Exception as exc:  # click's UsageError (vendored or not): duck-typed
         if not hasattr(exc, "format_message"):
             raise
@@ -264,3 +265,9 @@ def _argv_output(argv: list[str]) -> str | None:
         if arg.startswith("--output="):
             return arg.split("=", 1)[1]
     return os.environ.get("EASCOMFY_OUTPUT")
+
+
+# -- cloud commands (plan, deploy, ...; sandbox, demo): registered here, their imports stay lazy --
+from .cloud import register as _register_cloud  # noqa: E402
+
+_register_cloud(app)

@@ -21,6 +21,8 @@ from ..redact import redact
 
 from .settings import JSON, SETTINGS, TEXT
 
+_SECRET_SLOT = "<eascomfy:secret>"  # stands for the emit_secret value until the envelope is redacted
+
 
 @dataclass
 class Out:
@@ -31,6 +33,7 @@ class Out:
     warnings: list[str] = field(default_factory=list)
     data: Any = None
     _printed: bool = False
+    _secret: str | None = None
 
     @property
     def json(self) -> bool:
@@ -66,6 +69,15 @@ class Out:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             sys.stdout.flush()
 
+    def emit_secret(self, data: dict[str, Any], key: str, value: str) -> None:
+        """The one deliberate way to print a secret (a signed URL): ``value`` goes to stdout (alone
+        in text mode, as ``data[key]`` in the JSON envelope), never to stderr or a log."""
+        self._secret = value
+        self.data = {**data, key: _SECRET_SLOT}
+        if not self.json:
+            sys.stdout.write(value + "\n")
+            sys.stdout.flush()
+
     def console(self) -> Any:
         from rich.console import Console
 
@@ -91,7 +103,10 @@ class Out:
     def finish(self, error: dict[str, Any] | None = None, exit_code: int = 0) -> None:
         if self.json and not self._printed:
             self._printed = True
-            sys.stdout.write(redact(json.dumps(self.envelope(error, exit_code), indent=2, ensure_ascii=False)) + "\n")
+            text = redact(json.dumps(self.envelope(error, exit_code), indent=2, ensure_ascii=False))
+            if self._secret is not None:
+                text = text.replace(json.dumps(_SECRET_SLOT), json.dumps(self._secret, ensure_ascii=False))
+            sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
 

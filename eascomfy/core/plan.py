@@ -1,0 +1,203 @@
+"""What a deploy would change: normalize the live config, diff it against the rendered one, plan.
+
+Pure: a function of the rendered service JSON, the spec's labels and what DescribeService
+returned (parsed ``ServiceConfig`` and labels). No SDK, no network.
+
+Update mode: eascomfy always sends the FULL rendered JSON with ``UpdateType=replace``. EAS's
+default (``merge``) keeps every key of the old config that the body does not mention, so a field
+removed from the spec (storage, a fallback instance type, an env variable) would stay on the
+service forever; ``replace`` makes the service config exactly what was rendered. See
+docs/control-plane.md.
+
+Drift: the sha256 of the canonical JSON last applied is stored in the ``eascomfy/applied-sha``
+label. When the live config no longer hashes to it, someone changed the service outside
+eascomfy (the console, another tool); ``plan`` says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .merge import canonical
+from .render import MANAGED_BY_LABEL
+
+APPLIED_SHA_LABEL = "eascomfy/applied-sha"
+OWN_LABEL_PREFIX = "eascomfy/"
+
+# Fields EAS adds to a service config by itself (never rendered by eascomfy), dropped from the
+# live config before comparing. UNVERIFIED against a real account: the ServiceConfig that
+# DescribeService returns was only seen in examples. One place to correct.
+EAS_ADDED_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("metadata", "cluster_id"),
+    ("metadata", "region"),
+    ("metadata", "uid"),
+    ("metadata", "owner"),
+    ("metadata", "create_time"),
+    ("metadata", "update_time"),
+    ("metadata", "service_id"),
+)
+
+Action = Literal["create", "update", "labels", "noop"]
+ChangeKind = Literal["add", "remove", "change"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field that differs: ``path`` like ``containers[0].image``; old/new are JSON values."""
+
+    path: str
+    old: Any
+    new: Any
+    kind: ChangeKind
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "old": self.old, "new": self.new}
+
+    def line(self) -> str:
+        show = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)  # noqa: E731
+        if self.kind == "add":
+            return f"+ {self.path}: {show(self.new)}"
+        if self.kind == "remove":
+            return f"- {self.path}: {show(self.old)}"
+        return f"~ {self.path}: {show(self.old)} -> {show(self.new)}"
+
+
+@dataclass
+class Plan:
+    """What deploy will do to one service."""
+
+    service: str
+    region: str
+    action: Action
+    desired: dict[str, Any]
+    changes: list[Change] = field(default_factory=list)
+    labels_set: dict[str, str] = field(default_factory=dict)
+    labels_remove: list[str] = field(default_factory=list)
+    drift: bool = False  # the live config was changed outside eascomfy since the last apply
+    managed: bool = True  # the live service carries eascomfy's managed-by label
+    live_version: int | None = None  # CurrentVersion before the change: the rollback target
+
+    @property
+    def has_changes(self) -> bool:
+        return self.action != "noop"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "region": self.region,
+            "action": self.action,
+            "changes": [c.to_dict() for c in self.changes],
+            "labels_set": self.labels_set,
+            "labels_remove": self.labels_remove,
+            "drift": self.drift,
+            "managed": self.managed,
+        }
+
+    def lines(self) -> list[str]:
+        head = {
+            "create": f"create service {self.service} in {self.region}",
+            "update": f"update service {self.service} in {self.region} ({len(self.changes)} field(s), UpdateType=replace)",
+            "labels": f"update the labels of service {self.service} in {self.region}",
+            "noop": f"service {self.service} in {self.region} is up to date: no changes",
+        }[self.action]
+        out = [head]
+        if self.drift:
+            out.append("! the live service was changed outside eascomfy (e.g. in the console) since the last deploy")
+        if not self.managed and self.action != "create":
+            out.append("! the live service is not marked as managed by eascomfy; deploy will take it over")
+        if self.action != "create":
+            out += [f"  {c.line()}" for c in self.changes]
+        for key, value in sorted(self.labels_set.items()):
+            out.append(f"  label {key}={value}")
+        out += [f"  label -{key}" for key in self.labels_remove]
+        return out
+
+
+def _drop(doc: dict[str, Any], path: tuple[str, ...]) -> None:
+    node: Any = doc
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+
+
+def normalize(live_config: dict[str, Any]) -> dict[str, Any]:
+    """The live config as eascomfy would have rendered it: EAS's own fields dropped, keys sorted."""
+    doc = copy.deepcopy(live_config)
+    for path in EAS_ADDED_FIELDS:
+        _drop(doc, path)
+    return canonical(doc)
+
+
+def config_sha(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a (normalized) config: what the applied-sha label holds."""
+    text = json.dumps(canonical(normalize(config)), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _join(base: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{base}[{key}]"
+    return f"{base}.{key}" if base else key
+
+
+def diff(desired: Any, live: Any, path: str = "") -> list[Change]:
+    """Field-level differences from ``live`` to ``desired``. Mappings are compared key by key,
+    lists of equal length item by item; anything else (or lists of different lengths) whole."""
+    if isinstance(desired, dict) and isinstance(live, dict):
+        changes: list[Change] = []
+        for key in sorted(set(desired) | set(live)):
+            where = _join(path, key)
+            if key not in live:
+                changes.append(Change(where, None, desired[key], "add"))
+            elif key not in desired:
+                changes.append(Change(where, live[key], None, "remove"))
+            else:
+                changes += diff(desired[key], live[key], where)
+        return changes
+    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
+        return [c for i, (d, l) in enumerate(zip(desired, live)) for c in diff(d, l, _join(path, i))]
+    if desired == live and type(desired) is type(live):
+        return []
+    return [Change(path or "(config)", live, desired, "change")]
+
+
+def make_plan(
+    service: str,
+    region: str,
+    desired: dict[str, Any],
+    desired_labels: dict[str, str],
+    live_config: dict[str, Any] | None,
+    live_labels: dict[str, str] | None = None,
+    live_version: int | None = None,
+) -> Plan:
+    """Compare the rendered config and labels with the live service (None: it does not exist)."""
+    desired = canonical(desired)
+    labels = {**desired_labels, APPLIED_SHA_LABEL: config_sha(desired)}
+    if live_config is None:
+        return Plan(service, region, "create", desired, labels_set=labels)
+    live_labels = live_labels or {}
+    live = normalize(live_config)
+    changes = diff(desired, live)
+    applied = live_labels.get(APPLIED_SHA_LABEL)
+    labels_set = {k: v for k, v in labels.items() if live_labels.get(k) != v}
+    labels_remove = sorted(k for k in live_labels if k.startswith(OWN_LABEL_PREFIX) and k not in labels)
+    action: Action = "update" if changes else ("labels" if labels_set or labels_remove else "noop")
+    return Plan(
+        service,
+        region,
+        action,
+        desired,
+        changes=changes,
+        labels_set=labels_set,
+        labels_remove=labels_remove,
+        drift=applied is not None and applied != config_sha(live),
+        managed=live_labels.get(MANAGED_BY_LABEL) == "eascomfy",
+        live_version=live_version,
+    )

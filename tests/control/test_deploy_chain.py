@@ -1,0 +1,147 @@
+"""The main job end to end through the CLI, against the sandbox with the real SDK (issue 4)."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from eascomfy.core.plan import APPLIED_SHA_LABEL
+from eascomfy.core.render import MANAGED_BY_LABEL
+from eascomfy.sandbox.eas import EasSandbox
+
+from .conftest import Project, api_calls, mark
+
+COMFY = "eas-registry-vpc.cn-hangzhou.cr.aliyuncs.com/pai-eas/comfyui"
+
+
+def stored(sandbox: EasSandbox, name: str) -> dict:
+    record = sandbox.get_service(name)
+    assert record is not None, f"{name} not in the sandbox"
+    return record
+
+
+def test_create_redeploy_change_update_rollback_signed_url(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("chain_svc", version="1.8")
+
+    # create
+    res = p.cli("deploy")
+    assert res.exit_code == 0, res.stderr
+    assert "ready" in res.stdout
+    record = stored(sandbox, "chain_svc")
+    assert record["status"] == "Running"
+    assert record["config"]["containers"][0]["image"] == f"{COMFY}:1.8-api"
+    assert record["labels"][MANAGED_BY_LABEL] == "eascomfy" and len(record["labels"][APPLIED_SHA_LABEL]) == 64
+
+    # an unchanged redeploy: exactly one read, no write
+    before = mark(sandbox)
+    res = p.cli("deploy")
+    assert res.exit_code == 0 and "no changes" in res.stdout
+    assert [(r.action, r.method) for r in api_calls(sandbox, before)] == [("DescribeService", "GET")]
+    assert p.cli("plan", "--detailed-exitcode").exit_code == 0
+
+    # change the spec: plan shows it, --detailed-exitcode gives 2, nothing is written
+    p.edit("instances: 1", "instances: 2")
+    before = mark(sandbox)
+    res = p.cli("plan", "--detailed-exitcode")
+    assert res.exit_code == 2, res.stderr
+    assert "~ metadata.instance: 1 -> 2" in res.stdout
+    assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]
+    data = p.cli("-o", "json", "plan").json()["data"]
+    assert data["action"] == "update" and [c["path"] for c in data["changes"]] == ["metadata.instance"]
+
+    res = p.cli("deploy")
+    assert res.exit_code == 0, res.stderr
+    assert stored(sandbox, "chain_svc")["config"]["metadata"]["instance"] == 2
+    assert [r.query.get("UpdateType") for r in api_calls(sandbox, before) if r.action == "UpdateService"] == ["replace"]
+
+    # update-image 1.8-api -> 1.9-api: only the image changes; the spec keeps its comments
+    old_config = stored(sandbox, "chain_svc")["config"]
+    old_text = p.spec.read_text()
+    res = p.cli("update-image", "1.9")
+    assert res.exit_code == 0, res.stderr
+    new_config = stored(sandbox, "chain_svc")["config"]
+    assert new_config["containers"][0]["image"] == f"{COMFY}:1.9-api"
+    for key in ("storage", "cloud", "metadata", "queue"):
+        assert new_config[key] == old_config[key], key
+    assert new_config["containers"][0]["script"] == old_config["containers"][0]["script"]
+    new_text = p.spec.read_text()
+    changed = [(a, b) for a, b in zip(old_text.splitlines(), new_text.splitlines()) if a != b]
+    assert len(changed) == 1 and '"1.9"' in changed[0][1] and "# tag = version" in changed[0][1]
+    assert new_text.count("#") == old_text.count("#")
+
+    # a failed update (a tag the registry does not have) rolls back, exit 4, the spec is unchanged
+    version_before = stored(sandbox, "chain_svc")["current_version"]
+    res = p.cli("update-image", "9.9")
+    assert res.exit_code == 4, res.stderr
+    assert "rolled back to version" in res.stderr and "ImagePullFailed" in res.stderr
+    record = stored(sandbox, "chain_svc")
+    assert record["current_version"] == version_before
+    assert record["config"]["containers"][0]["image"] == f"{COMFY}:1.9-api"
+    assert '"1.9"' in p.spec.read_text() and "9.9" not in p.spec.read_text()
+    res = p.cli("plan", "--detailed-exitcode")  # labels were restored: no drift, nothing to do
+    assert res.exit_code == 0 and "outside eascomfy" not in res.stdout, res.stdout
+
+    # signed-url: 43200 works, 43201 is refused before any request
+    res = p.cli("signed-url", "--expire", "43200")
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.startswith(f"{sandbox.url}/webview/chain_svc/?expire=") and res.stdout.count("\n") == 1
+    before = mark(sandbox)
+    res = p.cli("signed-url", "--expire", "43201")
+    assert res.exit_code == 2 and "1..43200" in res.stderr
+    assert mark(sandbox) == before
+    data = p.cli("-o", "json", "signed-url", "--internal").json()["data"]
+    assert "/vpc/webview/chain_svc/" in data["signed_url"] and data["internal"] is True
+
+
+def test_dry_run_and_no_wait_write_nothing_or_return_at_once(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("dry_svc")
+    before = mark(sandbox)
+    res = p.cli("deploy", "--dry-run")
+    assert res.exit_code == 0 and "create service dry_svc" in res.stderr
+    assert [r.action for r in api_calls(sandbox, before)] == ["DescribeService"]
+    assert sandbox.get_service("dry_svc") is None
+
+    res = p.cli("deploy", "--no-wait")
+    assert res.exit_code == 0 and "not waiting" in res.stdout
+    assert [r.action for r in api_calls(sandbox, before)][-1] == "CreateService"
+
+    p.edit("instances: 1", "instances: 3")
+    before = mark(sandbox)
+    assert p.cli("update-image", "2.2", "--dry-run").exit_code == 0
+    assert all(r.method == "GET" for r in api_calls(sandbox, before))
+    assert '"1.8"' in p.spec.read_text()
+    res = p.cli("update-image", "2.2", "--no-write")
+    assert res.exit_code == 0, res.stderr
+    assert '"1.8"' in p.spec.read_text()
+    assert stored(sandbox, "dry_svc")["config"]["containers"][0]["image"] == f"{COMFY}:2.2-api"
+
+
+def test_update_image_refusals_send_nothing(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    serverless = project("srvless_svc", edition="serverless")
+    custom = project("custom_svc")
+    custom.edit('version: "1.8"', "uri: registry.example.com/me/comfyui:mine")
+    api = project("badver_svc")
+    before = mark(sandbox)
+    cases = [
+        (serverless, "2.2", "does not take image updates"),
+        (custom, "2.2", "custom image"),
+        (api, "2.2-api", "expected an official image version"),
+        (api, "latest", "expected an official image version"),
+    ]
+    for proj, version, message in cases:
+        res = proj.cli("update-image", version)
+        assert res.exit_code == 2, (version, res.stderr)
+        assert message in res.stderr
+    res = serverless.cli("deploy")
+    assert res.exit_code == 2 and "cannot be created or updated through the EAS API" in res.stderr
+    assert mark(sandbox) == before
+
+
+def test_json_envelopes(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("json_svc")
+    env = p.cli("-o", "json", "deploy").json()
+    assert env["ok"] and env["data"]["ready"] and env["data"]["plan"]["action"] == "create"
+    status = p.cli("status", "-o", "json").json()["data"]
+    assert (status["status"], status["running"], status["total"]) == ("Running", 1, 1)
+    assert status["internet_endpoint"] == sandbox.internet_endpoint("json_svc")
+    assert status["events"] and "access_token" not in json.dumps(status).lower()

@@ -1,0 +1,100 @@
+"""Replace mode, drift, waiting, rollback, versions, status, delete, start/stop/restart."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from alibabacloud_eas20210701 import models
+from alibabacloud_eas20210701.client import Client
+from alibabacloud_tea_openapi.models import Config
+
+from eascomfy.core.plan import APPLIED_SHA_LABEL, config_sha
+from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
+from eascomfy.sandbox.eas import EasSandbox
+
+from .conftest import REGION, Project, api_calls, mark
+
+
+def console(sandbox: EasSandbox) -> Client:
+    """What a person in the console does, straight through the SDK."""
+    return Client(Config(access_key_id=SANDBOX_ACCESS_KEY_ID, access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+                         endpoint=sandbox.endpoint, protocol="http", region_id=REGION))
+
+
+def test_a_field_removed_from_the_spec_is_removed_on_the_service(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("replace_svc")
+    p.edit("# env: {TZ: Asia/Shanghai}", "env: {TZ: Asia/Shanghai}")
+    assert p.cli("deploy").exit_code == 0
+    assert sandbox.get_service("replace_svc")["config"]["containers"][0]["env"] == [{"name": "TZ", "value": "Asia/Shanghai"}]
+    p.edit("env: {TZ: Asia/Shanghai}", "# env: {TZ: Asia/Shanghai}")
+    res = p.cli("plan")
+    assert "- containers[0].env:" in res.stdout
+    assert p.cli("deploy").exit_code == 0
+    assert "env" not in sandbox.get_service("replace_svc")["config"]["containers"][0]
+
+
+def test_drift_made_in_the_console_is_reported(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("drift_svc")
+    assert p.cli("deploy").exit_code == 0
+    assert p.cli("-o", "json", "plan").json()["data"]["drift"] is False
+    request = models.UpdateServiceRequest(body=json.dumps({"metadata": {"instance": 3}}))
+    console(sandbox).update_service(REGION, "drift_svc", request)
+    res = p.cli("plan", "--detailed-exitcode")
+    assert res.exit_code == 2
+    assert "changed outside eascomfy" in res.stdout and "~ metadata.instance: 3 -> 1" in res.stdout
+    assert p.cli("-o", "json", "plan").json()["data"]["drift"] is True
+    assert p.cli("deploy").exit_code == 0  # deploy puts the spec back
+    after = p.cli("-o", "json", "plan").json()["data"]
+    assert (after["action"], after["drift"]) == ("noop", False)
+
+
+def test_stuck_in_waiting_times_out_naming_status_and_events(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("stuck_svc")
+    assert p.cli("deploy", "--no-wait").exit_code == 0
+    sandbox.set_stuck("stuck_svc", "Waiting")
+    p.edit("instances: 1", "instances: 2")
+    res = p.cli("deploy", "--timeout", "0.8")
+    assert res.exit_code == 5, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: service stuck_svc did not get there within 0.8 s: status Waiting")
+    assert "InsufficientResources" in last and "rolled back to version 1" in last and "fallback_instance_types" in last
+
+
+def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("ops_svc")
+    assert p.cli("deploy").exit_code == 0
+    assert p.cli("update-image", "2.0").exit_code == 0
+    res = p.cli("versions")
+    assert res.exit_code == 0
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("*   2") and "2.0-api" in lines[0] and "1.8-api" in lines[1]
+
+    res = p.cli("rollback")
+    assert res.exit_code == 0, res.stderr
+    record = sandbox.get_service("ops_svc")
+    assert record["current_version"] == 1 and record["config"]["containers"][0]["image"].endswith(":1.8-api")
+    assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
+    plan = p.cli("-o", "json", "plan").json()["data"]
+    assert plan["action"] == "update" and plan["drift"] is False  # eascomfy did it: not drift
+    assert p.cli("rollback", "7").exit_code == 2
+
+    res = p.cli("status")
+    assert res.exit_code == 0 and "Running, 1/1 instances" in res.stdout and "last events:" in res.stdout
+    by_name = p.cli("-o", "json", "status", "--service", "ops_svc", "--region", REGION).json()["data"]
+    assert by_name["current_version"] == 1 and by_name["image"].endswith(":1.8-api")
+
+    for action, expected in (("stop", "Stopped"), ("start", "Running"), ("restart", "Running")):
+        res = p.cli(action)
+        assert res.exit_code == 0, res.stderr
+        assert sandbox.get_service("ops_svc")["status"] == expected
+
+    before = mark(sandbox)
+    res = p.cli("delete")  # stdin is not a terminal: refused without --yes
+    assert res.exit_code == 2 and "--yes" in res.stderr
+    assert not [r for r in api_calls(sandbox, before) if r.method == "DELETE"]
+    res = p.cli("delete", "--yes")
+    assert res.exit_code == 0 and "deleting" in res.stdout
+    assert [r.action for r in api_calls(sandbox, before)][-1] == "DeleteService"
+    record = sandbox.get_service("ops_svc")
+    assert record is None or record["status"] == "Deleting"
