@@ -306,39 +306,6 @@ def with_image_version(spec: Spec, version: str) -> Spec:
     return Spec(spec.file, data, spec.edition, spec.env, list(spec.warnings), spec.user, spec.positions)
 
 
-def rewrite_image_version(path: Path, version: str) -> bool:
-    """Set ``image.version`` in the spec file as a text edit of that one value (or one added line),
-    so comments and layout stay exactly as they were; True if the file changed."""
-    from ruamel.yaml import YAML
-
-    from .project import write_atomic
-
-    text = path.read_text(encoding="utf-8")
-    doc = YAML().load(text)
-    image = doc.get("image") if doc is not None else None
-    lines = text.splitlines(keepends=True)
-    value = f'"{version}"'
-    if image is not None and "version" in image:
-        if str(image["version"]) == version:
-            return False
-        line, col = image.lc.value("version")
-        match = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s,#}]+").match(lines[line], col)
-        if match is None:
-            raise UsageError(f"{path}:{line + 1}: cannot find the value of image.version to rewrite")
-        lines[line] = lines[line][: match.start()] + value + lines[line][match.end() :]
-    elif image is None:
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        lines.append(f"image:\n  version: {value}\n")
-    elif image and not image.fa.flow_style():
-        first_line, indent = image.lc.key(next(iter(image)))
-        lines.insert(first_line, " " * indent + f"version: {value}\n")
-    else:
-        raise UsageError(f"{path}: cannot add image.version to this image mapping", f'add `version: {value}` under image')
-    write_atomic(path, "".join(lines))
-    return True
-
-
 # -- other operations ------------------------------------------------------------------------------
 def check_expire(expire: int) -> None:
     if not 1 <= expire <= MAX_SIGNED_URL_SECONDS:

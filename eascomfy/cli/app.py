@@ -271,3 +271,7 @@ def _argv_output(argv: list[str]) -> str | None:
 from .cloud import register as _register_cloud  # noqa: E402
 
 _register_cloud(app)
+
+from .storage_cmds import register as _register_storage  # noqa: E402
+
+_register_storage(app)

@@ -159,7 +159,9 @@ def update_image(
         )
         written = False
         if not (dry_run or no_write):
-            written = ops.rewrite_image_version(Path(spec.file), version)
+            from ..specfile import rewrite_image_version
+
+            written = rewrite_image_version(Path(spec.file), version)
             if written:
                 out.info(f"wrote image.version {version} to {spec.file}")
         data = {**result.to_dict(), "version": version, "file_written": written}
@@ -304,26 +306,22 @@ def delete(
 # -- sandbox and demo ------------------------------------------------------------------------------
 def sandbox(
     state: Annotated[Optional[Path], typer.Option("--state", help="Directory for the sandbox's state.")] = None,
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: a free one).")] = 0,
+    port: Annotated[int, typer.Option("--port", help="EAS OpenAPI port on 127.0.0.1 (0: a free one).")] = 0,
+    oss_port: Annotated[int, typer.Option("--oss-port", help="OSS port on 127.0.0.1 (0: a free one).")] = 0,
 ) -> None:
-    """Run the EAS OpenAPI sandbox until interrupted; first prints `export` lines to eval."""
+    """Run the sandbox (EAS OpenAPI + OSS emulators) until interrupted; first prints `export` lines to eval."""
     with session("sandbox", None) as out:
         import signal
         import threading
 
-        from ..sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
-        from ..sandbox.eas import EasSandbox
+        from ..sandbox.stack import SandboxStack
 
         stop_event = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-        with EasSandbox(state_dir=state, port=port) as sb:
-            sys.stdout.write(
-                f"export EASCOMFY_EAS_ENDPOINT={sb.url}\n"
-                f"export ALIBABA_CLOUD_ACCESS_KEY_ID={SANDBOX_ACCESS_KEY_ID}\n"
-                f"export ALIBABA_CLOUD_ACCESS_KEY_SECRET={SANDBOX_ACCESS_KEY_SECRET}\n"
-            )
+        with SandboxStack(state, eas_port=port, oss_port=oss_port) as stack:
+            sys.stdout.write("".join(f"export {k}={v}\n" for k, v in stack.env().items()))
             sys.stdout.flush()
-            out.info(f"EAS sandbox on {sb.url} (state in {sb.state_dir}); Ctrl-C to stop")
+            out.info(f"EAS sandbox on {stack.eas.url}, OSS on {stack.oss.url} (state in {stack.state_dir}); Ctrl-C to stop")
             try:
                 while not stop_event.wait(0.5):
                     pass
@@ -336,8 +334,8 @@ def demo(
     directory: Annotated[Optional[Path], typer.Option("--dir", help="Where to write the demo's eascomfy.yaml.")] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Run the main job end to end against an in-process sandbox: init, plan, deploy,
-    update-image, signed-url, status. Costs nothing; takes a few seconds."""
+    """Run the main job end to end against an in-process sandbox: init, storage init, models push,
+    plan, deploy, update-image, signed-url, status. Costs nothing; takes a few seconds."""
     with session("demo", output) as out:
         import contextlib
         import tempfile
@@ -346,39 +344,51 @@ def demo(
         from ..adapters.eas import EasClient, static_credential
         from ..core.spec import load_spec
         from ..project import init_spec
+        from ..specfile import rewrite_image_version
         from ..sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
-        from ..sandbox.eas import EasSandbox, Timings
+        from ..adapters.oss import OssClient, OssLocation
+        from ..sandbox.eas import Timings
+        from ..sandbox.stack import SandboxStack
+        from ..storage import CrcCache, MiB, Uploader, check_bucket, init_layout
 
         fast = Timings(creating=0.3, updating=0.3, ready=0.2, stopping=0.1, starting=0.2, deleting=0.1)
         poll = ops.Poll(first=0.1, probe=0.1)
         with contextlib.ExitStack() as stack:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eascomfy-demo-")))
             work = directory or scratch / "project"
-            sb = stack.enter_context(EasSandbox(state_dir=scratch / "sandbox", timings=fast))
-            out.info(f"[0/6] EAS sandbox on {sb.url} (nothing reaches the real cloud)")
-            region = sb.region
-            client = EasClient(
-                region, endpoint=sb.url, credential=static_credential(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET),
-                log=out.debug,
-            )
+            sandbox = stack.enter_context(SandboxStack(scratch / "sandbox", timings=fast))
+            out.info(f"[0/8] sandbox: EAS on {sandbox.eas.url}, OSS on {sandbox.oss.url} (nothing reaches the real cloud)")
+            region = sandbox.region
+            credential = static_credential(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET)
+            client = EasClient(region, endpoint=sandbox.eas.url, credential=credential, log=out.debug)
             path = init_spec(work, name="comfy_demo", region=region, edition="api",
                              oss="oss://eascomfy-demo/comfyui/", image_version="1.9", force=True)
-            out.info(f"[1/6] init: wrote {path} (API edition, image 1.9)")
+            out.info(f"[1/8] init: wrote {path} (API edition, image 1.9)")
             spec = load_spec(path)
-            out.info("[2/6] plan:")
+            loc = OssLocation.parse(spec.data["storage"]["oss"])
+            bucket = OssClient(loc.bucket, region, credential=credential, endpoint=sandbox.oss.url)
+            check_bucket(bucket, region, create=True)
+            created = init_layout(bucket, loc.prefix)
+            out.info(f"[2/8] storage init: bucket {loc.bucket} created, {len(created)} ComfyUI folders")
+            model = work / "demo_model.safetensors"
+            model.write_bytes(bytes(range(256)) * (3 * 4096))  # 3 MiB: three 1 MiB parts
+            uploader = Uploader(bucket, part_size=1 * MiB, workers=3, cache=CrcCache(scratch / "crc-cache.json"))
+            pushed = uploader.push_many([(model, loc.key(f"models/checkpoints/{model.name}"))])[0]
+            out.info(f"[3/8] models push: oss://{loc.bucket}/{pushed.key} ({pushed.parts} parts, CRC64 verified)")
+            out.info("[4/8] plan:")
             first_plan, _ = ops.plan_service(spec, client)
             for line in first_plan.lines():
                 out.info(f"  {line}")
-            out.info("[3/6] deploy:")
+            out.info("[5/8] deploy:")
             created = ops.deploy(spec, client, out, timeout=30, poll=poll)
-            out.info("[4/6] update-image 2.2:")
+            out.info("[6/8] update-image 2.2:")
             ops.check_image_update(spec, "2.2")
             updated = ops.deploy(ops.with_image_version(spec, "2.2"), client, out, timeout=30, poll=poll)
-            ops.rewrite_image_version(path, "2.2")
+            rewrite_image_version(path, "2.2")
             out.info(f"  wrote image.version 2.2 to {path}")
-            out.info("[5/6] signed-url (printed on stdout at the end)")
+            out.info("[7/8] signed-url (printed on stdout at the end)")
             url = client.signed_url(spec.name, 3600)
-            out.info("[6/6] status:")
+            out.info("[8/8] status:")
             live, events = ops.status(client, spec.name)
             for line in _status_text(live, region, events).splitlines():
                 out.info(f"  {line}")

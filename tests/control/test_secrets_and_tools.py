@@ -49,15 +49,24 @@ def test_sandbox_command_prints_eval_able_exports(tmp_path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        lines = [proc.stdout.readline().strip() for _ in range(4)]
         exports = dict(line.removeprefix("export ").split("=", 1) for line in lines)
         assert all(line.startswith("export ") for line in lines)
-        assert set(exports) == {"EASCOMFY_EAS_ENDPOINT", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"}
+        assert set(exports) == {
+            "EASCOMFY_EAS_ENDPOINT", "EASCOMFY_OSS_ENDPOINT", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+        }
         assert exports["EASCOMFY_EAS_ENDPOINT"].startswith("http://127.0.0.1:")
         try:
             urllib.request.urlopen(exports["EASCOMFY_EAS_ENDPOINT"] + "/api/v2/services", timeout=5)
         except urllib.error.HTTPError as exc:
             assert b"MissingAuthorization" in exc.read()
+        import oss2
+
+        auth = oss2.Auth(exports["ALIBABA_CLOUD_ACCESS_KEY_ID"], exports["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
+        bucket = oss2.Bucket(auth, exports["EASCOMFY_OSS_ENDPOINT"], "from-the-shell")
+        bucket.create_bucket()
+        bucket.put_object("k", b"v")
+        assert bucket.get_object("k").read() == b"v"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
@@ -67,7 +76,7 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     res = run_cli("demo", "--dir", str(tmp_path))
     assert res.exit_code == 0, res.stderr
     assert res.stdout.strip().startswith("http://127.0.0.1:") and "/webview/comfy_demo/" in res.stdout
-    for step in ("init", "plan", "deploy", "update-image 2.2", "signed-url", "status"):
+    for step in ("init", "storage init", "models push", "CRC64 verified", "plan", "deploy", "update-image 2.2", "signed-url", "status"):
         assert step in res.stderr
     assert 'version: "2.2"' in (tmp_path / "eascomfy.yaml").read_text()
 
@@ -114,7 +123,7 @@ def test_make_plan_actions() -> None:
 
 
 def test_rewrite_image_version_adds_the_key_keeping_layout(tmp_path) -> None:
-    from eascomfy.deploy import rewrite_image_version
+    from eascomfy.specfile import rewrite_image_version
 
     base = "name: x   # the name\nlist:\n    - a   # item\n"
     spec = tmp_path / "eascomfy.yaml"

@@ -1,0 +1,199 @@
+"""The OSS adapter: the only module that imports ``oss2``.
+
+Credentials come from the same chain as the control plane (``adapters.eas.default_credential``);
+``EASCOMFY_OSS_ENDPOINT`` points at another endpoint (the sandbox), otherwise the region's public
+endpoint is used. oss2's own client-side CRC check is off: eascomfy computes every CRC64 itself
+while reading the file once, and compares it with the server's ``x-oss-hash-crc64ecma``. Errors
+become ``CloudError`` here, in one place, without credentials or signatures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ..errors import CloudError, UsageError
+
+_OSS_URI = re.compile(r"^oss://(?P<bucket>[a-z0-9][a-z0-9-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
+
+
+@dataclass(frozen=True)
+class OssLocation:
+    bucket: str
+    prefix: str  # "" or ending with "/"
+
+    @classmethod
+    def parse(cls, uri: str) -> "OssLocation":
+        m = _OSS_URI.match(uri)
+        if not m:
+            raise UsageError(f"not an OSS URI: {uri!r}", "expected oss://bucket/prefix/")
+        prefix = m.group("prefix") or ""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return cls(m.group("bucket"), prefix)
+
+    def key(self, relative: str) -> str:
+        return self.prefix + relative.lstrip("/")
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    key: str
+    size: int
+    crc64: int | None
+    last_modified: float | None = None
+    etag: str = ""
+
+
+def endpoint_for(region: str) -> str:
+    """``EASCOMFY_OSS_ENDPOINT`` (e.g. the sandbox), else the region's public endpoint."""
+    override = os.environ.get("EASCOMFY_OSS_ENDPOINT")
+    return override or f"https://oss-{region}.aliyuncs.com"
+
+
+def map_error(exc: BaseException, what: str) -> CloudError:
+    import oss2
+
+    if isinstance(exc, oss2.exceptions.OssError):
+        status = getattr(exc, "status", None)
+        code = getattr(exc, "code", None) or None
+        message = getattr(exc, "message", "") or str(code or "OSS error")
+        if status == -2 or code is None and status and status < 0:  # oss2's RequestError: no answer
+            return CloudError(f"{what}: cannot reach OSS ({type(exc).__name__})", code="ConnectionError", status=status)
+        hint = {
+            "SignatureDoesNotMatch": "check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "InvalidAccessKeyId": "check ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "NoSuchBucket": "create it with `eascomfy storage init --create-bucket`",
+            "AccessDenied": "the RAM user needs oss:PutObject/GetObject/ListObjects on the bucket",
+        }.get(code or "")
+        return CloudError(f"{what}: {message}", code=code, request_id=getattr(exc, "request_id", None), status=status, hint=hint)
+    return CloudError(f"{what}: {type(exc).__name__}", code="ConnectionError")
+
+
+class OssClient:
+    """One bucket, through oss2, with errors mapped and CRC checking done by the caller."""
+
+    def __init__(self, bucket: str, region: str, credential: Any = None, endpoint: str | None = None) -> None:
+        import oss2
+
+        from .eas import default_credential
+
+        cred = (credential or default_credential()).get_credential()
+        if cred.security_token:
+            auth: Any = oss2.StsAuth(cred.access_key_id, cred.access_key_secret, cred.security_token)
+        else:
+            auth = oss2.Auth(cred.access_key_id, cred.access_key_secret)
+        self.name = bucket
+        self.region = region
+        self._bucket = oss2.Bucket(auth, endpoint or endpoint_for(region), bucket, enable_crc=False, connect_timeout=30)
+
+    def __repr__(self) -> str:  # never the auth object
+        return f"OssClient(bucket={self.name!r}, region={self.region!r})"
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        import oss2
+
+        try:
+            return fn(*args, **kwargs)
+        except (oss2.exceptions.OssError, OSError) as exc:
+            raise map_error(exc, what) from None
+
+    # -- bucket -------------------------------------------------------------------------------
+    def bucket_region(self) -> str | None:
+        """The bucket's region, or None when it does not exist."""
+        import oss2
+
+        try:
+            location = self._bucket.get_bucket_location().location
+        except oss2.exceptions.NoSuchBucket:
+            return None
+        except (oss2.exceptions.OssError, OSError) as exc:
+            raise map_error(exc, f"bucket {self.name}") from None
+        return location[4:] if location.startswith("oss-") else location
+
+    def create_bucket(self) -> None:
+        self._call(f"create bucket {self.name}", self._bucket.create_bucket)
+
+    # -- objects ------------------------------------------------------------------------------
+    def head(self, key: str) -> RemoteObject | None:
+        import oss2
+
+        try:
+            meta = self._bucket.head_object(key)
+        except oss2.exceptions.NotFound:
+            return None
+        except (oss2.exceptions.OssError, OSError) as exc:
+            raise map_error(exc, f"oss://{self.name}/{key}") from None
+        crc = meta.headers.get("x-oss-hash-crc64ecma")
+        return RemoteObject(key, meta.content_length, int(crc) if crc else None, meta.last_modified, meta.etag or "")
+
+    def put(self, key: str, data: bytes) -> tuple[int | None, str]:
+        """Upload ``data``; (the server's CRC64, the ETag)."""
+        result = self._call(f"upload oss://{self.name}/{key}", self._bucket.put_object, key, data)
+        return (int(result.crc) if result.crc is not None else None), result.etag or ""
+
+    def list(self, prefix: str, delimiter: str = "") -> Iterator[tuple[str, int, bool, str]]:
+        """(key, size, is_folder, etag) under ``prefix``, paging through ListObjectsV2."""
+        token = ""
+        while True:
+            page = self._call(
+                f"list oss://{self.name}/{prefix}",
+                self._bucket.list_objects_v2,
+                prefix=prefix,
+                delimiter=delimiter,
+                continuation_token=token,
+                max_keys=1000,
+            )
+            for p in page.prefix_list:
+                yield p, 0, True, ""
+            for obj in page.object_list:
+                yield obj.key, obj.size, False, obj.etag
+            if not page.is_truncated:
+                return
+            token = page.next_continuation_token
+
+    def download(self, key: str, dest: str) -> None:
+        self._call(f"download oss://{self.name}/{key}", self._bucket.get_object_to_file, key, dest)
+
+    # -- multipart ----------------------------------------------------------------------------
+    def init_multipart(self, key: str) -> str:
+        return self._call(f"start upload of oss://{self.name}/{key}", self._bucket.init_multipart_upload, key).upload_id
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> tuple[str, int | None]:
+        result = self._call(
+            f"upload part {number} of oss://{self.name}/{key}", self._bucket.upload_part, key, upload_id, number, data
+        )
+        return result.etag, int(result.crc) if result.crc is not None else None
+
+    def list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None:
+        """Parts already stored for an upload (number -> (etag, size)), or None if it is gone."""
+        import oss2
+
+        parts: dict[int, tuple[str, int]] = {}
+        marker = "0"
+        while True:
+            try:
+                page = self._bucket.list_parts(key, upload_id, marker=marker)
+            except oss2.exceptions.NoSuchUpload:
+                return None
+            except (oss2.exceptions.OssError, OSError) as exc:
+                raise map_error(exc, f"resume oss://{self.name}/{key}") from None
+            for p in page.parts:
+                parts[p.part_number] = (p.etag, p.size)
+            if not page.is_truncated:
+                return parts
+            marker = page.next_marker
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> tuple[int | None, str]:
+        import oss2
+
+        infos = [oss2.models.PartInfo(n, etag) for n, etag in parts]
+        result = self._call(
+            f"finish upload of oss://{self.name}/{key}", self._bucket.complete_multipart_upload, key, upload_id, infos
+        )
+        return (int(result.crc) if result.crc is not None else None), result.etag or ""
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._call(f"abort upload of oss://{self.name}/{key}", self._bucket.abort_multipart_upload, key, upload_id)

@@ -1,0 +1,60 @@
+"""The whole sandbox at once: the EAS OpenAPI and OSS emulators side by side, sharing one state
+directory and the sandbox's AccessKey pair. Used by `eascomfy sandbox`, `eascomfy demo` and tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
+from .eas import EasSandbox, Timings
+from .oss import OssSandbox
+
+
+class SandboxStack:
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        *,
+        eas_port: int = 0,
+        oss_port: int = 0,
+        timings: Timings | None = None,
+        region: str = "cn-hangzhou",
+    ) -> None:
+        self._own_dir = state_dir is None
+        self.state_dir = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="eascomfy-sandbox-"))
+        self.region = region
+        self.eas = EasSandbox(state_dir=self.state_dir, port=eas_port, timings=timings, region=region)
+        self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region)
+
+    def start(self) -> "SandboxStack":
+        self.eas.start()
+        try:
+            self.oss.start()
+        except BaseException:
+            self.eas.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.oss.stop()
+        self.eas.stop()
+        if self._own_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> "SandboxStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        """The environment that points eascomfy (and the SDKs) at this sandbox."""
+        return {
+            "EASCOMFY_EAS_ENDPOINT": self.eas.url,
+            "EASCOMFY_OSS_ENDPOINT": self.oss.url,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": SANDBOX_ACCESS_KEY_ID,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SANDBOX_ACCESS_KEY_SECRET,
+        }

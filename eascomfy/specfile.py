@@ -1,0 +1,70 @@
+"""Edits of the user's spec file that keep its comments and layout (``update-image``,
+``wheels push``): each is a text edit of the lines concerned, located with ruamel.yaml."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import UsageError
+from .project import write_atomic
+
+
+def rewrite_image_version(path: Path, version: str) -> bool:
+    """Set ``image.version`` in the spec file as a text edit of that one value (or one added line),
+    so comments and layout stay exactly as they were; True if the file changed."""
+    from ruamel.yaml import YAML
+
+    text = path.read_text(encoding="utf-8")
+    doc = YAML().load(text)
+    image = doc.get("image") if doc is not None else None
+    lines = text.splitlines(keepends=True)
+    value = f'"{version}"'
+    if image is not None and "version" in image:
+        if str(image["version"]) == version:
+            return False
+        line, col = image.lc.value("version")
+        match = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s,#}]+").match(lines[line], col)
+        if match is None:
+            raise UsageError(f"{path}:{line + 1}: cannot find the value of image.version to rewrite")
+        lines[line] = lines[line][: match.start()] + value + lines[line][match.end() :]
+    elif image is None:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines.append(f"image:\n  version: {value}\n")
+    elif image and not image.fa.flow_style():
+        first_line, indent = image.lc.key(next(iter(image)))
+        lines.insert(first_line, " " * indent + f"version: {value}\n")
+    else:
+        raise UsageError(f"{path}: cannot add image.version to this image mapping", f'add `version: {value}` under image')
+    write_atomic(path, "".join(lines))
+    return True
+
+
+def add_wheels(path: Path, wheels: list[str]) -> list[str]:
+    """Append wheel file names to the spec's ``wheels:`` list (created if absent); returns those
+    added. Block lists get one ``- name`` line each under the last item; flow lists are rewritten
+    on their line; other lines are untouched."""
+    from ruamel.yaml import YAML
+
+    text = path.read_text(encoding="utf-8")
+    doc = YAML().load(text)
+    current = doc.get("wheels") if doc is not None else None
+    new = [w for w in dict.fromkeys(wheels) if w not in (current or [])]
+    if not new:
+        return []
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    if current is None:
+        lines.append("wheels:\n" + "".join(f"  - {w}\n" for w in new))
+    elif current.fa.flow_style() or not current:
+        line, col = doc.lc.value("wheels")
+        end = lines[line].index("]", col) + 1
+        items = ", ".join([*map(str, current), *new])
+        lines[line] = lines[line][:col] + f"[{items}]" + lines[line][end:]
+    else:
+        last_line, indent = current.lc.item(len(current) - 1)
+        lines[last_line + 1 : last_line + 1] = [" " * (indent - 2) + f"- {w}\n" for w in new]
+    write_atomic(path, "".join(lines))
+    return new

@@ -1,0 +1,453 @@
+"""Files to and from the mounted OSS folder: resumable parallel uploads with end-to-end CRC64.
+
+- Large files go up as multipart uploads with at most ``workers`` parts in flight, so memory is
+  bounded by ``workers * part_size`` whatever the file size.
+- An interrupted upload (Ctrl-C, kill -9, a dropped network) leaves a checkpoint with the upload
+  id; the next run asks OSS which parts it has (ListParts) and sends only the rest.
+- Every part's CRC64 is computed while it is read and compared with OSS's answer; the object's
+  CRC64 is combined from the parts and compared with the completed object's: a mismatch is an
+  error, never a silent success.
+- Unchanged files are skipped without being read again: a small cache maps (path, size, mtime) to
+  the file's CRC64 and the ETag OSS gave it. One listing of the target folder (not one request a
+  file) then tells which files are already there, unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from .crc64 import combine, crc64
+from .errors import CloudError, EascomfyError, UsageError
+from .project import write_atomic
+
+MiB = 1024 * 1024
+DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_WORKERS = 4
+
+# ComfyUI's folders under the mounted data directory (EAS creates them on first start too).
+MODEL_KINDS = (
+    "checkpoints",
+    "loras",
+    "vae",
+    "clip",
+    "clip_vision",
+    "controlnet",
+    "diffusion_models",
+    "unet",
+    "text_encoders",
+    "upscale_models",
+    "embeddings",
+    "style_models",
+    "styles",
+    "ipadapter",
+)
+LAYOUT = (*(f"models/{k}/" for k in MODEL_KINDS), "models/whl/", "custom_nodes/", "input/", "output/", "temp/")
+SKIP_IN_NODES = {"__pycache__", ".git", ".github", ".DS_Store", ".venv", "node_modules"}
+
+
+class Bucket(Protocol):  # what this module needs of adapters.oss.OssClient
+    name: str
+    region: str
+
+    def head(self, key: str) -> Any: ...
+    def put(self, key: str, data: bytes) -> tuple[int | None, str]: ...
+    def list(self, prefix: str, delimiter: str = "") -> Iterator[tuple[str, int, bool, str]]: ...
+    def init_multipart(self, key: str) -> str: ...
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> tuple[str, int | None]: ...
+    def list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None: ...
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> tuple[int | None, str]: ...
+    def bucket_region(self) -> str | None: ...
+    def create_bucket(self) -> None: ...
+    def download(self, key: str, dest: str) -> None: ...
+
+
+def state_dir() -> Path:
+    """Where eascomfy keeps local state (upload checkpoints, the CRC cache)."""
+    base = os.environ.get("EASCOMFY_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eascomfy"
+    )
+    return Path(base)
+
+
+# -- the bucket itself ---------------------------------------------------------------------------
+def check_bucket(bucket: Bucket, region: str, *, create: bool = False) -> bool:
+    """Refuse a missing bucket or one in another region before any data is sent; True if created."""
+    actual = bucket.bucket_region()
+    if actual is None and create:
+        bucket.create_bucket()
+        return True
+    if actual is None:
+        raise CloudError(
+            f"bucket {bucket.name} does not exist",
+            code="NoSuchBucket",
+            hint="create it with `eascomfy storage init --create-bucket`",
+        )
+    if actual != region:
+        raise CloudError(
+            f"bucket {bucket.name} is in {actual} but the service is in {region}; EAS mounts buckets of its own region only",
+            code="BucketRegionMismatch",
+        )
+    return False
+
+
+def init_layout(bucket: Bucket, prefix: str) -> list[str]:
+    """Create the folders ComfyUI expects under ``prefix`` (idempotent); returns the keys created.
+
+    Two listings (the prefix and its models/) tell what is there, as marker objects or as
+    folders that already hold files."""
+    existing: set[str] = set()
+    for folder in (prefix, prefix + "models/"):
+        existing.update(key for key, _, _, _ in bucket.list(folder, "/"))
+    created = []
+    for folder in LAYOUT:
+        if prefix + folder not in existing:
+            bucket.put(prefix + folder, b"")
+            created.append(prefix + folder)
+    return created
+
+
+# -- the local cache -----------------------------------------------------------------------------
+class CrcCache:
+    """(absolute path, size, mtime_ns) -> (CRC64, remote ETag), persisted as one small JSON file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or state_dir() / "crc-cache.json"
+        self._lock = threading.Lock()
+        try:
+            self._data: dict[str, list[Any]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self._data = {}
+        self._dirty = False
+
+    def get(self, file: Path, st: os.stat_result) -> tuple[int, str] | None:
+        entry = self._data.get(str(file.resolve()))
+        if entry and len(entry) == 4 and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            return entry[2], entry[3]
+        return None
+
+    def put(self, file: Path, st: os.stat_result, crc: int, etag: str) -> None:
+        with self._lock:
+            self._data[str(file.resolve())] = [st.st_size, st.st_mtime_ns, crc, etag]
+            self._dirty = True
+
+    def save(self) -> None:
+        with self._lock:
+            if self._dirty:
+                write_atomic(self.path, json.dumps(self._data))
+                self._dirty = False
+
+
+@dataclass
+class PushResult:
+    file: str
+    key: str
+    size: int
+    crc64: int
+    skipped: bool = False
+    parts: int = 0
+    resumed_parts: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_crc64(path: Path, chunk: int = 8 * MiB) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            crc = crc64(block, crc)
+    return crc
+
+
+@dataclass
+class Listing:
+    """What one listing of a folder said: key -> (size, etag). Absent keys are known absent."""
+
+    prefix: str
+    objects: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+class Uploader:
+    def __init__(
+        self,
+        bucket: Bucket,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        workers: int = DEFAULT_WORKERS,
+        cache: CrcCache | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        if part_size < 100 * 1024:
+            raise UsageError("--part-size must be at least 100 KiB (an OSS limit)")
+        if workers < 1:
+            raise UsageError("--workers must be at least 1")
+        self.bucket = bucket
+        self.part_size = part_size
+        self.workers = workers
+        self.cache = cache or CrcCache()
+        self.progress = progress or (lambda n: None)
+
+    def push_many(self, pairs: Iterable[tuple[Path, str]]) -> list[PushResult]:
+        """Upload (file, key) pairs; each target folder is listed once to find unchanged files."""
+        pairs = list(pairs)
+        listings: dict[str, Listing] = {}
+        for _, key in pairs:
+            folder = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+            if folder not in listings:
+                listing = Listing(folder)
+                for k, size, is_dir, etag in self.bucket.list(folder, "/"):
+                    if not is_dir:
+                        listing.objects[k] = (size, etag)
+                listings[folder] = listing
+        results = []
+        try:
+            for file, key in pairs:
+                folder = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+                results.append(self.push(file, key, listings[folder]))
+        finally:
+            self.cache.save()
+        return results
+
+    def push(self, file: Path, key: str, listing: Listing | None = None) -> PushResult:
+        start = time.monotonic()
+        st = file.stat()
+        known = self.cache.get(file, st)
+        if listing is not None:
+            listed = listing.objects.get(key)
+            if listed and known and listed == (st.st_size, known[1]):
+                self.progress(st.st_size)
+                return PushResult(str(file), key, st.st_size, known[0], skipped=True)
+            remote = self.bucket.head(key) if listed and listed[0] == st.st_size else None
+        else:
+            remote = self.bucket.head(key)
+        if remote is not None and remote.size == st.st_size and remote.crc64 is not None:
+            local = known[0] if known is not None else file_crc64(file)
+            if local == remote.crc64:
+                self.cache.put(file, st, local, remote.etag)
+                self.progress(st.st_size)
+                return PushResult(str(file), key, st.st_size, local, skipped=True)
+        if st.st_size <= self.part_size:
+            result, etag = self._put_small(file, key)
+        else:
+            result, etag = self._put_multipart(file, key, st)
+        self.cache.put(file, st, result.crc64, etag)
+        result.seconds = time.monotonic() - start
+        return result
+
+    def _put_small(self, file: Path, key: str) -> tuple[PushResult, str]:
+        data = file.read_bytes()
+        local = crc64(data)
+        remote, etag = _retrying(lambda: self.bucket.put(key, data))
+        _verify(key, local, remote)
+        self.progress(len(data))
+        return PushResult(str(file), key, len(data), local, parts=1), etag
+
+    # -- multipart with resume ------------------------------------------------------------
+    def _checkpoint_path(self, file: Path, key: str, st: os.stat_result) -> Path:
+        ident = f"{self.bucket.name}\0{key}\0{file.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{self.part_size}"
+        return state_dir() / "uploads" / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
+
+    def _resume(self, checkpoint: Path, key: str) -> tuple[str | None, dict[int, dict[str, Any]]]:
+        """The upload id and parts a checkpoint names, keeping only parts OSS still has."""
+        try:
+            saved = json.loads(checkpoint.read_text())
+            upload_id, parts = saved["upload_id"], saved["parts"]
+        except (OSError, ValueError, KeyError):
+            return None, {}
+        listed = self.bucket.list_parts(key, upload_id)
+        if listed is None:
+            return None, {}
+        done = {int(n): p for n, p in parts.items() if int(n) in listed and listed[int(n)][0] == p["etag"]}
+        return upload_id, done
+
+    def _put_multipart(self, file: Path, key: str, st: os.stat_result) -> tuple[PushResult, str]:
+        size = st.st_size
+        count = (size + self.part_size - 1) // self.part_size
+        checkpoint = self._checkpoint_path(file, key, st)
+        upload_id, done = self._resume(checkpoint, key)
+        if upload_id is None:
+            upload_id = _retrying(lambda: self.bucket.init_multipart(key))
+        resumed = len(done)
+        lock = threading.Lock()
+
+        def save() -> None:
+            write_atomic(checkpoint, json.dumps({"upload_id": upload_id, "key": key, "parts": done}))
+
+        save()
+        self.progress(sum(p["size"] for p in done.values()))
+
+        def send(n: int) -> None:
+            offset = (n - 1) * self.part_size
+            length = min(self.part_size, size - offset)
+            with open(file, "rb") as fh:
+                data = os.pread(fh.fileno(), length, offset)
+            if len(data) != length:
+                raise EascomfyError(f"{file} changed while it was uploaded", "push it again")
+            local = crc64(data)
+            etag, remote = _retrying(lambda: self.bucket.upload_part(key, upload_id, n, data))
+            _verify(f"{key} part {n}", local, remote)
+            with lock:
+                done[n] = {"etag": etag, "crc64": local, "size": length}
+                save()
+            self.progress(length)
+
+        _bounded_parallel(send, [n for n in range(1, count + 1) if n not in done], self.workers)
+        whole = done[1]["crc64"]
+        for n in range(2, count + 1):
+            whole = combine(whole, done[n]["crc64"], done[n]["size"])
+        remote, etag = _retrying(
+            lambda: self.bucket.complete_multipart(key, upload_id, [(n, done[n]["etag"]) for n in range(1, count + 1)])
+        )
+        _verify(key, whole, remote)
+        checkpoint.unlink(missing_ok=True)
+        return PushResult(str(file), key, size, whole, parts=count, resumed_parts=resumed), etag
+
+
+def _bounded_parallel(fn: Callable[[int], None], items: list[int], workers: int) -> None:
+    """Run ``fn`` over ``items`` with at most ``workers`` in flight; the first error stops it."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="eascomfy-upload") as pool:
+        running: set[Future[None]] = set()
+        try:
+            for item in items:
+                running.add(pool.submit(fn, item))
+                if len(running) >= workers:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        f.result()
+            for f in running:
+                f.result()
+        except BaseException:
+            for f in running:
+                f.cancel()
+            raise
+
+
+def _retrying(call: Callable[[], Any], attempts: int = 5, base: float = 0.2) -> Any:
+    """Retry a call that is safe to repeat (a part or whole-object upload of the same bytes) on
+    5xx, throttling and connection errors, with exponential backoff and jitter."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except CloudError as exc:
+            transient = exc.code == "ConnectionError" or (exc.status or 0) >= 500 or (exc.code or "").startswith("Throttl")
+            if not transient or attempt == attempts - 1:
+                raise
+            time.sleep(base * 2**attempt * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def _verify(what: str, local: int, remote: int | None) -> None:
+    if remote is None:
+        raise CloudError(f"{what}: OSS did not return a CRC64; cannot verify the upload", code="NoCrc64")
+    if remote != local:
+        raise CloudError(
+            f"{what}: CRC64 mismatch (local {local}, OSS {remote}); the stored data is not what was sent",
+            code="CrcMismatch",
+            hint="push again; the object was not accepted as correct",
+        )
+
+
+# -- what goes where ------------------------------------------------------------------------------
+def node_files(folder: Path) -> Iterator[tuple[Path, str]]:
+    """(file, path relative to the custom_nodes/ root) for a custom node folder, skipping caches."""
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder", "nodes push takes custom node folders")
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_IN_NODES)
+        for name in sorted(files):
+            if name in SKIP_IN_NODES or name.endswith(".pyc"):
+                continue
+            path = Path(root) / name
+            yield path, f"{folder.name}/{path.relative_to(folder).as_posix()}"
+
+
+def safe_local_path(dest: Path, remote_name: str) -> Path | None:
+    """Where ``remote_name`` lands under ``dest``, or None if it would escape it."""
+    if not remote_name or "\x00" in remote_name or remote_name.startswith(("/", "\\")):
+        return None
+    if len(remote_name) > 1 and remote_name[1] == ":":  # a Windows drive letter
+        return None
+    parts = remote_name.replace("\\", "/").split("/")
+    if ".." in parts:
+        return None
+    target = (dest / "/".join(p for p in parts if p not in ("", "."))).resolve()
+    root = dest.resolve()
+    return target if root in target.parents else None
+
+
+def pull(bucket: Bucket, prefix: str, dest: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Download every object under ``prefix`` into ``dest``; names escaping ``dest`` are refused."""
+    dest.mkdir(parents=True, exist_ok=True)
+    pulled, refused = [], []
+    for key, size, _, _ in bucket.list(prefix):
+        name = key[len(prefix):]
+        if not name or name.endswith("/"):
+            continue
+        target = safe_local_path(dest, name)
+        if target is None:
+            refused.append(name)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        bucket.download(key, str(target))
+        pulled.append({"name": name, "size": size, "path": str(target)})
+    return pulled, refused
+
+
+# -- declarative models (storage sync) -------------------------------------------------------------
+@dataclass
+class SyncItem:
+    name: str
+    kind: str
+    key: str
+    action: str  # upload | ok | missing | mismatch
+    file: str | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_sync(bucket: Bucket, prefix: str, models: list[dict[str, Any]], base_dir: Path, cache: CrcCache) -> list[SyncItem]:
+    """Compare the spec's ``models`` with the mount: what to upload, what is fine, what is wrong."""
+    items = []
+    for i, entry in enumerate(models):
+        if not entry.get("file") and not entry.get("name"):
+            raise UsageError(f"models[{i}]: set file (to upload) or name (already on the mount)")
+        local = (base_dir / entry["file"]) if entry.get("file") else None
+        name = entry.get("name") or Path(entry["file"]).name
+        key = f"{prefix}models/{entry['kind']}/{name}"
+        remote = bucket.head(key)
+        item = SyncItem(name, entry["kind"], key, "ok", str(local) if local else None)
+        if local is not None:
+            if not local.is_file():
+                raise UsageError(f"models[{i}].file: {local} not found")
+            st = local.stat()
+            known = cache.get(local, st)
+            local_crc = known[0] if known else None
+            if remote is None:
+                item.action, item.reason = "upload", "not on the mount"
+            elif remote.size != st.st_size:
+                item.action, item.reason = "upload", f"size differs ({remote.size} on the mount, {st.st_size} here)"
+            else:
+                local_crc = local_crc if local_crc is not None else file_crc64(local)
+                cache.put(local, st, local_crc, remote.etag if remote.crc64 == local_crc else "")
+                if remote.crc64 != local_crc:
+                    item.action, item.reason = "upload", "content differs (CRC64)"
+        elif remote is None:
+            item.action, item.reason = "missing", "not on the mount and no local file to upload"
+        elif "size" in entry and entry["size"] != remote.size:
+            item.action, item.reason = "mismatch", f"size {remote.size}, expected {entry['size']}"
+        elif "crc64" in entry and entry["crc64"] != remote.crc64:
+            item.action, item.reason = "mismatch", f"CRC64 {remote.crc64}, expected {entry['crc64']}"
+        items.append(item)
+    return items
