@@ -226,40 +226,22 @@ def endpoint_for(region: str, override: str | None = None) -> tuple[str, str]:
 
 
 def default_credential() -> Any:
-    """The standard credential chain; its secret is registered for redaction once resolved.
+    """The standard credential chain (see adapters/credentials.py)."""
+    from .credentials import credential_client
 
-    The chain's first link (ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / _SECURITY_TOKEN) is read here,
-    at call time: alibabacloud_credentials reads those variables once, when it is imported."""
-    from alibabacloud_credentials.client import Client as CredentialClient
-    from alibabacloud_credentials.models import Config as CredentialConfig
-
-    key_id, secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"), os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    token = os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN")
     try:
-        if key_id and secret:
-            kind = "sts" if token else "access_key"
-            credential = CredentialClient(
-                CredentialConfig(type=kind, access_key_id=key_id, access_key_secret=secret, security_token=token)
-            )
-        else:
-            credential = CredentialClient()  # profiles, ECS RAM role, OIDC (RRSA), credentials URI
-        model = credential.get_credential()
+        return credential_client()
+    except CloudError:
+        raise
     except Exception as exc:
         raise map_error(exc)[0] from None
-    register_secret(model.access_key_secret)
-    register_secret(model.security_token)
-    return credential
 
 
 def static_credential(access_key_id: str, access_key_secret: str) -> Any:
     """An AccessKey pair given explicitly (the demo's sandbox pair)."""
-    from alibabacloud_credentials.client import Client as CredentialClient
-    from alibabacloud_credentials.models import Config as CredentialConfig
+    from .credentials import AccessKey, credential_client
 
-    register_secret(access_key_secret)
-    return CredentialClient(
-        CredentialConfig(type="access_key", access_key_id=access_key_id, access_key_secret=access_key_secret)
-    )
+    return credential_client(AccessKey(access_key_id, access_key_secret))
 
 
 class EasClient:

@@ -1,6 +1,6 @@
 """The OSS adapter: the only module that imports ``oss2``.
 
-Credentials come from the same chain as the control plane (``adapters.eas.default_credential``);
+Credentials come from the same chain as the control plane (``adapters.credentials``);
 ``EASCOMFY_OSS_ENDPOINT`` points at another endpoint (the sandbox), otherwise the region's public
 endpoint is used. oss2's own client-side CRC check is off: eascomfy computes every CRC64 itself
 while reading the file once, and compares it with the server's ``x-oss-hash-crc64ecma``. Errors
@@ -14,7 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from typing import TYPE_CHECKING
+
 from ..errors import CloudError, UsageError
+
+if TYPE_CHECKING:
+    from .credentials import AccessKey
 
 _OSS_URI = re.compile(r"^oss://(?P<bucket>[a-z0-9][a-z0-9-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
 
@@ -75,16 +80,13 @@ def map_error(exc: BaseException, what: str) -> CloudError:
 class OssClient:
     """One bucket, through oss2, with errors mapped and CRC checking done by the caller."""
 
-    def __init__(self, bucket: str, region: str, credential: Any = None, endpoint: str | None = None) -> None:
+    def __init__(self, bucket: str, region: str, key: "AccessKey | None" = None, endpoint: str | None = None) -> None:
         import oss2
 
-        from .eas import default_credential
+        from .credentials import access_key
 
-        cred = (credential or default_credential()).get_credential()
-        if cred.security_token:
-            auth: Any = oss2.StsAuth(cred.access_key_id, cred.access_key_secret, cred.security_token)
-        else:
-            auth = oss2.Auth(cred.access_key_id, cred.access_key_secret)
+        key = key or access_key()
+        auth: Any = oss2.StsAuth(key.id, key.secret, key.token) if key.token else oss2.Auth(key.id, key.secret)
         self.name = bucket
         self.region = region
         self._bucket = oss2.Bucket(auth, endpoint or endpoint_for(region), bucket, enable_crc=False, connect_timeout=30)

@@ -341,7 +341,8 @@ def demo(
         import tempfile
 
         from .. import deploy as ops
-        from ..adapters.eas import EasClient, static_credential
+        from ..adapters.credentials import AccessKey, credential_client
+        from ..adapters.eas import EasClient
         from ..core.spec import load_spec
         from ..project import init_spec
         from ..specfile import rewrite_image_version
@@ -359,14 +360,14 @@ def demo(
             sandbox = stack.enter_context(SandboxStack(scratch / "sandbox", timings=fast))
             out.info(f"[0/8] sandbox: EAS on {sandbox.eas.url}, OSS on {sandbox.oss.url} (nothing reaches the real cloud)")
             region = sandbox.region
-            credential = static_credential(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET)
-            client = EasClient(region, endpoint=sandbox.eas.url, credential=credential, log=out.debug)
+            key = AccessKey(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET)
+            client = EasClient(region, endpoint=sandbox.eas.url, credential=credential_client(key), log=out.debug)
             path = init_spec(work, name="comfy_demo", region=region, edition="api",
                              oss="oss://eascomfy-demo/comfyui/", image_version="1.9", force=True)
             out.info(f"[1/8] init: wrote {path} (API edition, image 1.9)")
             spec = load_spec(path)
             loc = OssLocation.parse(spec.data["storage"]["oss"])
-            bucket = OssClient(loc.bucket, region, credential=credential, endpoint=sandbox.oss.url)
+            bucket = OssClient(loc.bucket, region, key=key, endpoint=sandbox.oss.url)
             check_bucket(bucket, region, create=True)
             created = init_layout(bucket, loc.prefix)
             out.info(f"[2/8] storage init: bucket {loc.bucket} created, {len(created)} ComfyUI folders")
