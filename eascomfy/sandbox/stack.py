@@ -1,5 +1,7 @@
 """The whole sandbox at once: the EAS OpenAPI and OSS emulators side by side, sharing one state
-directory and the sandbox's AccessKey pair. Used by `eascomfy sandbox`, `eascomfy demo` and tests.
+directory and the sandbox's AccessKey pair, with a ComfyUI (or, for the API edition, the EAS queue
+in front of one) behind every service endpoint, its data directory on the OSS emulator. Used by
+`eascomfy sandbox`, `eascomfy demo` and tests.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .comfyui import Attachment, attach
 from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from .eas import EasSandbox, Timings
 from .oss import OssSandbox
@@ -22,23 +25,29 @@ class SandboxStack:
         oss_port: int = 0,
         timings: Timings | None = None,
         region: str = "cn-hangzhou",
+        job_seconds: float = 0.2,
     ) -> None:
         self._own_dir = state_dir is None
         self.state_dir = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="eascomfy-sandbox-"))
         self.region = region
         self.eas = EasSandbox(state_dir=self.state_dir, port=eas_port, timings=timings, region=region)
         self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region)
+        self.job_seconds = job_seconds
+        self.comfyui: Attachment | None = None
 
     def start(self) -> "SandboxStack":
         self.eas.start()
         try:
             self.oss.start()
+            self.comfyui = attach(self.eas, self.oss, job_seconds=self.job_seconds)
         except BaseException:
             self.eas.stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self.comfyui is not None:
+            self.comfyui.close()
         self.oss.stop()
         self.eas.stop()
         if self._own_dir:
