@@ -32,7 +32,8 @@ class Fault:
 
     kind: ``status`` (answer ``status``/``code`` instead of serving), ``throttle`` (code
     ``Throttling.User``, status 400 unless set; the emulator's error responder shapes it), ``slow``
-    (sleep ``delay`` seconds, then serve normally), ``drop`` (close the connection without an
+    (sleep ``delay`` seconds plus ``per_mib`` seconds per MiB of request body — a round trip and a
+    per-connection bandwidth, as over a real network — then serve normally), ``drop`` (close the connection without an
     answer), ``drop_body`` (serve, but cut the connection after part of the request body was read).
     ``times``: how many matching requests it hits; -1 for every one.
     ``method``/``path``/``action``: match filters (``path`` is a regex searched in the path;
@@ -44,6 +45,7 @@ class Fault:
     code: str = "InternalError"
     message: str = "injected fault"
     delay: float = 0.0
+    per_mib: float = 0.0
     times: int = 1
     method: str | None = None
     path: str | None = None
@@ -242,7 +244,7 @@ class SandboxServer:
             if fault is not None:
                 record.fault = fault.kind
                 if fault.kind == "slow":
-                    await asyncio.sleep(fault.delay)
+                    await asyncio.sleep(fault.delay + fault.per_mib * (request.content_length or 0) / 2**20)
                 elif fault.kind == "drop":
                     return _drop(request)
                 elif fault.kind == "drop_body":
