@@ -18,7 +18,8 @@ import pytest
 from tests.conftest import TESTS
 
 PKG = Path(__file__).resolve().parent.parent / "eascomfy"
-CLOUD_SDKS = ("alibabacloud_eas20210701", "alibabacloud_tea_openapi", "alibabacloud_credentials", "oss2", "eas_prediction")
+CLOUD_SDKS = ("alibabacloud_eas20210701", "alibabacloud_tea_openapi", "alibabacloud_credentials", "oss2", "eas_prediction",
+              "httpx", "websocket")
 FORBIDDEN_IN_CORE = CLOUD_SDKS + ("typer", "rich", "aiohttp", "httpx", "requests", "urllib3", "eascomfy.cli", "eascomfy.sandbox")
 
 
@@ -51,6 +52,8 @@ OFFLINE = [
     ["editions"],
     ["schema"],
     ["--version"],
+    ["check", str(TESTS / "fixtures" / "seed-workflow.api.json")],  # no spec or service at hand
+    ["check", "--offline", str(TESTS / "fixtures" / "seed-workflow.api.json")],
 ]
 
 PROBE = """

@@ -275,3 +275,7 @@ _register_cloud(app)
 from .storage_cmds import register as _register_storage  # noqa: E402
 
 _register_storage(app)
+
+from .workflow_cmds import register as _register_workflows  # noqa: E402
+
+_register_workflows(app)

@@ -334,70 +334,122 @@ def demo(
     directory: Annotated[Optional[Path], typer.Option("--dir", help="Where to write the demo's eascomfy.yaml.")] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Run the main job end to end against an in-process sandbox: init, storage init, models push,
-    plan, deploy, update-image, signed-url, status. Costs nothing; takes a few seconds."""
+    """Run the whole loop against an in-process sandbox: init, storage init, models and nodes push,
+    plan, deploy, update-image, check, submit, results (outputs pulled from the mount), a synchronous
+    run on a Standard-edition service, signed-url, status. Costs nothing; takes a few seconds."""
     with session("demo", output) as out:
         import contextlib
+        import json
         import tempfile
+        from importlib import resources
 
         from .. import deploy as ops
+        from .. import jobs
         from ..adapters.credentials import AccessKey, credential_client
         from ..adapters.eas import EasClient
-        from ..core.spec import load_spec
-        from ..project import init_spec
-        from ..specfile import rewrite_image_version
-        from ..sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
         from ..adapters.oss import OssClient, OssLocation
+        from ..core.spec import load_spec
+        from ..core.workflow import parse_workflow
+        from ..project import init_spec
+        from ..sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
         from ..sandbox.eas import Timings
         from ..sandbox.stack import SandboxStack
-        from ..storage import CrcCache, MiB, Uploader, check_bucket, init_layout
+        from ..specfile import rewrite_image_version
+        from ..storage import CrcCache, MiB, Uploader, check_bucket, init_layout, node_files
 
+        steps = 13
         fast = Timings(creating=0.3, updating=0.3, ready=0.2, stopping=0.1, starting=0.2, deleting=0.1)
         poll = ops.Poll(first=0.1, probe=0.1)
         with contextlib.ExitStack() as stack:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eascomfy-demo-")))
             work = directory or scratch / "project"
-            sandbox = stack.enter_context(SandboxStack(scratch / "sandbox", timings=fast))
-            out.info(f"[0/8] sandbox: EAS on {sandbox.eas.url}, OSS on {sandbox.oss.url} (nothing reaches the real cloud)")
+            sandbox = stack.enter_context(SandboxStack(scratch / "sandbox", timings=fast, job_seconds=0.1))
+            out.info(f"[0/{steps}] sandbox: EAS on {sandbox.eas.url}, OSS on {sandbox.oss.url} (nothing reaches the real cloud)")
             region = sandbox.region
             key = AccessKey(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET)
             client = EasClient(region, endpoint=sandbox.eas.url, credential=credential_client(key), log=out.debug)
             path = init_spec(work, name="comfy_demo", region=region, edition="api",
                              oss="oss://eascomfy-demo/comfyui/", image_version="1.9", force=True)
-            out.info(f"[1/8] init: wrote {path} (API edition, image 1.9)")
+            out.info(f"[1/{steps}] init: wrote {path} (API edition, image 1.9)")
             spec = load_spec(path)
             loc = OssLocation.parse(spec.data["storage"]["oss"])
             bucket = OssClient(loc.bucket, region, key=key, endpoint=sandbox.oss.url)
             check_bucket(bucket, region, create=True)
             created = init_layout(bucket, loc.prefix)
-            out.info(f"[2/8] storage init: bucket {loc.bucket} created, {len(created)} ComfyUI folders")
-            model = work / "demo_model.safetensors"
-            model.write_bytes(bytes(range(256)) * (3 * 4096))  # 3 MiB: three 1 MiB parts
+            out.info(f"[2/{steps}] storage init: bucket {loc.bucket} created, {len(created)} ComfyUI folders")
+            # Stand-ins for the guide's models and custom node (the sandbox only checks they are there).
+            models = work / "models"
+            models.mkdir(parents=True, exist_ok=True)
+            (models / "LandscapeBING_v10.safetensors").write_bytes(b"stand-in model\n" * 64)
+            (models / "svd_xt.safetensors").write_bytes(bytes(range(256)) * (3 * 4096))  # 3 MiB: three 1 MiB parts
+            vhs = work / "custom_nodes" / "ComfyUI-VideoHelperSuite"
+            vhs.mkdir(parents=True, exist_ok=True)
+            (vhs / "__init__.py").write_text("# stand-in for ComfyUI-VideoHelperSuite (VHS_VideoCombine)\n")
             uploader = Uploader(bucket, part_size=1 * MiB, workers=3, cache=CrcCache(scratch / "crc-cache.json"))
-            pushed = uploader.push_many([(model, loc.key(f"models/checkpoints/{model.name}"))])[0]
-            out.info(f"[3/8] models push: oss://{loc.bucket}/{pushed.key} ({pushed.parts} parts, CRC64 verified)")
-            out.info("[4/8] plan:")
+            pushed = uploader.push_many([(f, loc.key(f"models/checkpoints/{f.name}")) for f in sorted(models.iterdir())])
+            listed = ", ".join(f"oss://{loc.bucket}/{r.key} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
+            out.info(f"[3/{steps}] models push: {listed}, CRC64 verified")
+            nodes = uploader.push_many([(f, loc.key(f"custom_nodes/{rel}")) for f, rel in node_files(vhs)])
+            out.info(f"[4/{steps}] nodes push: {vhs.name} ({len(nodes)} file) to custom_nodes/")
+            out.info(f"[5/{steps}] plan:")
             first_plan, _ = ops.plan_service(spec, client)
             for line in first_plan.lines():
                 out.info(f"  {line}")
-            out.info("[5/8] deploy:")
-            created = ops.deploy(spec, client, out, timeout=30, poll=poll)
-            out.info("[6/8] update-image 2.2:")
+            out.info(f"[6/{steps}] deploy:")
+            created_result = ops.deploy(spec, client, out, timeout=30, poll=poll)
+            out.info(f"[7/{steps}] update-image 2.2:")
             ops.check_image_update(spec, "2.2")
             updated = ops.deploy(ops.with_image_version(spec, "2.2"), client, out, timeout=30, poll=poll)
             rewrite_image_version(path, "2.2")
             out.info(f"  wrote image.version 2.2 to {path}")
-            out.info("[7/8] signed-url (printed on stdout at the end)")
+
+            text = resources.files("eascomfy").joinpath("data", "seed-workflow.api.json").read_text(encoding="utf-8")
+            workflow_file = work / "seed-workflow.api.json"
+            workflow_file.write_text(text, encoding="utf-8")
+            flow = parse_workflow(json.loads(text), str(workflow_file))
+            problems = jobs.check_workflow(flow, mount=jobs.inventory(bucket, loc.prefix))
+            out.info(f"[8/{steps}] check {workflow_file.name}: {len(flow)} nodes, models and custom nodes on the mount: "
+                     f"{len(jobs.errors_only(problems))} problems")
+            for problem in problems:
+                out.info(f"  {problem.line()}")
+            live = client.require(spec.name)
+            target = jobs.Target(live.internet_endpoint, live.access_token, spec.name, spec.edition, spec)
+            journal = jobs.Journal(work / "jobs.jsonl")
+            with target.client(out) as service:
+                sent = jobs.submit(service, [(flow, [])], journal, out, prefix="txt2img")
+            out.info(f"[9/{steps}] submit: task {sent.task_ids[0]} queued (POST /api_prompt), journal {journal.path}")
+            outputs = work / "outputs"
+            got = jobs.results(target, journal, out, follow=True, storage=jobs.Storage(bucket, loc.prefix), download=outputs)
+            journal.close()
+            pulled = [f["path"] for r in got.written for f in r["files"]]
+            out.info(f"[10/{steps}] results: {len(got.written)} result from the sink, outputs pulled: "
+                     + ", ".join(Path(p).name for p in pulled))
+
+            std_path = init_spec(work / "standard", name="comfy_demo_std", region=region, edition="standard",
+                                 oss=spec.data["storage"]["oss"], image_version="2.2", force=True)
+            std_spec = load_spec(std_path)
+            out.info(f"[11/{steps}] run on a Standard-edition service (same mount):")
+            ops.deploy(std_spec, client, out, timeout=30, poll=poll)
+            std_live = client.require(std_spec.name)
+            with jobs.Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(out) as service:
+                ran = jobs.run(service, flow, out, out_dir=outputs / "run", timeout=60)
+            out.info(f"  prompt {ran.prompt_id}: {ran.status} in {ran.seconds:.1f} s, "
+                     + ", ".join(Path(f["path"]).name for f in ran.files))
+            out.info(f"[12/{steps}] signed-url (printed on stdout at the end)")
             url = client.signed_url(spec.name, 3600)
-            out.info("[8/8] status:")
+            out.info(f"[13/{steps}] status:")
             live, events = ops.status(client, spec.name)
             for line in _status_text(live, region, events).splitlines():
                 out.info(f"  {line}")
             data: dict[str, Any] = {
                 "file": str(path),
                 "service": spec.name,
-                "deploy_seconds": round(created.seconds, 3),
+                "deploy_seconds": round(created_result.seconds, 3),
                 "update_seconds": round(updated.seconds, 3),
+                "submitted": sent.task_ids,
+                "results": [{"task_id": r["task_id"], "ok": r["ok"], "files": [f["path"] for f in r["files"]]}
+                            for r in got.written],
+                "run": ran.to_dict(),
                 "status": live.to_dict(),
             }
             out.emit_secret(data, "signed_url", url)

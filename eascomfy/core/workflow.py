@@ -1,15 +1,21 @@
 """ComfyUI workflows as data: read an API-format workflow, refuse the UI format, and find the model
-files it references and the folder each belongs in.
+files it references and the folder each belongs in; check its graph, apply ``--set`` overrides,
+check it against a ComfyUI ``/object_info`` or what is on the mount, and read ComfyUI's answers
+(outputs, errors) into plain records. Pure: no network, no SDK.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from ..errors import SpecError, UsageError
+from .validate import did_you_mean
+
+Workflow = dict[str, dict[str, Any]]
 
 # Loader input name -> folder under models/ (ComfyUI's folder_paths names; `styles` as the PAI
 # guide says for the style model loader). Class-specific names win over the plain input name.
@@ -85,9 +91,7 @@ def model_refs(workflow: dict[str, dict[str, Any]]) -> list[ModelRef]:
         for name, value in (node.get("inputs") or {}).items():
             if not isinstance(value, str):
                 continue
-            kind = CLASS_INPUTS.get((cls, name)) or MODEL_INPUTS.get(name)
-            if kind is None and value.lower().endswith(MODEL_SUFFIXES) and name.endswith("_name"):
-                kind = name[: -len("_name")] + "s"
+            kind = model_kind(cls, name, value)
             if kind:
                 refs.append(ModelRef(str(node_id), cls, title(node), name, value, kind))
     return refs
@@ -99,3 +103,413 @@ def kind_for(workflow: dict[str, dict[str, Any]], filename: str) -> str | None:
     if len(kinds) > 1:
         raise UsageError(f"{filename} is used as {' and '.join(sorted(kinds))} in the workflow", "pass --kind")
     return kinds.pop() if kinds else None
+
+
+# -- problems ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a workflow: where (node id, title), what, and what to do.
+    ``severity`` is ``error`` or ``unverified`` (could not be checked: reported, not fatal)."""
+
+    node: str | None
+    title: str | None
+    message: str
+    hint: str | None = None
+    code: str = "error"
+    input: str | None = None
+    severity: str = "error"
+
+    def line(self) -> str:
+        where = f"node {self.node} ({self.title})" if self.node is not None else "workflow"
+        if self.input:
+            where += f" input {self.input!r}"
+        return f"{where}: {self.message}" + (f" ({self.hint})" if self.hint else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _problem(workflow: Workflow, node: str | None, message: str, **kw: Any) -> Problem:
+    return Problem(node, title(workflow[node]) if node in workflow else None, message, **kw)
+
+
+# -- the graph ---------------------------------------------------------------------------------------
+def is_link(value: Any) -> bool:
+    """An API-format input that is a link: ``[source node id, output index]``."""
+    return isinstance(value, list)
+
+
+def _link_parts(value: list[Any]) -> tuple[str, int] | None:
+    if len(value) != 2 or not isinstance(value[0], (str, int)) or isinstance(value[0], bool):
+        return None
+    if not isinstance(value[1], int) or isinstance(value[1], bool) or value[1] < 0:
+        return None
+    return str(value[0]), value[1]
+
+
+def graph_problems(workflow: Workflow, info: Mapping[str, Any] | None = None) -> list[Problem]:
+    """Malformed links, links to missing nodes, and (with ``info``, ComfyUI's ``/object_info``)
+    links to outputs a node does not have."""
+    problems = []
+    for node_id, node in workflow.items():
+        for name, value in (node.get("inputs") or {}).items():
+            if not is_link(value):
+                continue
+            parts = _link_parts(value)
+            if parts is None:
+                problems.append(_problem(workflow, node_id, f"malformed link {value!r}", code="bad_link", input=name,
+                                         hint="a link is [source node id, output index]; re-export the workflow"))
+                continue
+            source, slot = parts
+            if source not in workflow:
+                problems.append(_problem(workflow, node_id, f"links to node {source}, which is not in the workflow",
+                                         code="bad_link", input=name, hint=did_you_mean(source, workflow)
+                                         or "re-export the workflow with Workflow > Export (API)"))
+                continue
+            outputs = ((info or {}).get(workflow[source]["class_type"]) or {}).get("output")
+            if isinstance(outputs, list) and slot >= len(outputs):
+                problems.append(_problem(
+                    workflow, node_id,
+                    f"links to output {slot} of node {source} ({workflow[source]['class_type']}), "
+                    f"which has {len(outputs)} output{'s' if len(outputs) != 1 else ''}",
+                    code="bad_link", input=name, hint="reconnect the input in the WebUI and export again"))
+    return problems
+
+
+# -- --set NODE.inputs.FIELD=VALUE -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Override:
+    node: str  # a node id or a node title
+    field: str
+    value: Any
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> "Override":
+        """``NODE.inputs.FIELD=VALUE``; VALUE is JSON (``20``, ``1.5``, ``true``, ``"a b"``,
+        ``[1, 2]``), else plain text."""
+        target, eq, raw = text.partition("=")
+        node, sep, field = target.partition(".inputs.")
+        if not eq or not sep or not node or not field:
+            raise UsageError(f"--set {text!r}: expected NODE.inputs.FIELD=VALUE", 'e.g. --set 3.inputs.seed=42 --set 6.inputs.text="a cat"')
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        return cls(node.strip(), field.strip(), value, text)
+
+    @classmethod
+    def of(cls, item: Any) -> "list[Override]":
+        """Overrides from a matrix entry: a mapping ``{"3.inputs.seed": 1}`` or a list of
+        ``NODE.inputs.FIELD=VALUE`` strings."""
+        if isinstance(item, Mapping):
+            found = []
+            for key, value in item.items():
+                node, sep, field = str(key).partition(".inputs.")
+                if not sep:
+                    raise UsageError(f"matrix key {key!r}: expected NODE.inputs.FIELD", "e.g. {\"3.inputs.seed\": 42}")
+                found.append(cls(node, field, value, f"{key}={json.dumps(value)}"))
+            return found
+        if isinstance(item, list) and all(isinstance(x, str) for x in item):
+            return [cls.parse(x) for x in item]
+        if isinstance(item, str):
+            return [cls.parse(item)]
+        raise UsageError(f"matrix entry {item!r}: expected a mapping of NODE.inputs.FIELD to values, or a list of NODE.inputs.FIELD=VALUE")
+
+
+def resolve_node(workflow: Workflow, ref: str) -> str:
+    """A node id, or the id of the one node with that title."""
+    if ref in workflow:
+        return ref
+    titled = [node_id for node_id, node in workflow.items() if title(node) == ref]
+    if len(titled) == 1:
+        return titled[0]
+    if len(titled) > 1:
+        raise UsageError(f"--set: {len(titled)} nodes are titled {ref!r} (nodes {', '.join(titled)})", "use the node id")
+    choices = list(workflow) + [title(n) for n in workflow.values()]
+    listed = ", ".join(f"{i} ({title(n)})" for i, n in workflow.items())
+    raise UsageError(f"--set: no node {ref!r} in the workflow; nodes: {listed}", did_you_mean(ref, choices))
+
+
+def apply_overrides(workflow: Workflow, overrides: Iterable[Override]) -> Workflow:
+    """A copy of ``workflow`` with the overrides applied; unknown nodes or inputs are refused."""
+    result = copy.deepcopy(workflow)
+    for o in overrides:
+        node_id = resolve_node(result, o.node)
+        inputs = result[node_id].setdefault("inputs", {})
+        if o.field not in inputs:
+            known = ", ".join(inputs) or "none"
+            raise UsageError(
+                f"--set {o.text or o.field}: node {node_id} ({title(result[node_id])}) has no input {o.field!r}; inputs: {known}",
+                did_you_mean(o.field, inputs),
+            )
+        inputs[o.field] = o.value
+    return result
+
+
+# -- against ComfyUI's /object_info --------------------------------------------------------------------
+# Custom node packs (folder in custom_nodes/, lower case) -> the class-name prefixes they provide.
+NODE_PACKS: dict[str, tuple[str, ...]] = {
+    "comfyui-videohelpersuite": ("VHS_",),
+    "comfyui-impact-pack": ("Impact", "SAMLoader", "DetailerFor", "FaceDetailer", "UltralyticsDetectorProvider"),
+    "comfyui_ipadapter_plus": ("IPAdapter",),
+    "comfyui-advanced-controlnet": ("ACN_", "ControlNetLoaderAdvanced"),
+    "comfyui-animatediff-evolved": ("ADE_",),
+    "comfyui-kjnodes": ("KJ", "GetImageSize+", "ImageResizeKJ"),
+    "was-node-suite-comfyui": ("WAS_",),
+    "comfyui_controlnet_aux": ("AIO_Preprocessor", "DWPreprocessor", "OpenposePreprocessor", "CannyEdgePreprocessor"),
+    "rgthree-comfy": ("rgthree", "Power Lora Loader (rgthree)"),
+}
+PACK_NAMES = {  # how the pack folders are usually spelled (for hints)
+    "comfyui-videohelpersuite": "ComfyUI-VideoHelperSuite",
+    "comfyui-impact-pack": "ComfyUI-Impact-Pack",
+    "comfyui_ipadapter_plus": "ComfyUI_IPAdapter_plus",
+    "comfyui-advanced-controlnet": "ComfyUI-Advanced-ControlNet",
+    "comfyui-animatediff-evolved": "ComfyUI-AnimateDiff-Evolved",
+    "comfyui-kjnodes": "ComfyUI-KJNodes",
+    "was-node-suite-comfyui": "was-node-suite-comfyui",
+    "comfyui_controlnet_aux": "comfyui_controlnet_aux",
+    "rgthree-comfy": "rgthree-comfy",
+}
+# ComfyUI's own node classes (a subset: the common ones), which need no custom node folder.
+BUILTIN_NODES = frozenset("""
+KSampler KSamplerAdvanced CheckpointLoaderSimple CheckpointLoader ImageOnlyCheckpointLoader unCLIPCheckpointLoader
+CLIPTextEncode CLIPSetLastLayer CLIPLoader DualCLIPLoader TripleCLIPLoader CLIPVisionLoader CLIPVisionEncode
+VAEDecode VAEEncode VAEDecodeTiled VAEEncodeTiled VAEEncodeForInpaint VAELoader EmptyLatentImage LatentUpscale
+LatentUpscaleBy LatentComposite LatentBlend LatentCrop LatentFromBatch RepeatLatentBatch SetLatentNoiseMask
+SaveImage PreviewImage LoadImage LoadImageMask ImageScale ImageScaleBy ImageUpscaleWithModel UpscaleModelLoader
+ImageInvert ImageBatch ImagePadForOutpaint ImageCrop EmptyImage ImageBlend ImageBlur ImageSharpen
+LoraLoader LoraLoaderModelOnly ControlNetLoader DiffControlNetLoader ControlNetApply ControlNetApplyAdvanced
+UNETLoader StyleModelLoader StyleModelApply GLIGENLoader GLIGENTextBoxApply ConditioningCombine
+ConditioningAverage ConditioningConcat ConditioningSetArea ConditioningSetAreaPercentage ConditioningSetMask
+ConditioningZeroOut ConditioningSetTimestepRange InpaintModelConditioning SVD_img2vid_Conditioning
+VideoLinearCFGGuidance VideoTriangleCFGGuidance SaveAnimatedWEBP SaveAnimatedPNG ModelSamplingDiscrete
+ModelSamplingSD3 ModelSamplingFlux FluxGuidance CFGGuider BasicGuider BasicScheduler KSamplerSelect
+SamplerCustom SamplerCustomAdvanced RandomNoise EmptySD3LatentImage EmptyHunyuanLatentVideo PrimitiveNode
+Note CLIPTextEncodeSDXL CLIPTextEncodeFlux FreeU FreeU_V2 RescaleCFG PerturbedAttentionGuidance
+""".split())
+
+
+def pack_for(class_type: str) -> str | None:
+    """The custom node pack (lower-case folder name) that provides ``class_type``, if known."""
+    for pack, prefixes in NODE_PACKS.items():
+        if any(class_type.startswith(p) for p in prefixes):
+            return pack
+    return None
+
+
+def _missing_type(workflow: Workflow, node_id: str) -> Problem:
+    cls = workflow[node_id]["class_type"]
+    pack = pack_for(cls)
+    if pack:
+        hint = f"install {PACK_NAMES.get(pack, pack)}: eascomfy nodes push {PACK_NAMES.get(pack, pack)}/, then eascomfy restart"
+    else:
+        hint = f"install the custom node pack that provides {cls} (eascomfy nodes push DIR), then eascomfy restart"
+    return _problem(workflow, node_id, f"node type {cls} is not installed on the service (custom node pack missing)",
+                    code="missing_node", hint=hint)
+
+
+def _combo(spec: Any) -> list[Any] | None:
+    """The allowed values of a combo input spec (old ``[[...], opts]`` and new ``["COMBO", {"options"}]``)."""
+    if not isinstance(spec, list) or not spec:
+        return None
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict) and isinstance(spec[1].get("options"), list):
+        return spec[1]["options"]
+    return None
+
+
+def model_kind(class_type: str, input_name: str, value: Any) -> str | None:
+    """The models/ folder an input names a file of, if it is a model input."""
+    kind = CLASS_INPUTS.get((class_type, input_name)) or MODEL_INPUTS.get(input_name)
+    if kind is None and isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES) and input_name.endswith("_name"):
+        kind = input_name[: -len("_name")] + "s"
+    return kind
+
+
+def _missing_model(workflow: Workflow, node_id: str, name: str, filename: str, kind: str, elsewhere: str | None = None) -> Problem:
+    hint = f"eascomfy models push {filename} --kind {kind}"
+    if elsewhere:
+        hint = f"it is in models/{elsewhere}/; move it to models/{kind}/ or push it: {hint}"
+    return _problem(workflow, node_id, f"model {filename!r} is not in models/{kind}/ on the mount", code="missing_model",
+                    input=name, hint=hint)
+
+
+def object_info_problems(workflow: Workflow, info: Mapping[str, Any]) -> list[Problem]:
+    """What ComfyUI would refuse, from its ``/object_info``: unknown node types (a custom node pack
+    not installed), combo values not in the list (a model not in its folder), required inputs
+    missing, links to outputs a node does not have."""
+    problems = []
+    for node_id, node in workflow.items():
+        cls = node["class_type"]
+        if cls not in info:
+            problems.append(_missing_type(workflow, node_id))
+            continue
+        inputs = node.get("inputs") or {}
+        spec = (info[cls] or {}).get("input") or {}
+        for section in ("required", "optional"):
+            for name, input_spec in (spec.get(section) or {}).items():
+                if name not in inputs:
+                    if section == "required":
+                        problems.append(_problem(workflow, node_id, "required input is missing", code="missing_input",
+                                                 input=name, hint="re-export the workflow, or add it with --set"))
+                    continue
+                value = inputs[name]
+                allowed = _combo(input_spec)
+                if allowed is None or is_link(value) or value in allowed:
+                    continue
+                kind = model_kind(cls, name, value)
+                if kind is not None:
+                    problems.append(_missing_model(workflow, node_id, name, str(value), kind))
+                else:
+                    shown = ", ".join(map(str, allowed[:10])) + (" ..." if len(allowed) > 10 else "")
+                    problems.append(_problem(workflow, node_id, f"{value!r} is not one of: {shown}", code="value_not_in_list",
+                                             input=name, hint=did_you_mean(str(value), map(str, allowed))))
+    return problems + graph_problems(workflow, info)
+
+
+# -- against what is on the mount ----------------------------------------------------------------------
+def mount_problems(workflow: Workflow, models: Mapping[str, set[str]], packs: set[str]) -> list[Problem]:
+    """Models not in their ``models/<kind>/`` folder (``models``: kind -> file names there) and node
+    types whose pack is not in ``custom_nodes/`` (``packs``: lower-case folder names). Types that
+    are neither built in nor in the pack table are reported as unverified."""
+    problems = []
+    for ref in model_refs(workflow):
+        if ref.filename in models.get(ref.kind, set()):
+            continue
+        elsewhere = next((k for k, names in sorted(models.items()) if ref.filename in names), None)
+        problems.append(_missing_model(workflow, ref.node, ref.input, ref.filename, ref.kind, elsewhere))
+    for node_id, node in workflow.items():
+        cls = node["class_type"]
+        if cls in BUILTIN_NODES:
+            continue
+        pack = pack_for(cls)
+        if pack is None:
+            problems.append(_problem(workflow, node_id, f"cannot verify node type {cls}: not a built-in node eascomfy knows, "
+                                     "and no known custom node pack provides it", code="unverified", severity="unverified",
+                                     hint="check it on a running Standard-edition service (eascomfy check with its endpoint)"))
+        elif pack not in packs:
+            problems.append(_missing_type(workflow, node_id))
+    return problems
+
+
+# -- what ComfyUI answers ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutputFile:
+    """One file an output node wrote: ``/view?filename&subfolder&type``, or ``<type>/<subfolder>/<filename>``
+    on the mount."""
+
+    node: str
+    filename: str
+    subfolder: str
+    type: str
+
+    @property
+    def relative(self) -> str:
+        return f"{self.subfolder}/{self.filename}" if self.subfolder else self.filename
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def output_files(outputs: Mapping[str, Any]) -> list[OutputFile]:
+    """Every file in a history entry's (or sink result's) outputs: ``images``, ``gifs`` (video
+    nodes such as VHS_VideoCombine), and any other list of ``{filename, subfolder, type}``."""
+    found = []
+    for node_id, output in outputs.items():
+        if not isinstance(output, Mapping):
+            continue
+        for items in output.values():
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if isinstance(item, Mapping) and isinstance(item.get("filename"), str):
+                    found.append(OutputFile(str(node_id), item["filename"], str(item.get("subfolder") or ""),
+                                            str(item.get("type") or "output")))
+    return found
+
+
+def _node_name(workflow: Workflow | None, node_id: Any, class_type: Any = None) -> str:
+    node = (workflow or {}).get(str(node_id))
+    shown = title(node) if node else None
+    cls = class_type or (node or {}).get("class_type")
+    bits = ", ".join(str(b) for b in dict.fromkeys(x for x in (shown, cls) if x))
+    return f"node {node_id}" + (f" ({bits})" if bits else "")
+
+
+def node_error_lines(node_errors: Mapping[str, Any], workflow: Workflow | None = None) -> list[str]:
+    """ComfyUI's ``node_errors`` (from ``/prompt``), one line per error, each naming its node."""
+    lines = []
+    for node_id, entry in (node_errors or {}).items():
+        entry = entry if isinstance(entry, Mapping) else {}
+        name = _node_name(workflow, node_id, entry.get("class_type"))
+        for error in entry.get("errors") or [{}]:
+            message = error.get("message") or "invalid"
+            details = error.get("details")
+            lines.append(f"{name}: {message}" + (f": {details}" if details else ""))
+    return lines
+
+
+def prompt_error_lines(body: Any, workflow: Workflow | None = None) -> list[str]:
+    """ComfyUI's answer to a refused ``/prompt`` (``{"error", "node_errors"}``) as readable lines."""
+    if not isinstance(body, Mapping):
+        return [str(body)[:500]]
+    error = body.get("error")
+    lines = []
+    if isinstance(error, Mapping):
+        head = str(error.get("message") or error.get("type") or "refused")
+        details = error.get("details")
+        if details and not body.get("node_errors"):
+            head += f": {details}"
+        lines.append(head)
+    elif error:
+        lines.append(str(error))
+    return lines + node_error_lines(body.get("node_errors") or {}, workflow)
+
+
+def execution_error_line(data: Mapping[str, Any], workflow: Workflow | None = None) -> str:
+    """An ``execution_error`` event's data as one line: node, exception type and message."""
+    name = _node_name(workflow, data.get("node_id"), data.get("node_type"))
+    kind = data.get("exception_type") or "error"
+    message = str(data.get("exception_message") or "").strip() or "no message"
+    return f"{name} failed: {kind}: {message}"
+
+
+@dataclass
+class SinkResult:
+    """One API-edition result from the sink queue, read into outputs or an error."""
+
+    task_id: str
+    ok: bool
+    code: str
+    outputs: list[OutputFile]
+    error: str | None
+    data: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "ok": self.ok, "code": self.code, "outputs": [o.to_dict() for o in self.outputs],
+                "error": self.error, "data": self.data}
+
+
+def parse_sink_result(tags: Mapping[str, str], raw: bytes, workflow: Workflow | None = None) -> SinkResult:
+    """A sink message: tags ``task_id`` (and ``lastCode`` when it failed); data is the executed
+    events then the outputs map, or ComfyUI's error (a refused prompt, an ``execution_error``)."""
+    task_id = str(tags.get("task_id") or "")
+    code = str(tags.get("lastCode") or "200")
+    try:
+        data: Any = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        data = raw.decode("utf-8", "replace")
+    if code == "200" and isinstance(data, list) and data and isinstance(data[-1], Mapping) and "type" not in data[-1]:
+        return SinkResult(task_id, True, code, output_files(data[-1]), None, data)
+    if isinstance(data, list) and data and isinstance(data[-1], Mapping) and data[-1].get("type") in ("execution_error", "execution_interrupted"):
+        last = data[-1]
+        error = execution_error_line(last.get("data") or {}, workflow) if last["type"] == "execution_error" else "interrupted"
+        done = {k: v for e in data[:-1] if isinstance(e, Mapping) and e.get("type") == "executed"
+                for k, v in [(str((e.get("data") or {}).get("node")), (e.get("data") or {}).get("output") or {})]}
+        return SinkResult(task_id, False, code if code != "200" else "500", output_files(done), error, data)
+    if isinstance(data, Mapping) and ("error" in data or "node_errors" in data):
+        return SinkResult(task_id, False, code, [], "; ".join(prompt_error_lines(data, workflow)), data)
+    text = data if isinstance(data, str) else json.dumps(data)[:500]
+    return SinkResult(task_id, False, code if code != "200" else "unknown", [], f"HTTP {code}: {text[:500]}", data)

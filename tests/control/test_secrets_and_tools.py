@@ -76,8 +76,11 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     res = run_cli("demo", "--dir", str(tmp_path))
     assert res.exit_code == 0, res.stderr
     assert res.stdout.strip().startswith("http://127.0.0.1:") and "/webview/comfy_demo/" in res.stdout
-    for step in ("init", "storage init", "models push", "CRC64 verified", "plan", "deploy", "update-image 2.2", "signed-url", "status"):
+    for step in ("init", "storage init", "models push", "CRC64 verified", "nodes push", "plan", "deploy", "update-image 2.2",
+                 "check", "0 problems", "submit", "results", "run on a Standard-edition service", "signed-url", "status"):
         assert step in res.stderr
+    outputs = sorted(p.suffix for p in (tmp_path / "outputs").rglob("*") if p.is_file())
+    assert outputs == [".mp4", ".mp4", ".png", ".png", ".webp", ".webp"]  # submit + results, and run
     assert 'version: "2.2"' in (tmp_path / "eascomfy.yaml").read_text()
 
 

@@ -102,7 +102,8 @@ def test_killed_upload_resumes_with_no_leftovers(oss, env, tmp_path) -> None:
     result = run_cli("models", "push", str(model), "-k", "checkpoints", "-f", str(spec), "--part-size", "1", "-o", "json")
     assert result.exit_code == 0, result.stdout + result.stderr
     data = result.json()["data"]["files"][0]
-    assert data["resumed_parts"] >= 3
+    # The last part the server stored may not have reached the killed client's checkpoint.
+    assert sent_before - 1 <= data["resumed_parts"] <= sent_before
     assert [r.action for r in oss.recorder.all()].count("UploadPart") == 8 - data["resumed_parts"]
     assert oss.object_bytes(BUCKET, "resume/models/checkpoints/big.safetensors") == model.read_bytes()
     assert oss.multipart_uploads(BUCKET) == []

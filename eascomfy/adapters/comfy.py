@@ -1,0 +1,388 @@
+"""Clients for a ComfyUI service on EAS: the only module that imports ``httpx``, ``websocket``
+(websocket-client) and ``eas_prediction``.
+
+- ``ServiceClient``: plain HTTP to the service endpoint (``/prompt``, ``/history``, ``/view``,
+  ``/object_info``, ``/interrupt``, ``/queue``; the API edition's ``/api_prompt``) over ONE
+  ``httpx.Client`` (keep-alive connection pool, safe to share between threads), and ComfyUI's
+  ``/ws`` event stream.
+- ``SinkReader``: the API edition's ``<service>/sink`` queue through the unmodified
+  ``eas_prediction.QueueClient`` (its URLs, headers, codec and commit). Its ``Watcher.run()`` cannot
+  be stopped or given a timeout (it reconnects forever), so the websocket loop is ours, on the URL
+  and headers ``QueueClient.watch`` builds.
+
+Every request sends ``Authorization: <token>`` (raw, as EAS expects). Errors become ``CloudError``
+in one place (``_error``) and never carry the token: it is registered with ``redact`` on entry,
+kept out of ``repr``, and URLs never contain it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.parse
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+from ..errors import CloudError
+from ..redact import register_secret
+
+if TYPE_CHECKING:
+    import httpx
+
+Log = Callable[[str], None]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_HINT = "check --token / EASCOMFY_SERVICE_TOKEN, or let eascomfy read it from the spec's service (DescribeService)"
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+def _error(what: str, exc: BaseException | None = None, response: "httpx.Response | None" = None) -> CloudError:
+    """THE mapping of transport failures and HTTP answers to ``CloudError`` (never the token)."""
+    if response is not None:
+        status = response.status_code
+        text = response.text[:300].strip() if response.content else ""
+        if status in (401, 403):
+            return CloudError(f"{what}: the service refused the token (HTTP {status})", code="Unauthorized",
+                              status=status, hint=TOKEN_HINT)
+        if status == 404:
+            return CloudError(f"{what}: not found (HTTP 404: {text or 'no body'})", code="NotFound", status=status,
+                              hint="check the endpoint (…/api/predict/<service>) and the edition: /prompt needs the "
+                                   "Standard or Cluster edition, /api_prompt the API edition")
+        if status in (502, 503, 504):
+            return CloudError(f"{what}: the service has no healthy instance (HTTP {status})", code="ServiceUnavailable",
+                              status=status, hint="it may be starting, stopped or failing: eascomfy status")
+        return CloudError(f"{what}: HTTP {status}: {text or 'no body'}", code=f"HTTP{status}", status=status)
+    import httpx
+
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return CloudError(f"{what}: cannot connect ({type(exc).__name__})", code="ConnectionError",
+                          hint="is the service running and the endpoint right? eascomfy status")
+    if isinstance(exc, httpx.TimeoutException):
+        return CloudError(f"{what}: no answer in time ({type(exc).__name__})", code="Timeout")
+    name = type(exc).__name__ if exc is not None else "error"
+    return CloudError(f"{what}: connection failed ({name})", code="ConnectionError")
+
+
+def _retryable(exc: CloudError) -> bool:
+    """Failures where the request surely did not reach ComfyUI or the queue: safe to send again."""
+    return exc.code in ("ConnectionError", "ServiceUnavailable") and exc.status in (None, 503)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the API edition's queue answered to a put: the entry's index and request id."""
+
+    index: str
+    request_id: str
+
+
+class ServiceClient:
+    """One service endpoint (``http(s)://…/api/predict/<service>``) with its token."""
+
+    def __init__(self, endpoint: str, token: str, *, timeout: float = 30.0, connections: int = 16, log: Log = _quiet) -> None:
+        import httpx
+
+        register_secret(token)
+        self.endpoint = endpoint.rstrip("/")
+        self._token = token
+        self.log = log
+        host = urllib.parse.urlsplit(self.endpoint).hostname or ""
+        self._http = httpx.Client(
+            headers={"Authorization": token},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            trust_env=host not in LOOPBACK,
+        )
+
+    def __repr__(self) -> str:  # never the token
+        return f"ServiceClient(endpoint={self.endpoint!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ServiceClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def service(self) -> str:
+        return urllib.parse.urlsplit(self.endpoint).path.rstrip("/").rsplit("/", 1)[-1]
+
+    # -- one request -------------------------------------------------------------------------
+    def request(self, method: str, path: str, what: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> "httpx.Response":
+        """Send one request; an answer outside ``ok`` or a transport failure is a ``CloudError``."""
+        import httpx
+
+        try:
+            response = self._http.request(method, self.endpoint + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _error(what, exc) from None
+        if response.status_code not in ok:
+            raise _error(what, response=response)
+        return response
+
+    def get_json(self, path: str, what: str, **kwargs: Any) -> Any:
+        response = self.request("GET", path, what, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise CloudError(f"{what}: the answer is not JSON ({response.text[:80]!r})", code="BadAnswer",
+                             hint="is this a Standard/Cluster-edition ComfyUI endpoint?") from None
+
+    # -- ComfyUI's HTTP API ----------------------------------------------------------------------
+    def object_info(self) -> dict[str, Any] | None:
+        """``GET /object_info``; None when the endpoint does not serve it (the API edition)."""
+        response = self.request("GET", "/object_info", "GET /object_info", ok=(200, 404))
+        if response.status_code == 404:
+            return None
+        try:
+            info = response.json()
+        except ValueError:
+            return None
+        return info if isinstance(info, dict) else None
+
+    def post_prompt(self, workflow: Mapping[str, Any], client_id: str) -> tuple[int, Any]:
+        """``POST /prompt``: (status, JSON body); 400 (ComfyUI refused it) is returned, not raised."""
+        response = self.request("POST", "/prompt", "POST /prompt", ok=(200, 400),
+                                json={"prompt": workflow, "client_id": client_id})
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            raise CloudError(f"POST /prompt: the answer is not ComfyUI's ({response.text[:80]!r})", code="BadAnswer",
+                             hint="an API-edition service queues work: use eascomfy submit") from None
+
+    def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """The history entry of ``prompt_id``, or None while it is not finished."""
+        found = self.get_json(f"/history/{urllib.parse.quote(prompt_id)}", "GET /history")
+        entry = found.get(prompt_id) if isinstance(found, dict) else None
+        return entry if isinstance(entry, dict) else None
+
+    def cancel(self, prompt_id: str) -> None:
+        """Take the job off the queue if it waits, interrupt it if it runs."""
+        self.request("POST", "/queue", "POST /queue", json={"delete": [prompt_id]})
+        self.request("POST", "/interrupt", "POST /interrupt", json={"prompt_id": prompt_id})
+
+    def download(self, params: Mapping[str, str], target: Path) -> int:
+        """``GET /view`` into ``target`` (through a temporary file; replaced only when complete)."""
+        import httpx
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        what = f"GET /view {params.get('filename')}"
+        try:
+            with self._http.stream("GET", self.endpoint + "/view", params=dict(params)) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _error(what, response=response)
+                size = 0
+                with open(partial, "wb") as fh:
+                    for chunk in response.iter_bytes(1 << 20):
+                        fh.write(chunk)
+                        size += len(chunk)
+        except httpx.HTTPError as exc:
+            partial.unlink(missing_ok=True)
+            raise _error(what, exc) from None
+        os.replace(partial, target)
+        return size
+
+    def events(self, client_id: str, timeout: float) -> "EventSocket | None":
+        """ComfyUI's ``/ws?clientId=`` stream, or None when it cannot be opened (then poll)."""
+        import websocket
+
+        url = self.endpoint.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        url += "/ws?" + urllib.parse.urlencode({"clientId": client_id})
+        try:
+            ws = websocket.create_connection(url, header={"Authorization": self._token}, timeout=timeout,
+                                             http_no_proxy=list(LOOPBACK))
+        except (websocket.WebSocketException, OSError) as exc:
+            self.log(f"websocket not available ({type(exc).__name__}); polling /history instead")
+            return None
+        return EventSocket(ws)
+
+    # -- the API edition ------------------------------------------------------------------------
+    def api_prompt(self, body: bytes, task_id: str, attempts: int = 4) -> Sent:
+        """``POST /api_prompt?task_id=`` with the bare workflow (JSON bytes). Sent again only when
+        it surely did not arrive (no connection, or the gateway's 503)."""
+        attempt = 0
+        while True:
+            try:
+                response = self.request("POST", "/api_prompt", f"submit {task_id}", params={"task_id": task_id},
+                                        content=body, headers={"Content-Type": "application/json"})
+                return Sent(response.text.strip(), response.headers.get("X-Eas-Queueservice-Request-Id", ""))
+            except CloudError as exc:
+                if not _retryable(exc) or attempt + 1 >= attempts:
+                    raise
+            time.sleep(min(2.0, 0.1 * 2**attempt))
+            attempt += 1
+
+
+class EventSocket:
+    """ComfyUI's websocket: ``next(timeout)`` gives the next JSON event, or None after ``timeout``."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next event (binary preview frames skipped); None on timeout; ``ConnectionError``
+        when the socket closed."""
+        import websocket
+
+        self._ws.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                frame = self._ws.recv()
+            except websocket.WebSocketTimeoutException:
+                return None
+            except (websocket.WebSocketException, OSError) as exc:
+                raise ConnectionError(f"websocket closed ({type(exc).__name__})") from None
+            if isinstance(frame, str):
+                try:
+                    event = json.loads(frame)
+                except ValueError:
+                    event = None
+                if isinstance(event, dict):
+                    return event
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._ws.settimeout(left)
+
+    def close(self) -> None:
+        try:
+            self._ws.close()
+        except Exception:  # noqa: BLE001 - closing a broken socket
+            pass
+
+
+# -- the sink queue (API edition) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class SinkFrame:
+    index: int
+    tags: dict[str, str]
+    data: bytes
+
+
+class SinkReader:
+    """``<service>/sink`` through ``eas_prediction.QueueClient``: watch (``auto_commit=False``,
+    at most ``window`` uncommitted in flight), commit each result once it is stored."""
+
+    def __init__(self, endpoint: str, token: str, *, window: int = 8, tags: Mapping[str, str] | None = None,
+                 log: Log = _quiet) -> None:
+        import logging
+
+        with warnings.catch_warnings():  # its generated *_pb2 modules call deprecated protobuf APIs
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from eas_prediction import QueueClient
+
+        register_secret(token)
+        parts = urllib.parse.urlsplit(endpoint.rstrip("/"))
+        service = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        self.log, self.window, self.tags = log, window, dict(tags or {})
+        self._client = QueueClient(f"{parts.scheme}://{parts.netloc}", f"{service}/sink")
+        sdk_logger = self._client.logger  # the SDK adds a handler printing to stdout: keep stdout ours
+        sdk_logger.handlers.clear()
+        sdk_logger.propagate = False
+        logging.getLogger("eas_prediction").setLevel(logging.CRITICAL)
+        self._client.set_token(token)
+        self._client.init()
+        self._client.set_logger(None)
+        self._ws: Any = None
+
+    def __repr__(self) -> str:
+        return f"SinkReader(service={self._client.service_name!r})"
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        from eas_prediction.exception import PredictException
+
+        try:
+            return fn()
+        except PredictException as exc:
+            code = int(exc.code) if str(exc.code).isdigit() else None
+            if code in (401, 403):
+                raise CloudError(f"{what}: the service refused the token (HTTP {code})", code="Unauthorized",
+                                 status=code, hint=TOKEN_HINT) from None
+            raise CloudError(f"{what}: the queue answered {exc.code}", code="QueueError", status=code) from None
+        except OSError as exc:
+            raise CloudError(f"{what}: connection failed ({type(exc).__name__})", code="ConnectionError") from None
+
+    def length(self) -> int:
+        """How many results wait on the sink (``stream.length``)."""
+        attributes = self._call("read the sink's attributes", self._client.attributes) or {}
+        try:
+            return int(attributes.get("stream.length", 0))
+        except (TypeError, ValueError):
+            return 0
+
+    def commit(self, index: int) -> None:
+        self._call(f"commit sink entry {index}", lambda: self._client.commit(index))
+
+    def _connect(self) -> Any:
+        import websocket
+
+        watcher = self._client.watch(0, self.window, index_only=False, auto_commit=False, tags=self.tags)
+        return websocket.create_connection(watcher.url, header=watcher.headers, http_no_proxy=list(LOOPBACK))
+
+    def frames(self, idle: float) -> Iterator[SinkFrame | None]:
+        """Results as they come; None after ``idle`` seconds without one (the caller decides whether
+        to go on). A dropped connection is reopened with backoff; what this watcher held
+        uncommitted is then delivered again (the caller skips what it already stored)."""
+        import websocket
+        from eas_prediction.queue_client import DataFrameCodec
+
+        backoff = 0.1
+        while True:
+            if self._ws is None:
+                try:
+                    self._ws = self._connect()
+                    backoff = 0.1
+                except (websocket.WebSocketException, OSError) as exc:
+                    status = getattr(exc, "status_code", None)
+                    if status in (401, 403):
+                        raise CloudError(f"watch the sink: the service refused the token (HTTP {status})",
+                                         code="Unauthorized", status=status, hint=TOKEN_HINT) from None
+                    self.log(f"cannot watch the sink ({type(exc).__name__}); retrying in {backoff:.1f} s")
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    yield None
+                    continue
+            self._ws.settimeout(idle)
+            try:
+                raw = self._ws.recv()
+            except websocket.WebSocketTimeoutException:
+                self._ping()
+                yield None
+                continue
+            except (websocket.WebSocketException, OSError) as exc:
+                self.log(f"sink connection lost ({type(exc).__name__}); reconnecting")
+                self._drop()
+                continue
+            if isinstance(raw, bytes) and raw:
+                frame = DataFrameCodec.decode(raw)
+                yield SinkFrame(int(frame.index), dict(frame.tags), bytes(frame.data))
+
+    def _ping(self) -> None:
+        try:
+            self._ws.ping("ping")
+        except Exception:  # noqa: BLE001 - noticed on the next recv
+            pass
+
+    def _drop(self) -> None:
+        if self._ws is not None:
+            try:
+                self._ws.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._ws = None
+
+    def close(self) -> None:
+        """Close the watch (uncommitted results go back to the queue) and the SDK's threads."""
+        self._drop()
+        self._client.destroy()
