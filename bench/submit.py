@@ -149,6 +149,9 @@ def latency(svc: dict[str, str], env: dict[str, str], work: Path, jobs: int, sta
     written = [json.loads(line) for line in journal.read_text().splitlines()]
     delays = [1000 * (r["time"] - finished[r["task_id"]]) for r in written if r.get("event") == "result"]
     delays.sort()
+    if not delays:
+        raise SystemExit(f"results --follow wrote no result ({len(written)} journal lines); its stderr: "
+                         f"{follower.stderr.read()[-2000:] if follower.stderr else ''}")
     return {"count": len(delays), "median": statistics.median(delays), "p90": delays[int(0.9 * (len(delays) - 1))],
             "max": delays[-1]}
 

@@ -294,6 +294,7 @@ class JournalState:
     sent: set[str] = field(default_factory=set)
     send_failed: set[str] = field(default_factory=set)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)  # submit runs under way: run id -> pid
     offset: int = 0
 
     def feed(self, record: Mapping[str, Any]) -> None:
@@ -307,6 +308,15 @@ class JournalState:
             self.send_failed.add(task_id)
         elif event == "result":
             self.results.setdefault(task_id, dict(record))
+        elif event == "submit_started":
+            self.runs[str(record.get("run"))] = int(record.get("pid") or 0)
+        elif event == "submit_done":
+            self.runs.pop(str(record.get("run")), None)
+
+    def submitting(self) -> bool:
+        """A submit on this machine is still sending (its ids may not be marked sent yet); one that
+        died without saying so is not waited for."""
+        return any(_alive(pid) for pid in self.runs.values())
 
     def pending(self) -> list[str]:
         """Sent tasks without a result yet."""
@@ -315,6 +325,18 @@ class JournalState:
     def unconfirmed(self) -> list[str]:
         """Recorded but neither marked sent nor failed (a submit that died mid-way): maybe sent."""
         return sorted(t for t in self.submitted if t not in self.sent and t not in self.send_failed and t not in self.results)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Journal:
@@ -618,16 +640,21 @@ def submit(client: "ServiceClient", jobs: list[tuple[Workflow, list[str]]], jour
         progress.info(f"  sent {done - len(failed)}/{len(tasks)}" + (f", {len(failed)} failed" if failed else ""))
         return any("index" in r for r in records)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="submit") as pool:
-        for start in range(0, len(tasks), chunk):
-            batch = tasks[start:start + chunk]
-            journal.append({"event": "submit", "task_id": t, "workflow": source, "overrides": o, "time": time.time()}
-                           for t, _, o in batch)
-            in_flight.append((batch, [pool.submit(client.api_prompt, body, t) for t, body, _ in batch]))
-            if len(in_flight) > 1 and not settle():
-                break
-        while in_flight:
-            settle()
+    # While this run is open, `results --follow` knows ids may be journaled but not yet marked sent.
+    journal.append([{"event": "submit_started", "run": run_id, "pid": os.getpid(), "time": time.time()}])
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="submit") as pool:
+            for start in range(0, len(tasks), chunk):
+                batch = tasks[start:start + chunk]
+                journal.append({"event": "submit", "task_id": t, "workflow": source, "overrides": o, "time": time.time()}
+                               for t, _, o in batch)
+                in_flight.append((batch, [pool.submit(client.api_prompt, body, t) for t, body, _ in batch]))
+                if len(in_flight) > 1 and not settle():
+                    break
+            while in_flight:
+                settle()
+    finally:
+        journal.append([{"event": "submit_done", "run": run_id, "time": time.time()}])
     report = SubmitReport(str(journal.path), [t for t, _, _ in tasks[:done]], failed, time.monotonic() - started)
     if failed and len(failed) == done:
         raise CloudError(f"no job was accepted: {first_error[0].message}", code=first_error[0].code,
@@ -757,7 +784,7 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
         state = collector.state = journal.read(collector.state)
         if task_id:
             return task_id in state.results
-        return bool(state.submitted) and not state.pending()
+        return bool(state.submitted) and not state.pending() and not state.submitting()
 
     try:
         if (follow and finished()) or (not follow and reader.length() == 0):

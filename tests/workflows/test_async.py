@@ -51,9 +51,11 @@ def test_submit_then_results_downloads_outputs_from_the_mount(sandbox: Sandbox, 
     assert res.exit_code == 0, res.stdout + res.stderr
     task_ids = res.json()["data"]["task_ids"]
     assert len(task_ids) == 2 and all(t.startswith("seed-workflow.api-") for t in task_ids)
-    events = [(r["event"], r["task_id"]) for r in journal_lines(journal)]
+    lines = journal_lines(journal)
+    assert lines[0]["event"] == "submit_started" and lines[-1] == {**lines[-1], "event": "submit_done", "run": lines[0]["run"]}
+    events = [(r["event"], r["task_id"]) for r in lines[1:-1]]
     assert events == [("submit", t) for t in task_ids] + [("sent", t) for t in task_ids]
-    assert journal_lines(journal)[0]["overrides"] == ["3.inputs.seed=1", '6.inputs.text="a red rocket"']
+    assert lines[1]["overrides"] == ["3.inputs.seed=1", '6.inputs.text="a red rocket"']
 
     res = sandbox.api.cli("results", "--follow", "--journal", str(journal), "--download", str(tmp_path / "dl"), "-o", "json")
     assert res.exit_code == 0, res.stdout + res.stderr
@@ -145,3 +147,26 @@ def test_result_names_escaping_the_download_folder_are_refused(sandbox: Sandbox,
     assert (tmp_path / "dl" / "hostile" / "fine.png").read_bytes() == b"png"
     assert not (tmp_path / "evil.png").exists() and not (tmp_path / "dl" / "evil.png").exists()
     assert len(sandbox.stack.comfyui.queue(sandbox.api.name).sink) == 0  # recorded and committed
+
+
+def test_follow_started_before_submit_waits_for_the_whole_run(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A follower reading the journal between a chunk's `submit` lines and their `sent` lines must not
+    take "every sent task has a result" for the end while the submit is still running."""
+    from eascomfy.jobs import Journal
+
+    journal = tmp_path / "j.jsonl"
+    Journal(journal).append([
+        {"event": "submit_started", "run": "r1", "pid": os.getpid()},
+        {"event": "submit", "task_id": "not-yet-sent"},
+    ])
+    described = sandbox.describe(sandbox.api)
+    env = {**os.environ, "EASCOMFY_SERVICE_URL": described["endpoint"], "EASCOMFY_SERVICE_TOKEN": described["token"]}
+    follower = subprocess.Popen([sys.executable, "-m", "eascomfy", "results", "--follow", "--journal", str(journal)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    time.sleep(1.5)
+    assert follower.poll() is None, "the follower gave up while a submit run was open"
+    res = sandbox.api.cli("submit", str(WORKFLOW), "--count", "3", "--journal", str(journal), "-o", "json")
+    assert res.exit_code == 0, res.stderr
+    Journal(journal).append([{"event": "send_failed", "task_id": "not-yet-sent"}, {"event": "submit_done", "run": "r1"}])
+    assert follower.wait(60) == 0, follower.stderr.read() if follower.stderr else ""
+    assert set(results_of(journal)) == set(res.json()["data"]["task_ids"])
