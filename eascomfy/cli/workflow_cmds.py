@@ -241,18 +241,15 @@ def submit(
 ) -> None:
     """Queue jobs on an API-edition service (POST /api_prompt?task_id=…), each task id journaled first."""
     with session("submit", output) as out:
-        from ..core.workflow import load_workflow
+        from ..core.workflow import graph_problems, load_workflow
         from ..errors import UsageError
-        from ..core.workflow import graph_problems
-        from ..jobs import Journal, errors_only, load_jobs, read_matrix, submit as submit_jobs, task_prefix
+        from ..jobs import Journal, JobError, errors_only, load_jobs, read_matrix, submit as submit_jobs, task_prefix
 
         if matrix is not None and count != 1:
             raise UsageError("pass --count or --matrix, not both")
         jobs = load_jobs(load_workflow(workflow), sets or [], count, read_matrix(matrix) if matrix else None)
         problems = errors_only(graph_problems(jobs[0][0]))
         if problems:
-            from ..jobs import JobError
-
             raise JobError(f"{workflow}: the graph is broken; nothing was sent", [p.line() for p in problems])
         target = _target(out, file, env, service, region, service_url, token, "submit")
         journal = Journal.for_service(target.service, journal_file)
