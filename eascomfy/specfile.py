@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 from .project import write_atomic
+
+if TYPE_CHECKING:
+    from .core.spec import Spec
 
 
 def rewrite_image_version(path: Path, version: str) -> bool:
@@ -68,3 +72,27 @@ def add_wheels(path: Path, wheels: list[str]) -> list[str]:
         lines[last_line + 1 : last_line + 1] = [" " * (indent - 2) + f"- {w}\n" for w in new]
     write_atomic(path, "".join(lines))
     return new
+
+
+_VERSION_VALUE = re.compile(r"(\bversion\s*:\s*)(\"[^\"]*\"|'[^']*'|[^\s,#}]+)")
+
+
+def write_image_version(spec: "Spec", version: str) -> Path | None:
+    """Record ``version`` where the spec's ``image.version`` came from: the base file, an
+    ``environments.<env>`` block in it, or an ``eascomfy.<env>.yaml`` overlay, so that the next
+    deploy with the same ``--env`` keeps it. Returns the file written, or None if nothing changed."""
+    where = spec.positions.lines.get(("image", "version"))
+    if where is None:  # no file sets it: add it to the base spec
+        return Path(spec.file) if rewrite_image_version(Path(spec.file), version) else None
+    file, line_no = Path(where[0]), where[1]
+    lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+    line = lines[line_no - 1]
+    match = _VERSION_VALUE.search(line)
+    if match is None:
+        raise UsageError(f"{file}:{line_no}: cannot find the value of image.version to rewrite", "edit it by hand")
+    new = f'"{version}"'
+    if match.group(2).strip("\"'") == version:
+        return None
+    lines[line_no - 1] = line[: match.start(2)] + new + line[match.end(2) :]
+    write_atomic(file, "".join(lines))
+    return file

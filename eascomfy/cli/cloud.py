@@ -157,14 +157,15 @@ def update_image(
             timeout=timeout,
             rollback=not no_rollback,
         )
-        written = False
+        written = None
         if not (dry_run or no_write):
-            from ..specfile import rewrite_image_version
+            from ..specfile import write_image_version
 
-            written = rewrite_image_version(Path(spec.file), version)
+            written = write_image_version(spec, version)
             if written:
-                out.info(f"wrote image.version {version} to {spec.file}")
-        data = {**result.to_dict(), "version": version, "file_written": written}
+                out.info(f"wrote image.version {version} to {written}")
+        data = {**result.to_dict(), "version": version, "file_written": bool(written),
+                "file": str(written) if written else None}
         out.emit(data, _deploy_text(result))
 
 

@@ -145,3 +145,31 @@ def test_json_envelopes(sandbox: EasSandbox, project: Callable[..., Project]) ->
     assert (status["status"], status["running"], status["total"]) == ("Running", 1, 1)
     assert status["internet_endpoint"] == sandbox.internet_endpoint("json_svc")
     assert status["events"] and "access_token" not in json.dumps(status).lower()
+
+
+def test_update_image_writes_the_version_where_the_environment_takes_it_from(
+    sandbox: EasSandbox, project: Callable[..., Project]
+) -> None:
+    """With --env, the version written back is the one that environment reads, so the next deploy
+    with the same --env keeps the new image (no silent revert, no drift)."""
+    p = project("env_image_svc", version="1.8")
+    p.spec.write_text(p.spec.read_text() + 'environments:\n  prod:\n    image: {version: "1.8"}  # pinned for prod\n')
+    staging = p.dir / "eascomfy.staging.yaml"
+    staging.write_text('name: env_image_stg\nimage:\n  version: "1.8"   # staging follows\n')
+    base_before = p.spec.read_text()
+
+    assert p.cli("deploy", "--env", "prod").exit_code == 0
+    res = p.cli("update-image", "1.9", "--env", "prod", "-o", "json")
+    assert res.exit_code == 0, res.stderr
+    assert res.json()["data"]["file"] == "eascomfy.yaml"  # relative, as the spec was given
+    text = p.spec.read_text()
+    assert 'image: {version: "1.9"}  # pinned for prod' in text
+    assert text.replace('{version: "1.9"}', '{version: "1.8"}') == base_before  # nothing else touched
+    assert p.cli("plan", "--env", "prod", "--detailed-exitcode").exit_code == 0
+    assert stored(sandbox, "env_image_svc")["config"]["containers"][0]["image"] == f"{COMFY}:1.9-api"
+
+    assert p.cli("deploy", "--env", "staging").exit_code == 0
+    res = p.cli("update-image", "1.9", "--env", "staging")
+    assert res.exit_code == 0, res.stderr
+    assert staging.read_text() == 'name: env_image_stg\nimage:\n  version: "1.9"   # staging follows\n'
+    assert p.cli("plan", "--env", "staging", "--detailed-exitcode").exit_code == 0
