@@ -26,6 +26,9 @@ from .merge import canonical
 from .render import MANAGED_BY_LABEL
 
 APPLIED_SHA_LABEL = "eascomfy/applied-sha"
+# The keys of the user's own labels last applied, so a label removed from the spec is removed from
+# the service while labels added elsewhere (the console) are left alone (kubectl apply's rule).
+USER_LABELS_LABEL = "eascomfy/user-labels"
 OWN_LABEL_PREFIX = "eascomfy/"
 
 # Fields EAS adds to a service config by itself (never rendered by eascomfy), dropped from the
@@ -180,6 +183,9 @@ def make_plan(
     """Compare the rendered config and labels with the live service (None: it does not exist)."""
     desired = canonical(desired)
     labels = {**desired_labels, APPLIED_SHA_LABEL: config_sha(desired)}
+    user_keys = sorted(k for k in desired_labels if not k.startswith(OWN_LABEL_PREFIX))
+    if user_keys:
+        labels[USER_LABELS_LABEL] = ",".join(user_keys)
     if live_config is None:
         return Plan(service, region, "create", desired, labels_set=labels)
     live_labels = live_labels or {}
@@ -187,7 +193,10 @@ def make_plan(
     changes = diff(desired, live)
     applied = live_labels.get(APPLIED_SHA_LABEL)
     labels_set = {k: v for k, v in labels.items() if live_labels.get(k) != v}
-    labels_remove = sorted(k for k in live_labels if k.startswith(OWN_LABEL_PREFIX) and k not in labels)
+    applied_user = set(filter(None, live_labels.get(USER_LABELS_LABEL, "").split(",")))
+    labels_remove = sorted(
+        k for k in live_labels if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels
+    )
     action: Action = "update" if changes else ("labels" if labels_set or labels_remove else "noop")
     return Plan(
         service,

@@ -98,3 +98,26 @@ def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Calla
     assert [r.action for r in api_calls(sandbox, before)][-1] == "DeleteService"
     record = sandbox.get_service("ops_svc")
     assert record is None or record["status"] == "Deleting"
+
+
+def test_a_label_removed_from_the_spec_is_removed_but_console_labels_stay(sandbox, project) -> None:
+    from alibabacloud_eas20210701.client import Client
+    from alibabacloud_eas20210701.models import UpdateServiceLabelRequest
+    from alibabacloud_tea_openapi.models import Config
+
+    from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
+
+    p = project("label_svc")
+    p.spec.write_text(p.spec.read_text() + "labels:\n  team: creative\n  cost_center: cc42\n")
+    assert p.cli("deploy").exit_code == 0
+    console = Client(Config(access_key_id=SANDBOX_ACCESS_KEY_ID, access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+                            endpoint=sandbox.endpoint, protocol="http", region_id="cn-hangzhou"))
+    console.update_service_label("cn-hangzhou", "label_svc", UpdateServiceLabelRequest(labels={"owner": "ops"}))
+    p.edit("  cost_center: cc42\n", "")
+    plan = p.cli("plan", "-o", "json").json()["data"]
+    assert plan["labels_remove"] == ["cost_center"]
+    assert p.cli("deploy").exit_code == 0
+    labels = sandbox.get_service("label_svc")["labels"]
+    assert labels["team"] == "creative" and labels["owner"] == "ops" and "cost_center" not in labels
+    assert labels["eascomfy/user-labels"] == "team"
+    assert p.cli("plan", "--detailed-exitcode").exit_code == 0
