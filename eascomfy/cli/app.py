@@ -49,11 +49,11 @@ FileOpt = Annotated[
 ]
 EnvOpt = Annotated[
     Optional[str],
-    typer.Option("--env", "-e", help="Environment overlay: environments.ENV in the spec, or eascomfy.ENV.yaml beside it."),
+    typer.Option("--env", "-e", help="Environment overlay: environments.ENV in the spec, or eascomfy.ENV.yaml beside it.", metavar="ENV"),
 ]
 EditionOpt = Annotated[
     Optional[str],
-    typer.Option("--edition", help="Override the spec's edition: standard, api, cluster, serverless."),
+    typer.Option("--edition", help="Override the spec's edition: standard, api, cluster, serverless.", metavar="EDITION"),
 ]
 DEFAULT_SPEC = Path("eascomfy.yaml")
 
@@ -80,7 +80,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_callback(
     output: Annotated[
-        str, typer.Option("--output", "-o", help="text or json (also per command).", envvar="EASCOMFY_OUTPUT")
+        str, typer.Option("--output", "-o", help="text or json (also per command).", envvar="EASCOMFY_OUTPUT", metavar="FORMAT")
     ] = TEXT,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr (never secrets).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
@@ -97,12 +97,12 @@ def main_callback(
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to write eascomfy.yaml.")] = Path("."),
-    name: Annotated[str, typer.Option("--name", help="EAS service name (lowercase, digits, _).", prompt=False)] = "",
-    region: Annotated[str, typer.Option("--region", help="Region id, e.g. cn-hangzhou.")] = "",
-    edition: Annotated[str, typer.Option("--edition", help="standard, api, cluster or serverless.")] = "standard",
-    oss: Annotated[Optional[str], typer.Option("--oss", help="OSS directory to mount, oss://bucket/prefix/.")] = None,
-    instance_type: Annotated[Optional[str], typer.Option("--instance-type", help="GPU instance type.")] = None,
-    image_version: Annotated[Optional[str], typer.Option("--image-version", help="Official image version, e.g. 1.9.")] = None,
+    name: Annotated[str, typer.Option("--name", help="EAS service name (lowercase, digits, _).", metavar="NAME")] = "",
+    region: Annotated[str, typer.Option("--region", help="Region id, e.g. cn-hangzhou.", metavar="REGION")] = "",
+    edition: Annotated[str, typer.Option("--edition", help="standard, api, cluster or serverless.", metavar="EDITION")] = "standard",
+    oss: Annotated[Optional[str], typer.Option("--oss", help="OSS directory to mount, oss://bucket/prefix/.", metavar="URI")] = None,
+    instance_type: Annotated[Optional[str], typer.Option("--instance-type", help="GPU instance type.", metavar="TYPE")] = None,
+    image_version: Annotated[Optional[str], typer.Option("--image-version", help="Official image version, e.g. 1.9.", metavar="VERSION")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing eascomfy.yaml.")] = False,
     output: OutputOpt = None,
 ) -> None:

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from ..deploy import DeployResult
 
 ServiceOpt = Annotated[
-    Optional[str], typer.Option("--service", help="Act on this live service instead of the spec's (needs --region).")
+    Optional[str], typer.Option("--service", help="Act on this live service instead of the spec's (needs --region).", metavar="NAME")
 ]
-RegionOpt = Annotated[Optional[str], typer.Option("--region", help="Region of the service, e.g. cn-hangzhou.")]
+RegionOpt = Annotated[
+    Optional[str], typer.Option("--region", help="Region of the service, e.g. cn-hangzhou.", metavar="REGION")
+]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the service is ready.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to be ready.", metavar="S")]
@@ -130,7 +132,7 @@ def deploy(
 
 
 def update_image(
-    version: Annotated[str, typer.Argument(help="Official image version, e.g. 2.2 (the edition's suffix is kept).")],
+    version: Annotated[str, typer.Argument(help="Official image version, e.g. 2.2 (the edition's suffix is kept).", metavar="VERSION")],
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     edition: EditionOpt = None,

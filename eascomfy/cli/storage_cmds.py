@@ -136,7 +136,7 @@ def storage_init(
 
 @storage_app.command("ls")
 def storage_ls(
-    path: Annotated[str, typer.Argument(help="Folder under the mount, e.g. models/checkpoints.")] = "",
+    path: Annotated[str, typer.Argument(help="Folder under the mount, e.g. models/checkpoints.", metavar="PATH")] = "",
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Everything below PATH.")] = False,
@@ -195,7 +195,7 @@ def storage_sync(
 @models_app.command("push")
 def models_push(
     files: Annotated[list[Path], typer.Argument(help="Model files to upload.", exists=True, dir_okay=False)],
-    kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="Folder under models/: checkpoints, loras, vae, ...")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="Folder under models/: checkpoints, loras, vae, ...", metavar="KIND")] = None,
     for_workflow: Annotated[
         Optional[Path], typer.Option("--for", help="Take each file's folder from the API-format workflow that uses it.")
     ] = None,
@@ -279,7 +279,7 @@ def wheels_push(
 # -- outputs -----------------------------------------------------------------------------------------
 @outputs_app.command("pull")
 def outputs_pull(
-    prefix: Annotated[str, typer.Option("--prefix", help="Only names starting with this (e.g. a subfolder).")] = "",
+    prefix: Annotated[str, typer.Option("--prefix", help="Only names starting with this (e.g. a subfolder).", metavar="PREFIX")] = "",
     dest: Annotated[Path, typer.Option("--dest", help="Local folder.")] = Path("outputs"),
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,

@@ -33,7 +33,7 @@ ServiceUrlOpt = Annotated[
 TokenOpt = Annotated[
     Optional[str],
     typer.Option("--token", help="The service token (with --service-url); never printed.", envvar="EASCOMFY_SERVICE_TOKEN",
-                 show_envvar=True, show_default=False),
+                 show_envvar=True, show_default=False, metavar="TOKEN"),
 ]
 JournalOpt = Annotated[
     Optional[Path],
@@ -229,7 +229,7 @@ def submit(
     count: Annotated[int, typer.Option("--count", help="Send the workflow N times.", min=1, metavar="N")] = 1,
     matrix: Annotated[Optional[Path], typer.Option("--matrix", help="JSON/YAML list of overrides, one job each.", metavar="FILE")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.", min=1, max=256)] = 16,
-    prefix: Annotated[Optional[str], typer.Option("--task-prefix", help="Task ids start with this (default: the file's name).")] = None,
+    prefix: Annotated[Optional[str], typer.Option("--task-prefix", help="Task ids start with this (default: the file's name).", metavar="PREFIX")] = None,
     journal_file: JournalOpt = None,
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
