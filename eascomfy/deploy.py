@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Protocol
 
 from .adapters.eas import EasClient, Event, LiveService, probe
-from .core.plan import Plan, make_plan
+from .core.plan import Plan, make_plan, stale_reasons
 from .core.render import labels as spec_labels
 from .core.render import render
 from .core.spec import Spec
-from .errors import CloudError, UsageError, WaitTimeout
+from .errors import CloudError, EascomfyError, UsageError, WaitTimeout
 
 RUNNING, FAILED = "Running", "Failed"
 FAILED_STATUSES = (FAILED, "DeleteFailed")
@@ -225,10 +225,16 @@ def deploy(
     timeout: float = DEFAULT_TIMEOUT,
     rollback: bool = True,
     poll: Poll = Poll(),
+    saved: dict[str, Any] | None = None,
 ) -> DeployResult:
-    """Create or update the service, wait until ready, roll back a failed update."""
+    """Create or update the service, wait until ready, roll back a failed update. With ``saved``
+    (a plan file from ``plan --out``), refuse before any write unless it still holds."""
     started = time.monotonic()
     plan, live = plan_service(spec, client)
+    if saved is not None:
+        reasons = stale_reasons(saved, plan)
+        if reasons:
+            raise EascomfyError(f"the saved plan is stale: {'; '.join(reasons)}", "run `eascomfy plan --out FILE` again and review it")
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)

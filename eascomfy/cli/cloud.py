@@ -54,6 +54,20 @@ def _target(file: Path, env: str | None, service: str | None, region: str | None
     return spec.name, region or spec.region
 
 
+def _read_plan(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--plan {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise UsageError(f"--plan {path}: not a plan file (not JSON)", "write one with `eascomfy plan --out FILE`") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--plan {path}: not a plan file", "write one with `eascomfy plan --out FILE`")
+    return data
+
+
 def _client(region: str, out: Out) -> "EasClient":
     from ..deploy import connect
 
@@ -96,6 +110,9 @@ def plan(
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes, 0 when there are none.")
     ] = False,
+    plan_file: Annotated[
+        Optional[Path], typer.Option("--out", help="Also save the plan to FILE, for `deploy --plan FILE`.", metavar="FILE")
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Show what deploy would change on the live service (one read call)."""
@@ -106,6 +123,14 @@ def plan(
         spec = _spec(file, env, edition, out)
         result, _ = plan_service(spec, _client(spec.region, out))
         changed = result.has_changes
+        if plan_file is not None:
+            import json
+
+            from ..core.plan import saved_plan
+            from ..project import write_atomic
+
+            write_atomic(plan_file, json.dumps(saved_plan(result), indent=2, sort_keys=True) + "\n")
+            out.info(f"plan saved to {plan_file}; apply exactly it with `eascomfy deploy --plan {plan_file}`")
         out.emit(result.to_dict(), "\n".join(result.lines()))
     if detailed_exitcode and changed:
         raise typer.Exit(EXIT_PLAN_CHANGES)
@@ -119,15 +144,22 @@ def deploy(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     no_rollback: NoRollbackOpt = False,
+    plan_file: Annotated[
+        Optional[Path],
+        typer.Option("--plan", help="Apply only if this saved plan (plan --out) still holds; refuse a stale one.", metavar="FILE"),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Create or update the service, wait until it answers, roll back a failed update."""
     with session("deploy", output) as out:
         from .. import deploy as ops
 
+        saved = _read_plan(plan_file) if plan_file is not None else None
         spec = _spec(file, env, edition, out)
         client = _client(spec.region, out)
-        result = ops.deploy(spec, client, out, dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback)
+        result = ops.deploy(
+            spec, client, out, dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback, saved=saved
+        )
         out.emit(result.to_dict(), _deploy_text(result))
 
 

@@ -173,3 +173,35 @@ def test_update_image_writes_the_version_where_the_environment_takes_it_from(
     assert res.exit_code == 0, res.stderr
     assert staging.read_text() == 'name: env_image_stg\nimage:\n  version: "1.9"   # staging follows\n'
     assert p.cli("plan", "--env", "staging", "--detailed-exitcode").exit_code == 0
+
+
+def test_saved_plan_applies_only_while_it_holds(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    """plan --out, review, deploy --plan: applied when nothing moved; refused, with no write call,
+    when the spec or the live service changed in between (a stale plan)."""
+    p = project("saved_plan_svc", version="1.8")
+    plan_file = p.dir / "plan.json"
+    assert p.cli("plan", "--out", str(plan_file)).exit_code == 0
+    saved = json.loads(plan_file.read_text())
+    assert saved["format"] == "eascomfy-plan/1" and saved["action"] == "create" and saved["live_sha"] is None
+    res = p.cli("deploy", "--plan", str(plan_file))
+    assert res.exit_code == 0, res.stderr
+
+    # the spec changed after the plan was reviewed
+    assert p.cli("plan", "--out", str(plan_file)).exit_code == 0
+    p.edit('version: "1.8"', 'version: "1.9"')
+    before = mark(sandbox)
+    res = p.cli("deploy", "--plan", str(plan_file))
+    assert res.exit_code == 1 and "the saved plan is stale: the spec renders differently" in res.stderr
+    assert [r.method for r in api_calls(sandbox, before)] == ["GET"]
+
+    # the live service changed after the plan was made (another deploy, or the console)
+    assert p.cli("plan", "--out", str(plan_file)).exit_code == 0
+    assert p.cli("deploy").exit_code == 0
+    before = mark(sandbox)
+    res = p.cli("deploy", "--plan", str(plan_file))
+    assert res.exit_code == 1 and "the live service changed since the plan was made" in res.stderr
+    assert [r.method for r in api_calls(sandbox, before)] == ["GET"]
+
+    bad = p.dir / "not-a-plan.json"
+    bad.write_text("[1, 2]")
+    assert p.cli("deploy", "--plan", str(bad)).exit_code == 2
