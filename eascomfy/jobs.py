@@ -770,7 +770,8 @@ class Collector:
 def results(target: Target, journal: Journal, progress: "Progress", *, follow: bool = False, task_id: str | None = None,
             storage: Storage | None = None, download: Path | None = None, window: int = 8,
             drain_idle: float = DRAIN_IDLE) -> ResultsReport:
-    """Read the sink. Without ``follow``: what is there, until it is quiet for ``drain_idle`` s.
+    """Read the sink. Without ``follow``: what is there, until it is quiet for ``drain_idle`` s
+    (an empty sink is waited on for that long too, for a job about to finish).
     With it: until every task sent through this journal has a result (or ``task_id`` has one)."""
     from .adapters.comfy import SinkReader
 
@@ -787,7 +788,7 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
         return bool(state.submitted) and not state.pending() and not state.submitting()
 
     try:
-        if (follow and finished()) or (not follow and reader.length() == 0):
+        if follow and finished():
             return collector.finish()
         for frame in reader.frames(FOLLOW_TICK if follow else drain_idle):
             if frame is not None:

@@ -313,14 +313,6 @@ class SinkReader:
         except OSError as exc:
             raise CloudError(f"{what}: connection failed ({type(exc).__name__})", code="ConnectionError") from None
 
-    def length(self) -> int:
-        """How many results wait on the sink (``stream.length``)."""
-        attributes = self._call("read the sink's attributes", self._client.attributes) or {}
-        try:
-            return int(attributes.get("stream.length", 0))
-        except (TypeError, ValueError):
-            return 0
-
     def commit(self, index: int) -> None:
         self._call(f"commit sink entry {index}", lambda: self._client.commit(index))
 

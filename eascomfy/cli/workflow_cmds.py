@@ -275,6 +275,9 @@ def results(
     follow: Annotated[bool, typer.Option("--follow", help="Keep reading until every submitted task has a result.")] = False,
     task_id: Annotated[Optional[str], typer.Option("--task-id", help="Only this task.", metavar="ID")] = None,
     download: Annotated[Optional[Path], typer.Option("--download", help="Also fetch each result's outputs from the mount into DIR/<task id>/.", metavar="DIR")] = None,
+    idle: Annotated[
+        float, typer.Option("--idle", help="Without --follow: stop after this long with no new result.", min=0.1, metavar="S")
+    ] = 1.0,
     journal_file: JournalOpt = None,
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
@@ -294,7 +297,8 @@ def results(
         storage = _storage(file, env, out) if download is not None and _spec_given(file) else None
         journal = Journal.for_service(target.service, journal_file)
         try:
-            report = collect(target, journal, out, follow=follow, task_id=task_id, storage=storage, download=download)
+            report = collect(target, journal, out, follow=follow, task_id=task_id, storage=storage, download=download,
+                             drain_idle=idle)
         finally:
             journal.close()
         written = report.written

@@ -170,3 +170,21 @@ def test_follow_started_before_submit_waits_for_the_whole_run(sandbox: Sandbox, 
     Journal(journal).append([{"event": "send_failed", "task_id": "not-yet-sent"}, {"event": "submit_done", "run": "r1"}])
     assert follower.wait(60) == 0, follower.stderr.read() if follower.stderr else ""
     assert set(results_of(journal)) == set(res.json()["data"]["task_ids"])
+
+
+def test_results_idle_bounds_how_long_a_drain_waits(sandbox: Sandbox, tmp_path: Path) -> None:
+    emulator = sandbox.stack.comfyui.comfyui(sandbox.api.name)
+    emulator.job_seconds = 1.5
+    try:
+        journal = tmp_path / "j.jsonl"
+        assert sandbox.api.cli("submit", str(WORKFLOW), "--journal", str(journal)).exit_code == 0
+        time.sleep(1.8)  # the first job is done
+        assert sandbox.api.cli("submit", str(WORKFLOW), "--journal", str(journal)).exit_code == 0  # done in 1.5 s
+        quick = sandbox.api.cli("results", "--idle", "0.3", "--journal", str(journal), "-o", "json")
+        assert quick.exit_code == 0, quick.stdout
+        data = quick.json()["data"]
+        assert (len(data["written"]), len(data["pending"])) == (1, 1), data
+        patient = sandbox.api.cli("results", "--idle", "5", "--journal", str(journal), "-o", "json")
+        assert len(patient.json()["data"]["written"]) == 1 and patient.json()["data"]["pending"] == []
+    finally:
+        emulator.job_seconds = 0.2
