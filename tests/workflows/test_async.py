@@ -178,7 +178,7 @@ def test_results_idle_bounds_how_long_a_drain_waits(sandbox: Sandbox, tmp_path: 
     try:
         journal = tmp_path / "j.jsonl"
         assert sandbox.api.cli("submit", str(WORKFLOW), "--journal", str(journal)).exit_code == 0
-        time.sleep(1.8)  # the first job is done
+        time.sleep(2.5)  # the first job (1.5 s) is done
         assert sandbox.api.cli("submit", str(WORKFLOW), "--journal", str(journal)).exit_code == 0  # done in 1.5 s
         quick = sandbox.api.cli("results", "--idle", "0.3", "--journal", str(journal), "-o", "json")
         assert quick.exit_code == 0, quick.stdout
