@@ -184,7 +184,7 @@ def test_results_idle_bounds_how_long_a_drain_waits(sandbox: Sandbox, tmp_path: 
         assert quick.exit_code == 0, quick.stdout
         data = quick.json()["data"]
         assert (len(data["written"]), len(data["pending"])) == (1, 1), data
-        patient = sandbox.api.cli("results", "--idle", "5", "--journal", str(journal), "-o", "json")
+        patient = sandbox.api.cli("results", "--idle", "2.5", "--journal", str(journal), "-o", "json")
         assert len(patient.json()["data"]["written"]) == 1 and patient.json()["data"]["pending"] == []
     finally:
         emulator.job_seconds = 0.2
