@@ -186,6 +186,7 @@ class Uploader:
         workers: int = DEFAULT_WORKERS,
         cache: CrcCache | None = None,
         progress: Callable[[int], None] | None = None,
+        on_file: Callable[[Path, int], None] | None = None,
     ) -> None:
         if part_size < 100 * 1024:
             raise UsageError("--part-size must be at least 100 KiB (an OSS limit)")
@@ -196,6 +197,7 @@ class Uploader:
         self.workers = workers
         self.cache = cache or CrcCache()
         self.progress = progress or (lambda n: None)
+        self.on_file = on_file or (lambda file, size: None)
 
     def push_many(self, pairs: Iterable[tuple[Path, str]]) -> list[PushResult]:
         """Upload (file, key) pairs; each target folder is listed once to find unchanged files."""
@@ -221,6 +223,7 @@ class Uploader:
     def push(self, file: Path, key: str, listing: Listing | None = None) -> PushResult:
         start = time.monotonic()
         st = file.stat()
+        self.on_file(file, st.st_size)
         known = self.cache.get(file, st)
         if listing is not None:
             listed = listing.objects.get(key)
