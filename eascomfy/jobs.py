@@ -44,6 +44,7 @@ from .core.workflow import (
     title,
 )
 from .errors import EXIT_ERROR, CloudError, EascomfyError, UsageError, WaitTimeout
+from .project import fsync_dir, write_atomic
 from .redact import register_secret
 from .storage import Bucket, safe_local_path, state_dir
 
@@ -257,36 +258,6 @@ def _yaml(text: str) -> Any:
         raise ValueError(str(exc).splitlines()[0]) from None
 
 
-# -- durable files ---------------------------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_durable(path: Path, data: bytes) -> None:
-    """``path`` holds ``data`` or what it held before, even across a crash (temp, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 # -- the journal -------------------------------------------------------------------------------------------------
 @dataclass
 class JournalState:
@@ -364,7 +335,7 @@ class Journal:
                     if fh.read(1) != b"\n":  # a line cut short by a crash: start on a fresh line
                         os.write(fd, b"\n")
             if created:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             self._fd = fd
         return self._fd
 
@@ -749,7 +720,7 @@ class Collector:
                   "request_id": frame.tags.get("requestId"), "file": str(path), "outputs": [o.relative for o in result.outputs],
                   "error": result.error, "known": task_id in self.state.submitted}
         body = {**{k: v for k, v in record.items() if k != "event"}, "files": files, "tags": frame.tags, "data": result.data}
-        write_durable(path, json.dumps(body, indent=1, ensure_ascii=False).encode())
+        write_atomic(path, json.dumps(body, indent=1, ensure_ascii=False), durable=True)
         record["time"] = time.time()
         self.journal.append([record])
         self.state.feed(record)
