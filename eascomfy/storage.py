@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -28,10 +27,12 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from .crc64 import combine, crc64
 from .errors import CloudError, EascomfyError, UsageError
 from .project import write_atomic
+from .retry import Retry
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
 DEFAULT_WORKERS = 4
+UPLOAD_RETRY = Retry(attempts=4, base=0.2)
 
 # ComfyUI's folders under the mounted data directory (EAS creates them on first start too).
 MODEL_KINDS = (
@@ -335,18 +336,17 @@ def _bounded_parallel(fn: Callable[[int], None], items: list[int], workers: int)
             raise
 
 
-def _retrying(call: Callable[[], Any], attempts: int = 5, base: float = 0.2) -> Any:
-    """Retry a call that is safe to repeat (a part or whole-object upload of the same bytes) on
-    5xx, throttling and connection errors, with exponential backoff and jitter."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except CloudError as exc:
-            transient = exc.code == "ConnectionError" or (exc.status or 0) >= 500 or (exc.code or "").startswith("Throttl")
-            if not transient or attempt == attempts - 1:
-                raise
-            time.sleep(base * 2**attempt * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+def _transient(exc: Exception) -> bool:
+    """5xx, throttling and connection errors: worth sending the same bytes again."""
+    return isinstance(exc, CloudError) and (
+        exc.code == "ConnectionError" or (exc.status or 0) >= 500 or (exc.code or "").startswith("Throttl")
+    )
+
+
+def _retrying(call: Callable[[], Any]) -> Any:
+    """A call that is safe to repeat (a part or whole-object upload of the same bytes), retried on
+    transient failures with the shared backoff."""
+    return UPLOAD_RETRY.call(call, _transient)
 
 
 def _verify(what: str, local: int, remote: int | None) -> None:

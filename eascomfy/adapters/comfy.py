@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from ..errors import CloudError
 from ..redact import register_secret
+from ..retry import Retry
 
 if TYPE_CHECKING:
     import httpx
@@ -210,17 +211,13 @@ class ServiceClient:
     def api_prompt(self, body: bytes, task_id: str, attempts: int = 4) -> Sent:
         """``POST /api_prompt?task_id=`` with the bare workflow (JSON bytes). Sent again only when
         it surely did not arrive (no connection, or the gateway's 503)."""
-        attempt = 0
-        while True:
-            try:
-                response = self.request("POST", "/api_prompt", f"submit {task_id}", params={"task_id": task_id},
-                                        content=body, headers={"Content-Type": "application/json"})
-                return Sent(response.text.strip(), response.headers.get("X-Eas-Queueservice-Request-Id", ""))
-            except CloudError as exc:
-                if not _retryable(exc) or attempt + 1 >= attempts:
-                    raise
-            time.sleep(min(2.0, 0.1 * 2**attempt))
-            attempt += 1
+        def send() -> Sent:
+            response = self.request("POST", "/api_prompt", f"submit {task_id}", params={"task_id": task_id},
+                                    content=body, headers={"Content-Type": "application/json"})
+            return Sent(response.text.strip(), response.headers.get("X-Eas-Queueservice-Request-Id", ""))
+
+        policy = Retry(attempts=attempts - 1, base=0.1, cap=2.0)
+        return policy.call(send, lambda exc: isinstance(exc, CloudError) and _retryable(exc))
 
 
 class EventSocket:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import time
 import urllib.error
 import urllib.parse
@@ -30,6 +29,7 @@ from ..core.merge import canonical
 from ..core.plan import normalize
 from ..errors import CloudError
 from ..redact import register_secret
+from ..retry import Retry
 
 ENDPOINT_ENV = "EASCOMFY_EAS_ENDPOINT"
 READ_TIMEOUT_ENV = "EASCOMFY_EAS_READ_TIMEOUT"  # seconds
@@ -46,24 +46,10 @@ def _quiet(message: str) -> None:
     return None
 
 
-# -- retry policy ----------------------------------------------------------------------------------
-@dataclass
-class Retry:
-    """Backoff: ``base * 2**attempt`` capped, half of it jittered; never below retry_after."""
-
-    attempts: int = 4
-    base: float = 0.25
-    cap: float = 8.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int, retry_after: float = 0.0) -> float:
-        span = min(self.cap, self.base * 2**attempt)
-        return max(retry_after, span / 2 + random.uniform(0, span / 2))
-
-    @classmethod
-    def from_env(cls) -> "Retry":
-        raw = os.environ.get(RETRIES_ENV)
-        return cls(attempts=int(raw)) if raw and raw.isdigit() else cls()
+def retry_from_env() -> Retry:
+    """The default policy, with ``EASCOMFY_EAS_MAX_RETRIES`` retries when set."""
+    raw = os.environ.get(RETRIES_ENV)
+    return Retry(attempts=int(raw)) if raw and raw.isdigit() else Retry()
 
 
 # -- errors: the one mapping -----------------------------------------------------------------------
@@ -261,7 +247,7 @@ class EasClient:
         from alibabacloud_tea_openapi.models import Config
 
         self.region = region
-        self.retry = retry or Retry.from_env()
+        self.retry = retry or retry_from_env()
         self.log = log
         host, protocol = endpoint_for(region, endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV))
         self.endpoint = f"{protocol}://{host}"
