@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Callable, Literal
 
 from .adapters.eas import EasClient, Event, LiveService, probe
 from .core.plan import Plan, make_plan, stale_reasons
@@ -20,18 +20,13 @@ from .core.render import labels as spec_labels
 from .core.render import render
 from .core.spec import Spec
 from .errors import CloudError, EascomfyError, UsageError, WaitTimeout
+from .ports import Progress
 
 RUNNING, FAILED = "Running", "Failed"
 FAILED_STATUSES = (FAILED, "DeleteFailed")
 IMAGE_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 MAX_SIGNED_URL_SECONDS = 43200  # EAS caps signed links at 12 hours
 DEFAULT_TIMEOUT = 1800.0
-
-
-class Progress(Protocol):
-    def info(self, message: str) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def debug(self, message: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -44,15 +44,16 @@ from .core.workflow import (
     title,
 )
 from .errors import EXIT_ERROR, CloudError, EascomfyError, UsageError, WaitTimeout
-from .project import fsync_dir, write_atomic
+from .local.files import fsync_dir, write_atomic
 from .redact import register_secret
-from .storage import Bucket, safe_local_path, state_dir
+from .local.files import safe_local_path, state_dir
+from .ports import Bucket
 
 if TYPE_CHECKING:
     from .adapters.comfy import EventSocket, ServiceClient, SinkFrame, SinkReader
     from .core.editions import Edition
     from .core.spec import Spec
-    from .deploy import Progress
+    from .ports import Progress
 
 URL_ENV, TOKEN_ENV = "EASCOMFY_SERVICE_URL", "EASCOMFY_SERVICE_TOKEN"
 DRAIN_IDLE = 1.0  # results without --follow: stop after this long without a new result

@@ -22,11 +22,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator
 
 from .crc64 import combine, crc64
 from .errors import CloudError, EascomfyError, UsageError
-from .project import write_atomic
+from .local.files import safe_local_path, state_dir, write_atomic
+from .ports import Bucket
 from .retry import Retry
 
 MiB = 1024 * 1024
@@ -53,30 +54,6 @@ MODEL_KINDS = (
 )
 LAYOUT = (*(f"models/{k}/" for k in MODEL_KINDS), "models/whl/", "custom_nodes/", "input/", "output/", "temp/")
 SKIP_IN_NODES = {"__pycache__", ".git", ".github", ".DS_Store", ".venv", "node_modules"}
-
-
-class Bucket(Protocol):  # what this module needs of adapters.oss.OssClient
-    name: str
-    region: str
-
-    def head(self, key: str) -> Any: ...
-    def put(self, key: str, data: bytes) -> tuple[int | None, str]: ...
-    def list(self, prefix: str, delimiter: str = "") -> Iterator[tuple[str, int, bool, str]]: ...
-    def init_multipart(self, key: str) -> str: ...
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> tuple[str, int | None]: ...
-    def list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]] | None: ...
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> tuple[int | None, str]: ...
-    def bucket_region(self) -> str | None: ...
-    def create_bucket(self) -> None: ...
-    def download(self, key: str, dest: str) -> None: ...
-
-
-def state_dir() -> Path:
-    """Where eascomfy keeps local state (upload checkpoints, the CRC cache)."""
-    base = os.environ.get("EASCOMFY_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eascomfy"
-    )
-    return Path(base)
 
 
 # -- the bucket itself ---------------------------------------------------------------------------
@@ -372,20 +349,6 @@ def node_files(folder: Path) -> Iterator[tuple[Path, str]]:
                 continue
             path = Path(root) / name
             yield path, f"{folder.name}/{path.relative_to(folder).as_posix()}"
-
-
-def safe_local_path(dest: Path, remote_name: str) -> Path | None:
-    """Where ``remote_name`` lands under ``dest``, or None if it would escape it."""
-    if not remote_name or "\x00" in remote_name or remote_name.startswith(("/", "\\")):
-        return None
-    if len(remote_name) > 1 and remote_name[1] == ":":  # a Windows drive letter
-        return None
-    parts = remote_name.replace("\\", "/").split("/")
-    if ".." in parts:
-        return None
-    target = (dest / "/".join(p for p in parts if p not in ("", "."))).resolve()
-    root = dest.resolve()
-    return target if root in target.parents else None
 
 
 def pull(bucket: Bucket, prefix: str, dest: Path) -> tuple[list[dict[str, Any]], list[str]]:

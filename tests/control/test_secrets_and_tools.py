@@ -126,7 +126,7 @@ def test_make_plan_actions() -> None:
 
 
 def test_rewrite_image_version_adds_the_key_keeping_layout(tmp_path) -> None:
-    from eascomfy.specfile import rewrite_image_version
+    from eascomfy.local.specfile import rewrite_image_version
 
     base = "name: x   # the name\nlist:\n    - a   # item\n"
     spec = tmp_path / "eascomfy.yaml"

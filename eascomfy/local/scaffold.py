@@ -1,12 +1,12 @@
-"""Files in the user's project: ``eascomfy init`` and atomic writes."""
+"""``eascomfy init``: the commented eascomfy.yaml, checked before it is written."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
-from .errors import SpecError, UsageError
+from ..errors import SpecError, UsageError
+from .files import write_atomic
 
 _TEMPLATE = """\
 # eascomfy.yaml: one ComfyUI service on Alibaba Cloud PAI-EAS, reviewed in git.
@@ -63,41 +63,6 @@ queue:                            # the API edition's queue sub-service (extra C
 """
 
 
-def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> None:
-    """Write ``data`` (text is UTF-8) to ``path`` so a reader never sees half a file: a temp file
-    renamed over it. ``durable``: also fsync the file and its folder, so after a crash or power
-    loss ``path`` holds the new data or the old, never nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a folder, so a file created or renamed in it survives a crash (best effort)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def init_spec(
     directory: Path,
     *,
@@ -110,12 +75,12 @@ def init_spec(
     force: bool = False,
 ) -> Path:
     """Write a commented eascomfy.yaml into ``directory``; checked before anything is written."""
-    from .core.editions import UnknownEdition, load_edition
-    from .core.spec import load_spec
+    from ..core.editions import UnknownEdition, load_edition
+    from ..core.spec import load_spec
 
-    for flag, value in (("--name", name), ("--region", region)):
+    for param, value in (("name", name), ("region", region)):
         if not value:
-            raise UsageError(f"{flag} is required", "e.g. eascomfy init --name comfy_dev --region cn-hangzhou")
+            raise UsageError("is required", "e.g. eascomfy init --name comfy_dev --region cn-hangzhou", param=param)
     directory = Path(directory)
     path = directory / "eascomfy.yaml"
     if path.exists() and not force:
@@ -123,7 +88,7 @@ def init_spec(
     try:
         ed = load_edition(edition, directory if directory.is_dir() else None)
     except UnknownEdition as exc:
-        raise UsageError(f"--edition: {exc.message()}", exc.hint) from None
+        raise UsageError(exc.message(), exc.hint, param="edition") from None
     version = image_version or "1.9"
     text = _TEMPLATE.format(
         name=name,
@@ -142,9 +107,9 @@ def init_spec(
         try:
             load_spec(probe)
         except SpecError as exc:
-            option = {"name": "--name", "region": "--region", "storage.oss": "--oss"}.get(
-                exc.path or "", "--instance-type" if (exc.path or "").startswith("resources") else (exc.path or "")
+            param = {"name": "name", "region": "region", "storage.oss": "oss"}.get(
+                exc.path or "", "instance_type" if (exc.path or "").startswith("resources") else None
             )
-            raise UsageError(f"{option}: {exc.message}", exc.hint) from None
+            raise UsageError(exc.message if param else f"{exc.path}: {exc.message}", exc.hint, param=param) from None
     write_atomic(path, text)
     return path

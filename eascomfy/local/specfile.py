@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UsageError
-from .project import write_atomic
+from ..errors import UsageError
+from .files import write_atomic
 
 if TYPE_CHECKING:
-    from .core.spec import Spec
+    from ..core.spec import Spec
 
 
 def rewrite_image_version(path: Path, version: str) -> bool:
