@@ -27,15 +27,20 @@ class EascomfyError(Exception):
     exit_code = EXIT_ERROR
     kind = "error"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # The library parameter the error is about ("part_size", "env", "expire"...): the library
+        # speaks in its own names and values; a front end (the CLI) names its flag for it.
+        self.param = param
 
     def to_dict(self) -> dict[str, object]:
         data: dict[str, object] = {"type": self.kind, "message": self.message}
         if self.hint:
             data["hint"] = self.hint
+        if self.param:
+            data["param"] = self.param
         return data
 
     def __str__(self) -> str:

@@ -132,6 +132,10 @@ def session(command: str, output: str | None = None) -> Iterator[Out]:
         raise
     except EascomfyError as exc:
         code = exc.exit_code
+        if exc.param:  # the library named its parameter; people know the flag
+            from .options import flag_for
+
+            exc.message = f"{flag_for(exc.param)}: {exc.message}"
         if out.json:
             out.finish(exc.to_dict(), code)
         else:

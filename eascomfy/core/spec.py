@@ -130,7 +130,7 @@ def load_spec(
         else:
             hint = did_you_mean(env, known)
             listing = ", ".join(known) if known else "none defined"
-            raise UsageError(f"--env: unknown environment {env!r} (known: {listing})", hint)
+            raise UsageError(f"unknown environment {env!r} (known: {listing})", hint, param="env")
         user, user_pos = deep_merge(base, overlay), positions.overlay(overlay_pos)
 
     if edition is not None:
@@ -143,7 +143,7 @@ def load_spec(
         ed = load_edition(user["edition"], project_dir)
     except UnknownEdition as exc:
         if edition is not None:
-            raise UsageError(f"--edition: {exc.message()}", exc.hint) from None
+            raise UsageError(exc.message(), exc.hint, param="edition") from None
         raise SpecError(
             exc.message(), location=user_pos.location(("edition",)), path="edition", hint=exc.hint
         ) from None

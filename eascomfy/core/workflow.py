@@ -101,7 +101,7 @@ def kind_for(workflow: dict[str, dict[str, Any]], filename: str) -> str | None:
     """The models/ folder a workflow expects ``filename`` in, or None if it does not name it."""
     kinds = {r.kind for r in model_refs(workflow) if Path(r.filename).name == filename}
     if len(kinds) > 1:
-        raise UsageError(f"{filename} is used as {' and '.join(sorted(kinds))} in the workflow", "pass --kind")
+        raise UsageError(f"{filename} is used as {' and '.join(sorted(kinds))} in the workflow", "name the model kind", param="kind")
     return kinds.pop() if kinds else None
 
 
@@ -191,7 +191,7 @@ class Override:
         target, eq, raw = text.partition("=")
         node, sep, field = target.partition(".inputs.")
         if not eq or not sep or not node or not field:
-            raise UsageError(f"--set {text!r}: expected NODE.inputs.FIELD=VALUE", 'e.g. --set 3.inputs.seed=42 --set 6.inputs.text="a cat"')
+            raise UsageError(f"{text!r}: expected NODE.inputs.FIELD=VALUE", 'e.g. 3.inputs.seed=42 or 6.inputs.text="a cat"', param="overrides")
         try:
             value = json.loads(raw)
         except ValueError:
@@ -225,10 +225,10 @@ def resolve_node(workflow: Workflow, ref: str) -> str:
     if len(titled) == 1:
         return titled[0]
     if len(titled) > 1:
-        raise UsageError(f"--set: {len(titled)} nodes are titled {ref!r} (nodes {', '.join(titled)})", "use the node id")
+        raise UsageError(f"{len(titled)} nodes are titled {ref!r} (nodes {', '.join(titled)})", "use the node id", param="overrides")
     choices = list(workflow) + [title(n) for n in workflow.values()]
     listed = ", ".join(f"{i} ({title(n)})" for i, n in workflow.items())
-    raise UsageError(f"--set: no node {ref!r} in the workflow; nodes: {listed}", did_you_mean(ref, choices))
+    raise UsageError(f"no node {ref!r} in the workflow; nodes: {listed}", did_you_mean(ref, choices), param="overrides")
 
 
 def apply_overrides(workflow: Workflow, overrides: Iterable[Override]) -> Workflow:
@@ -240,8 +240,9 @@ def apply_overrides(workflow: Workflow, overrides: Iterable[Override]) -> Workfl
         if o.field not in inputs:
             known = ", ".join(inputs) or "none"
             raise UsageError(
-                f"--set {o.text or o.field}: node {node_id} ({title(result[node_id])}) has no input {o.field!r}; inputs: {known}",
+                f"{o.text or o.field}: node {node_id} ({title(result[node_id])}) has no input {o.field!r}; inputs: {known}",
                 did_you_mean(o.field, inputs),
+                param="overrides",
             )
         inputs[o.field] = o.value
     return result
