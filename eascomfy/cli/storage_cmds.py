@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterable, Optional
 
 import typer
 
-from .app import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, session
+from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, SpecRef, session
 
 if TYPE_CHECKING:
     from ..adapters.oss import OssClient, OssLocation
@@ -276,7 +276,7 @@ def wheels_push(
     """Upload wheels to models/whl/ and add them to the spec's wheels list (installed before start)."""
     with session("wheels push", output) as out:
         from ..errors import UsageError
-        from ..specfile import add_wheels
+        from ..local.specfile import add_wheels
 
         for w in wheels:
             if not w.name.endswith(".whl"):

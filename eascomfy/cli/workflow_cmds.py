@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .app import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, session
-from .cloud import RegionOpt, ServiceOpt
+from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
+
 
 if TYPE_CHECKING:
     from ..core.workflow import Problem, Workflow
@@ -48,9 +48,7 @@ def _spec_given(file: Path) -> bool:
 def _target(out: "Out", file: Path, env: str | None, service: str | None, region: str | None,
             url: str | None, token: str | None, command: str) -> "Target":
     from ..jobs import resolve_target
-    from .cloud import _spec
-
-    spec = _spec(file, env, None, out) if not url and not service else None
+    spec = SpecRef(out, file, env).spec if not url and not service else None
     return resolve_target(out, spec=spec, service=service, region=region, url=url, token=token, command=command)
 
 
@@ -95,9 +93,7 @@ class Online:
         from ..core.workflow import Problem
         from ..errors import CloudError, EascomfyError
         from ..jobs import inventory, require_edition
-        from .cloud import _spec
-
-        spec = _spec(file, env, None, out)
+        spec = SpecRef(out, file, env).spec
         self.edition = spec.edition
         try:
             require_edition(spec.edition, "check")

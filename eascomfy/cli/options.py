@@ -1,0 +1,113 @@
+"""What every command shares: the options (typed once, reused), the output session, and the
+command context that loads the spec once and prints its warnings once.
+
+Import-cheap (typer only): ``--help`` pays for nothing else. Command modules import from here,
+never from ``app`` (which imports them to register them).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from .settings import JSON, TEXT
+
+if TYPE_CHECKING:
+    from ..core.spec import Spec
+    from .output import Out
+
+OutputOpt = Annotated[
+    Optional[str],
+    typer.Option("--output", "-o", help="text (default) or json: one JSON envelope on stdout.", metavar="FORMAT"),
+]
+FileOpt = Annotated[
+    Path, typer.Option("--file", "-f", help="The spec file.", show_default=True, metavar="FILE")
+]
+EnvOpt = Annotated[
+    Optional[str],
+    typer.Option("--env", "-e", help="Environment overlay: environments.ENV in the spec, or eascomfy.ENV.yaml beside it.", metavar="ENV"),
+]
+EditionOpt = Annotated[
+    Optional[str],
+    typer.Option("--edition", help="Override the spec's edition: standard, api, cluster, serverless.", metavar="EDITION"),
+]
+DEFAULT_SPEC = Path("eascomfy.yaml")
+
+
+def session(command: str, output: str | None = None):  # type: ignore[no-untyped-def]
+    """The per-command output session (imported lazily: --help never pays for it)."""
+    from .output import session as _session
+
+    return _session(command, _check_output(output))
+
+
+def _check_output(value: str | None) -> str | None:
+    if value is not None and value not in (TEXT, JSON):
+        raise typer.BadParameter(f"expected text or json, got {value!r}", param_hint="--output")
+    return value
+
+
+ServiceOpt = Annotated[
+    Optional[str], typer.Option("--service", help="Act on this live service instead of the spec's (needs --region).", metavar="NAME")
+]
+RegionOpt = Annotated[
+    Optional[str], typer.Option("--region", help="Region of the service, e.g. cn-hangzhou.", metavar="REGION")
+]
+
+# The library names its parameters; the CLI names its flags. Errors that carry ``param`` are shown
+# with the flag that sets it (``--part-size: must be ...``). Unlisted params map to --param-name.
+FLAGS = {
+    "spec": "--file",
+    "env": "--env",
+    "edition": "--edition",
+    "overrides": "--set",
+    "url": "--service-url",
+    "instance_type": "--instance-type",
+    "image_version": "--image-version",
+    "oss": "--oss",
+}
+
+
+def flag_for(param: str) -> str:
+    return FLAGS.get(param, "--" + param.replace("_", "-"))
+
+
+def session(command: str, output: str | None = None):  # type: ignore[no-untyped-def]
+    """The per-command output session (imported lazily: --help never pays for it)."""
+    from .output import session as _session
+
+    return _session(command, check_output(output))
+
+
+def check_output(value: str | None) -> str | None:
+    if value is not None and value not in (TEXT, JSON):
+        raise typer.BadParameter(f"expected text or json, got {value!r}", param_hint="--output")
+    return value
+
+
+class SpecRef:
+    """The spec a command works on: loaded at most once per command, its warnings printed once.
+
+    Commands build one from their ``--file/--env/--edition`` options and hand it down; nothing
+    else in the CLI calls ``load_spec``.
+    """
+
+    def __init__(self, out: "Out", file: Path = DEFAULT_SPEC, env: str | None = None, edition: str | None = None) -> None:
+        self.out, self.file, self.env, self.edition = out, Path(file), env, edition
+
+    @property
+    def given(self) -> bool:
+        """True when the user named a spec, or the default one exists."""
+        return self.file != DEFAULT_SPEC or self.file.exists()
+
+    @cached_property
+    def spec(self) -> "Spec":
+        from ..core.spec import load_spec
+
+        spec = load_spec(self.file, env=self.env, edition=self.edition)
+        for warning in spec.warnings:
+            self.out.warn(warning)
+        return spec

@@ -1,0 +1,38 @@
+"""How results look to people: the text forms of deploy results, status and events (the JSON
+forms are the objects' ``to_dict``). Pure functions of their inputs; nothing here prints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..adapters.eas import Event, LiveService
+    from ..deploy import DeployResult
+
+
+def deploy_text(result: "DeployResult") -> str:
+    plan = result.plan
+    if not result.applied:
+        return "dry run: nothing changed" if plan.has_changes else f"{plan.service}: no changes"
+    if result.ready:
+        return f"{plan.service}: {plan.action} done, ready in {result.seconds:.1f} s"
+    return f"{plan.service}: {plan.action} sent (not waiting)" if plan.action != "labels" else f"{plan.service}: labels updated"
+
+
+def events_lines(events: "list[Event]") -> list[str]:
+    return [f"  {e.line()}" for e in events]
+
+
+def status_text(live: "LiveService", region: str, events: "list[Event]") -> str:
+    lines = [
+        f"service {live.name} ({region}): {live.status}, {live.running}/{live.total} instances running",
+        f"image: {live.image}",
+        f"version: {live.current_version} (latest {live.latest_version})",
+        f"internet endpoint: {live.internet_endpoint}",
+        f"intranet endpoint: {live.intranet_endpoint}",
+    ]
+    if live.reason or live.message:
+        lines.append(f"reason: {live.reason}: {live.message}")
+    if events:
+        lines += ["last events:", *events_lines(events)]
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""The demo scenario: the whole eascomfy loop against an in-process sandbox (EAS, OSS, ComfyUI and
+the EAS queue on loopback): init, storage init, models and nodes push, plan, deploy, update-image,
+check, submit, results (outputs pulled from the mount), a synchronous run on a Standard-edition
+service, signed-url and status. Costs nothing, reaches no cloud, takes a few seconds.
+
+A library scenario, not a CLI concern: ``eascomfy demo`` prints what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .ports import Progress
+
+if TYPE_CHECKING:
+    from .adapters.eas import Event, LiveService
+
+
+@dataclass
+class DemoResult:
+    data: dict[str, Any]
+    signed_url: str
+    live: "LiveService"
+    events: "list[Event]"
+    region: str
+
+
+def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
+    """Run the scenario; ``directory`` keeps the demo project (a temporary one otherwise)."""
+    import contextlib
+    import json
+    import tempfile
+    from importlib import resources
+
+    from . import deploy as ops
+    from . import jobs
+    from .adapters.credentials import AccessKey, credential_client
+    from .adapters.eas import EasClient
+    from .adapters.oss import OssClient, OssLocation
+    from .core.spec import load_spec
+    from .core.workflow import parse_workflow
+    from .local.scaffold import init_spec
+    from .sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
+    from .sandbox.eas import Timings
+    from .sandbox.stack import SandboxStack
+    from .local.specfile import rewrite_image_version
+    from .storage import CrcCache, MiB, Uploader, check_bucket, init_layout, node_files
+
+    steps = 13
+    fast = Timings(creating=0.3, updating=0.3, ready=0.2, stopping=0.1, starting=0.2, deleting=0.1)
+    poll = ops.Poll(first=0.1, probe=0.1)
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eascomfy-demo-")))
+        work = directory or scratch / "project"
+        sandbox = stack.enter_context(SandboxStack(scratch / "sandbox", timings=fast, job_seconds=0.1))
+        progress.info(f"[0/{steps}] sandbox: EAS on {sandbox.eas.url}, OSS on {sandbox.oss.url} (nothing reaches the real cloud)")
+        region = sandbox.region
+        key = AccessKey(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET)
+        client = EasClient(region, endpoint=sandbox.eas.url, credential=credential_client(key), log=progress.debug)
+        path = init_spec(work, name="comfy_demo", region=region, edition="api",
+                         oss="oss://eascomfy-demo/comfyui/", image_version="1.9", force=True)
+        progress.info(f"[1/{steps}] init: wrote {path} (API edition, image 1.9)")
+        spec = load_spec(path)
+        loc = OssLocation.parse(spec.data["storage"]["oss"])
+        bucket = OssClient(loc.bucket, region, key=key, endpoint=sandbox.oss.url)
+        check_bucket(bucket, region, create=True)
+        created = init_layout(bucket, loc.prefix)
+        progress.info(f"[2/{steps}] storage init: bucket {loc.bucket} created, {len(created)} ComfyUI folders")
+        # Stand-ins for the guide's models and custom node (the sandbox only checks they are there).
+        models = work / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        (models / "LandscapeBING_v10.safetensors").write_bytes(b"stand-in model\n" * 64)
+        (models / "svd_xt.safetensors").write_bytes(bytes(range(256)) * (3 * 4096))  # 3 MiB: three 1 MiB parts
+        vhs = work / "custom_nodes" / "ComfyUI-VideoHelperSuite"
+        vhs.mkdir(parents=True, exist_ok=True)
+        (vhs / "__init__.py").write_text("# stand-in for ComfyUI-VideoHelperSuite (VHS_VideoCombine)\n")
+        uploader = Uploader(bucket, part_size=1 * MiB, workers=3, cache=CrcCache(scratch / "crc-cache.json"))
+        pushed = uploader.push_many([(f, loc.key(f"models/checkpoints/{f.name}")) for f in sorted(models.iterdir())])
+        listed = ", ".join(f"oss://{loc.bucket}/{r.key} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
+        progress.info(f"[3/{steps}] models push: {listed}, CRC64 verified")
+        nodes = uploader.push_many([(f, loc.key(f"custom_nodes/{rel}")) for f, rel in node_files(vhs)])
+        progress.info(f"[4/{steps}] nodes push: {vhs.name} ({len(nodes)} file) to custom_nodes/")
+        progress.info(f"[5/{steps}] plan:")
+        first_plan, _ = ops.plan_service(spec, client)
+        for line in first_plan.lines():
+            progress.info(f"  {line}")
+        progress.info(f"[6/{steps}] deploy:")
+        created_result = ops.deploy(spec, client, progress, timeout=30, poll=poll)
+        progress.info(f"[7/{steps}] update-image 2.2:")
+        ops.check_image_update(spec, "2.2")
+        updated = ops.deploy(ops.with_image_version(spec, "2.2"), client, progress, timeout=30, poll=poll)
+        rewrite_image_version(path, "2.2")
+        progress.info(f"  wrote image.version 2.2 to {path}")
+
+        text = resources.files("eascomfy").joinpath("data", "seed-workflow.api.json").read_text(encoding="utf-8")
+        workflow_file = work / "seed-workflow.api.json"
+        workflow_file.write_text(text, encoding="utf-8")
+        flow = parse_workflow(json.loads(text), str(workflow_file))
+        problems = jobs.check_workflow(flow, mount=jobs.inventory(bucket, loc.prefix))
+        progress.info(f"[8/{steps}] check {workflow_file.name}: {len(flow)} nodes, models and custom nodes on the mount: "
+                 f"{len(jobs.errors_only(problems))} problems")
+        for problem in problems:
+            progress.info(f"  {problem.line()}")
+        live = client.require(spec.name)
+        target = jobs.Target(live.internet_endpoint, live.access_token, spec.name, spec.edition, spec)
+        journal = jobs.Journal(work / "jobs.jsonl")
+        with target.client(progress) as service:
+            sent = jobs.submit(service, [(flow, [])], journal, progress, prefix="txt2img")
+        progress.info(f"[9/{steps}] submit: task {sent.task_ids[0]} queued (POST /api_prompt), journal {journal.path}")
+        outputs = work / "outputs"
+        got = jobs.results(target, journal, progress, follow=True, storage=jobs.Storage(bucket, loc.prefix), download=outputs)
+        journal.close()
+        pulled = [f["path"] for r in got.written for f in r["files"]]
+        progress.info(f"[10/{steps}] results: {len(got.written)} result from the sink, outputs pulled: "
+                 + ", ".join(Path(p).name for p in pulled))
+
+        std_path = init_spec(work / "standard", name="comfy_demo_std", region=region, edition="standard",
+                             oss=spec.data["storage"]["oss"], image_version="2.2", force=True)
+        std_spec = load_spec(std_path)
+        progress.info(f"[11/{steps}] run on a Standard-edition service (same mount):")
+        ops.deploy(std_spec, client, progress, timeout=30, poll=poll)
+        std_live = client.require(std_spec.name)
+        with jobs.Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(progress) as service:
+            ran = jobs.run(service, flow, progress, out_dir=outputs / "run", timeout=60)
+        progress.info(f"  prompt {ran.prompt_id}: {ran.status} in {ran.seconds:.1f} s, "
+                 + ", ".join(Path(f["path"]).name for f in ran.files))
+        progress.info(f"[12/{steps}] signed-url (printed on stdout at the end)")
+        url = client.signed_url(spec.name, 3600)
+        progress.info(f"[13/{steps}] status:")
+        live, events = ops.status(client, spec.name)
+        data: dict[str, Any] = {
+            "file": str(path),
+            "service": spec.name,
+            "deploy_seconds": round(created_result.seconds, 3),
+            "update_seconds": round(updated.seconds, 3),
+            "submitted": sent.task_ids,
+            "results": [{"task_id": r["task_id"], "ok": r["ok"], "files": [f["path"] for f in r["files"]]}
+                        for r in got.written],
+            "run": ran.to_dict(),
+            "status": live.to_dict(),
+        }
+        return DemoResult(data, url, live, events, region)
+
+
+
