@@ -64,13 +64,13 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 from aiohttp import web
 
 from . import media
-from .oss import send_object
+from .oss.streaming import send_object
 from .queue import NOT_FOUND, EasQueue, Signal
 
 if TYPE_CHECKING:
     from .eas import EasSandbox, PredictContext
-    from .oss import OssSandbox
-    from .oss_store import ObjectReader
+    from .oss.sandbox import OssSandbox
+    from .oss.store import ObjectReader
 
 __all__ = ["Attachment", "ComfyUIEmulator", "Mount", "attach", "edition_of", "validate_prompt"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from .comfyui import Attachment, attach
 from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from .eas import EasSandbox, Timings
-from .oss import OssSandbox
+from .oss.sandbox import OssSandbox
 
 
 class SandboxStack:
