@@ -68,7 +68,7 @@ from .oss.streaming import send_object
 from .queue import NOT_FOUND, EasQueue, Signal
 
 if TYPE_CHECKING:
-    from .eas import EasSandbox, PredictContext
+    from .eas.sandbox import EasSandbox, PredictContext
     from .oss.sandbox import OssSandbox
     from .oss.store import ObjectReader
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .comfyui import Attachment, attach
 from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
-from .eas import EasSandbox, Timings
+from .eas.sandbox import EasSandbox
+from .eas.state import Timings
 from .oss.sandbox import OssSandbox
 
 
