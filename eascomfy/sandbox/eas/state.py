@@ -132,12 +132,14 @@ class ServiceRecord:
         return str(containers[0].get("image", ""))
 
 
-def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """UpdateType=merge: dicts merge key by key, anything else (lists too) is replaced."""
-    out = copy.deepcopy(base)
-    for key, value in patch.items():
+def merge_update(config: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """What EAS's UpdateService does with ``UpdateType=merge``: it merges the request body into the
+    service's current config. Objects merge key by key; anything else (lists, scalars, null) in the
+    body replaces the old value, so a null is stored as null rather than deleting the key."""
+    out = copy.deepcopy(config)
+    for key, value in body.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+            out[key] = merge_update(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -284,7 +286,7 @@ class ServiceStore:
             raise invalid(f"UpdateType must be merge or replace, not {update_type!r}")
         with self._lock:
             rec = self._writable(name)
-            config = deep_merge(rec.config, patch) if update_type == "merge" else copy.deepcopy(patch)
+            config = merge_update(rec.config, patch) if update_type == "merge" else copy.deepcopy(patch)
             new_name = service_name_of(config)
             if new_name and new_name != name:
                 raise invalid(f"The service name cannot be changed ({name} -> {new_name})")
