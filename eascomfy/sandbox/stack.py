@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .comfyui import Attachment, attach
+from .comfyui.attach import Attachment, attach
 from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from .eas.sandbox import EasSandbox
 from .eas.state import Timings
