@@ -52,7 +52,7 @@ Modules:
 - ``validation``: ComfyUI's ``validate_prompt`` and the order nodes run in;
 - ``jobs``: a queued prompt and what running it produced;
 - ``outputs``: the files output nodes write;
-- ``mount``: ``Mount``, the service's data dir on the OSS sandbox, and ``/object_info``;
+- ``mount``: ``ServiceMount``, the service's data dir on the OSS sandbox, and ``/object_info``;
 - ``media``: tiny real PNG, WEBP, GIF and MP4 files.
 
 Re-exported here: ``attach``, ``Attachment`` and ``ComfyUIEmulator``.

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ..queue import EasQueue
 from .emulator import ComfyUIEmulator, cancel_tasks
-from .mount import Mount
+from .mount import ServiceMount
 
 if TYPE_CHECKING:
     from ..eas.sandbox import EasSandbox, PredictContext
@@ -38,7 +38,7 @@ def edition_of(config: Json) -> str:
 class ServiceBackend:
     """What runs behind one service: ComfyUI, plus the queue and its workers for the API edition."""
 
-    def __init__(self, name: str, edition: str, mount: Mount, instances: int, job_seconds: float) -> None:
+    def __init__(self, name: str, edition: str, mount: ServiceMount, instances: int, job_seconds: float) -> None:
         self.name, self.edition, self.mount, self.instances = name, edition, mount, instances
         self.comfyui = ComfyUIEmulator(mount, job_seconds)
         self.queue = EasQueue(name) if edition == "api" else None
@@ -144,7 +144,7 @@ class Attachment:
         return config
 
     def _backend(self, service: str, config: Json) -> ServiceBackend:
-        edition, mount = edition_of(config), Mount.of_service(self.oss, service, config)
+        edition, mount = edition_of(config), ServiceMount.of_service(self.oss, service, config)
         instances = max(1, int((config.get("metadata") or {}).get("instance") or 1))
         with self._lock:
             backend = self._services.get(service)

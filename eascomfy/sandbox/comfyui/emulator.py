@@ -22,7 +22,7 @@ from aiohttp import web
 from ..oss.streaming import send_object
 from ..queue import NOT_FOUND, Signal
 from .jobs import Interrupted, Job, NodeFailure, Run
-from .mount import KNOWN_MODEL_FOLDERS, Mount, object_info_for
+from .mount import KNOWN_MODEL_FOLDERS, ServiceMount, object_info_for
 from .outputs import SAVERS
 from .validation import Validation, error_info, execution_order, invalid_prompt, validate_prompt
 
@@ -42,7 +42,7 @@ class ComfyUIEmulator:
     """One service's ComfyUI: its HTTP API, websocket, queue of jobs and history. Runs on the EAS
     sandbox's event loop; tests may set ``job_seconds`` and failures from any thread."""
 
-    def __init__(self, mount: Mount, job_seconds: float = 0.2) -> None:
+    def __init__(self, mount: ServiceMount, job_seconds: float = 0.2) -> None:
         self.mount = mount
         self.job_seconds = job_seconds
         self.failures: dict[str, NodeFailure] = {}

@@ -37,7 +37,7 @@ Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Mount:
+class ServiceMount:
     """ComfyUI's ``--data-dir``: a bucket and prefix on the OSS sandbox, mounted at ``path``."""
 
     oss: OssSandbox = field(compare=False, repr=False)
@@ -46,7 +46,7 @@ class Mount:
     path: str = DEFAULT_MOUNT_PATH
 
     @classmethod
-    def of_service(cls, oss: OssSandbox, service: str, config: Json) -> "Mount":
+    def of_service(cls, oss: OssSandbox, service: str, config: Json) -> "ServiceMount":
         """The first OSS entry of ``storage``; without one, the service's own "local disk"."""
         for entry in config.get("storage") or []:
             uri = str(((entry or {}).get("oss") or {}).get("path", ""))
@@ -94,7 +94,7 @@ def _object_info_text() -> str:
     return (DATA / "object_info.json").read_text(encoding="utf-8")
 
 
-def object_info_for(mount: Mount) -> Json:
+def object_info_for(mount: ServiceMount) -> Json:
     """``GET /object_info`` for what is on ``mount``: model combos and custom node classes."""
     info: Json = json.loads(_object_info_text())
     packs = mount.custom_node_packs()

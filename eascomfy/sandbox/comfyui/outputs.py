@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 from . import media
 from .jobs import NodeFailure, Run
-from .mount import Mount
+from .mount import ServiceMount
 
 Json = dict[str, Any]
 IMAGE_SIZE = 16  # outputs are IMAGE_SIZE x IMAGE_SIZE
@@ -60,7 +60,7 @@ def _video(kind: str, frames: list[media.Rgb], fps: int) -> tuple[bytes, str]:
     return media.gif(IMAGE_SIZE, IMAGE_SIZE, frames[0]), "image/gif"
 
 
-def save_path(mount: Mount, prefix: str, kind: str) -> tuple[str, str, str]:
+def save_path(mount: ServiceMount, prefix: str, kind: str) -> tuple[str, str, str]:
     """ComfyUI's ``get_save_image_path``: (folder relative to the mount, file name stem, subfolder).
     A prefix that leaves the output folder fails the node with ComfyUI's message."""
     root = f"{mount.path}/{kind}"
@@ -83,7 +83,7 @@ def png_text(run: Run) -> dict[str, str]:
     return text
 
 
-def save_image(mount: Mount, run: Run, node_id: str, inputs: Json) -> Json:
+def save_image(mount: ServiceMount, run: Run, node_id: str, inputs: Json) -> Json:
     folder, name, subfolder = save_path(mount, str(inputs.get("filename_prefix", "ComfyUI")), "output")
     filename = f"{name}_{_image_counter(mount.children(folder), name):05}_.png"
     data = media.png(IMAGE_SIZE, IMAGE_SIZE, _colour(run.job.prompt_id, node_id), png_text(run))
@@ -91,7 +91,7 @@ def save_image(mount: Mount, run: Run, node_id: str, inputs: Json) -> Json:
     return {"images": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}
 
 
-def save_webp(mount: Mount, run: Run, node_id: str, inputs: Json) -> Json:
+def save_webp(mount: ServiceMount, run: Run, node_id: str, inputs: Json) -> Json:
     folder, name, subfolder = save_path(mount, str(inputs.get("filename_prefix", "ComfyUI")), "output")
     filename = f"{name}_{_image_counter(mount.children(folder), name):05}_.webp"
     fps = float(inputs.get("fps") or 6.0)
@@ -100,7 +100,7 @@ def save_webp(mount: Mount, run: Run, node_id: str, inputs: Json) -> Json:
     return {"images": [{"filename": filename, "subfolder": subfolder, "type": "output"}], "animated": [True]}
 
 
-def save_video(mount: Mount, run: Run, node_id: str, inputs: Json) -> Json:
+def save_video(mount: ServiceMount, run: Run, node_id: str, inputs: Json) -> Json:
     fmt = str(inputs.get("format", "image/gif"))
     kind = _video_kind(fmt)
     where = "output" if inputs.get("save_output", True) else "temp"
@@ -114,7 +114,7 @@ def save_video(mount: Mount, run: Run, node_id: str, inputs: Json) -> Json:
     return {"gifs": [{"filename": f"{stem}.{kind}", "subfolder": subfolder, "type": where, "format": fmt}]}
 
 
-SAVERS: dict[str, Callable[[Mount, Run, str, Json], Json]] = {
+SAVERS: dict[str, Callable[[ServiceMount, Run, str, Json], Json]] = {
     "SaveImage": save_image,
     "SaveAnimatedWEBP": save_webp,
     "VHS_VideoCombine": save_video,
