@@ -46,7 +46,8 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from .sandbox.eas import Timings
     from .sandbox.stack import SandboxStack
     from .local.specfile import rewrite_image_version
-    from .storage import CrcCache, MiB, Uploader, check_bucket, init_layout, node_files
+    from .storage.mount import check_bucket, init_layout, node_files
+    from .storage.upload import CrcCache, MiB, Uploader
 
     steps = 13
     fast = Timings(creating=0.3, updating=0.3, ready=0.2, stopping=0.1, starting=0.2, deleting=0.1)

@@ -16,7 +16,7 @@ from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, SpecRef, session
 if TYPE_CHECKING:
     from ..adapters.oss import OssClient, OssLocation
     from ..core.spec import Spec
-    from ..storage import PushResult
+    from ..storage.upload import PushResult
     from .output import Out
 
 storage_app = typer.Typer(help="The mounted OSS folder: layout, listing, declarative sync.", no_args_is_help=True)
@@ -37,7 +37,7 @@ class Mount:
         from ..adapters.oss import OssClient, OssLocation
         from ..core.spec import load_spec
         from ..errors import UsageError
-        from ..storage import check_bucket
+        from ..storage.mount import check_bucket
 
         self.spec: Spec = load_spec(file, env=env)
         oss = (self.spec.data.get("storage") or {}).get("oss")
@@ -105,7 +105,7 @@ class Progress:
 
 def _push(out: "Out", mount: Mount, pairs: list[tuple[Path, str]], part_size: int, workers: int, label: str) -> "list[PushResult]":
     """Upload (file, key) pairs through the one upload engine, with progress."""
-    from ..storage import MiB, Uploader
+    from ..storage.upload import MiB, Uploader
 
     total = sum(f.stat().st_size for f, _ in pairs)
     with Progress(out, total, label) as bars:
@@ -136,7 +136,7 @@ def storage_init(
 ) -> None:
     """Create ComfyUI's folders (models/*, custom_nodes/, input/, output/, temp/); idempotent."""
     with session("storage init", output) as out:
-        from ..storage import LAYOUT, check_bucket, init_layout
+        from ..storage.mount import LAYOUT, check_bucket, init_layout
 
         mount = Mount(file, env, out, check=False)
         if check_bucket(mount.client, mount.spec.region, create=create_bucket):
@@ -185,7 +185,8 @@ def storage_sync(
     """Make models/ on the mount match the spec's `models:` list (prints the plan first)."""
     with session("storage sync", output) as out:
         from ..errors import EascomfyError
-        from ..storage import CrcCache, plan_sync
+        from ..storage.sync import plan_sync
+        from ..storage.upload import CrcCache
 
         mount = Mount(file, env, out)
         cache = CrcCache()
@@ -223,7 +224,7 @@ def models_push(
     with session("models push", output) as out:
         from ..core.validate import did_you_mean
         from ..errors import UsageError
-        from ..storage import MODEL_KINDS
+        from ..storage.mount import MODEL_KINDS
 
         if kind is not None and kind not in MODEL_KINDS:
             raise UsageError(
@@ -257,7 +258,7 @@ def nodes_push(
 ) -> None:
     """Upload custom node folders to custom_nodes/ (caches and .git are left out); restart the service to load them."""
     with session("nodes push", output) as out:
-        from ..storage import node_files
+        from ..storage.mount import node_files
 
         mount = Mount(file, env, out)
         pairs = [(f, mount.loc.key(f"custom_nodes/{rel}")) for folder in folders for f, rel in node_files(folder)]
@@ -302,7 +303,7 @@ def outputs_pull(
     """Download files from output/ on the mount; a name that would escape DEST is refused."""
     with session("outputs pull", output) as out:
         from ..errors import EascomfyError
-        from ..storage import pull
+        from ..storage.pull import pull
 
         mount = Mount(file, env, out)
         pulled, refused = pull(mount.client, mount.loc.key("output/") + prefix, dest)
