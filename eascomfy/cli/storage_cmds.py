@@ -14,8 +14,8 @@ import typer
 from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, SpecRef, session
 
 if TYPE_CHECKING:
-    from ..adapters.oss import OssClient, OssLocation
     from ..core.spec import Spec
+    from ..storage.mount import Mount
     from ..storage.upload import PushResult
     from .output import Out
 
@@ -30,27 +30,12 @@ WorkersOpt = Annotated[int, typer.Option("--workers", help="Parts uploaded in pa
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be uploaded; send nothing.")]
 
 
-class Mount:
-    """The spec's storage folder, opened once per command: bucket client, prefix, region."""
+def _open(file: Path, env: str | None, out: "Out", *, check: bool = True) -> "tuple[Spec, Mount]":
+    """The command's spec (loaded once) and its mounted folder, opened by the library."""
+    from ..storage.mount import Mount
 
-    def __init__(self, file: Path, env: str | None, out: "Out", *, check: bool = True) -> None:
-        from ..adapters.oss import OssClient, OssLocation
-        from ..core.spec import load_spec
-        from ..errors import UsageError
-        from ..storage.mount import check_bucket
-
-        self.spec: Spec = load_spec(file, env=env)
-        oss = (self.spec.data.get("storage") or {}).get("oss")
-        if not oss:
-            raise UsageError(f"{self.spec.file}: storage.oss is not set", "storage commands work on the mounted OSS folder")
-        self.loc: OssLocation = OssLocation.parse(oss)
-        self.client: OssClient = OssClient(self.loc.bucket, self.spec.region)
-        out.debug(f"bucket {self.loc.bucket}, prefix {self.loc.prefix!r}, region {self.spec.region}")
-        if check:
-            check_bucket(self.client, self.spec.region)
-
-    def url(self, key: str = "") -> str:
-        return f"oss://{self.loc.bucket}/{key}"
+    spec = SpecRef(out, file, env).spec
+    return spec, Mount.open(spec, out, check=check)
 
 
 def _human(n: int) -> str:
@@ -109,7 +94,7 @@ def _push(out: "Out", mount: Mount, pairs: list[tuple[Path, str]], part_size: in
 
     total = sum(f.stat().st_size for f, _ in pairs)
     with Progress(out, total, label) as bars:
-        uploader = Uploader(mount.client, part_size=part_size * MiB, workers=workers, progress=bars.advance, on_file=bars.file)
+        uploader = Uploader(mount.bucket, part_size=part_size * MiB, workers=workers, progress=bars.advance, on_file=bars.file)
         return uploader.push_many(pairs)
 
 
@@ -138,13 +123,13 @@ def storage_init(
     with session("storage init", output) as out:
         from ..storage.mount import LAYOUT, check_bucket, init_layout
 
-        mount = Mount(file, env, out, check=False)
-        if check_bucket(mount.client, mount.spec.region, create=create_bucket):
-            out.info(f"created bucket {mount.loc.bucket} in {mount.spec.region}")
-        created = init_layout(mount.client, mount.loc.prefix)
+        _, mount = _open(file, env, out, check=False)
+        if check_bucket(mount.bucket, mount.region, create=create_bucket):
+            out.info(f"created bucket {mount.bucket.name} in {mount.region}")
+        created = init_layout(mount.bucket, mount.prefix)
         out.emit(
-            {"bucket": mount.loc.bucket, "prefix": mount.loc.prefix, "created": created, "existing": len(LAYOUT) - len(created)},
-            f"{mount.url(mount.loc.prefix)}: {len(created)} folders created, {len(LAYOUT) - len(created)} already there",
+            {"bucket": mount.bucket.name, "prefix": mount.prefix, "created": created, "existing": len(LAYOUT) - len(created)},
+            f"{mount.url(mount.prefix)}: {len(created)} folders created, {len(LAYOUT) - len(created)} already there",
         )
 
 
@@ -158,11 +143,11 @@ def storage_ls(
 ) -> None:
     """List files and folders on the mount, with sizes."""
     with session("storage ls", output) as out:
-        mount = Mount(file, env, out)
-        prefix = mount.loc.key(path.strip("/") + "/" if path.strip("/") else "")
+        _, mount = _open(file, env, out)
+        prefix = mount.key(path.strip("/") + "/" if path.strip("/") else "")
         rows = [
-            {"name": key[len(mount.loc.prefix):], "size": size, "folder": folder}
-            for key, size, folder, _ in mount.client.list(prefix, "" if recursive else "/")
+            {"name": key[len(mount.prefix):], "size": size, "folder": folder}
+            for key, size, folder, _ in mount.bucket.list(prefix, "" if recursive else "/")
             if key != prefix
         ]
 
@@ -188,9 +173,9 @@ def storage_sync(
         from ..storage.sync import plan_sync
         from ..storage.upload import CrcCache
 
-        mount = Mount(file, env, out)
+        spec, mount = _open(file, env, out)
         cache = CrcCache()
-        items = plan_sync(mount.client, mount.loc.prefix, mount.spec.data.get("models") or [], mount.spec.project_dir, cache)
+        items = plan_sync(mount.bucket, mount.prefix, spec.data.get("models") or [], spec.project_dir, cache)
         cache.save()
         for item in items:
             out.info(f"  {item.action:<8} {mount.url(item.key)}" + (f"  ({item.reason})" if item.reason else ""))
@@ -242,8 +227,8 @@ def models_push(
                 kinds[f] = kind or guessed
         elif kind is None:
             raise UsageError("pass --kind (e.g. --kind checkpoints) or --for WORKFLOW.json")
-        mount = Mount(file, env, out)
-        pairs = [(f, mount.loc.key(f"models/{kinds[f]}/{f.name}")) for f in files]
+        _, mount = _open(file, env, out)
+        pairs = [(f, mount.key(f"models/{kinds[f]}/{f.name}")) for f in files]
         _report(out, mount, _push(out, mount, pairs, part_size, workers, "models"))
 
 
@@ -260,8 +245,8 @@ def nodes_push(
     with session("nodes push", output) as out:
         from ..storage.mount import node_files
 
-        mount = Mount(file, env, out)
-        pairs = [(f, mount.loc.key(f"custom_nodes/{rel}")) for folder in folders for f, rel in node_files(folder)]
+        _, mount = _open(file, env, out)
+        pairs = [(f, mount.key(f"custom_nodes/{rel}")) for folder in folders for f, rel in node_files(folder)]
         _report(out, mount, _push(out, mount, pairs, part_size, workers, "nodes"), {"folders": [f.name for f in folders]})
         out.info("restart the service (eascomfy restart) so ComfyUI loads new nodes")
 
@@ -282,12 +267,12 @@ def wheels_push(
         for w in wheels:
             if not w.name.endswith(".whl"):
                 raise UsageError(f"{w}: not a wheel (expected a .whl file)")
-        mount = Mount(file, env, out)
-        pairs = [(w, mount.loc.key(f"models/whl/{w.name}")) for w in wheels]
+        spec, mount = _open(file, env, out)
+        pairs = [(w, mount.key(f"models/whl/{w.name}")) for w in wheels]
         results = _push(out, mount, pairs, 16, 4, "wheels")
-        added = [] if no_write else add_wheels(Path(mount.spec.file), [w.name for w in wheels])
+        added = [] if no_write else add_wheels(Path(spec.file), [w.name for w in wheels])
         if added:
-            out.info(f"added {', '.join(added)} to wheels in {mount.spec.file}; deploy to install them")
+            out.info(f"added {', '.join(added)} to wheels in {spec.file}; deploy to install them")
         _report(out, mount, results, {"added_to_spec": added})
 
 
@@ -305,8 +290,8 @@ def outputs_pull(
         from ..errors import EascomfyError
         from ..storage.pull import pull
 
-        mount = Mount(file, env, out)
-        pulled, refused = pull(mount.client, mount.loc.key("output/") + prefix, dest)
+        _, mount = _open(file, env, out)
+        pulled, refused = pull(mount.bucket, mount.key("output/") + prefix, dest)
         for name in refused:
             out.warn(f"refused {name!r}: it would be written outside {dest}")
         out.emit(

@@ -1,13 +1,24 @@
-"""The mounted OSS folder: the folders ComfyUI expects in it, the bucket check, where files go."""
+"""The mounted OSS folder: where it is (``Mount``), the folders ComfyUI expects in it, the bucket
+check, and where each kind of file goes.
+
+``Mount`` is the one bucket-plus-prefix type: the spec's ``storage.oss`` (``oss://bucket/prefix/``)
+opened as a bucket client and the prefix inside it. Everything that reads or writes the mount
+(uploads, pulls, sync, the workflow checks) takes one.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import CloudError, UsageError
-from ..ports import Bucket
+from ..ports import SILENT, Bucket, Progress
+
+if TYPE_CHECKING:
+    from ..core.spec import Spec
 
 # ComfyUI's folders under the mounted data directory (EAS creates them on first start too).
 MODEL_KINDS = (
@@ -29,6 +40,57 @@ MODEL_KINDS = (
 LAYOUT = (*(f"models/{k}/" for k in MODEL_KINDS), "models/whl/", "custom_nodes/", "input/", "output/", "temp/")
 SKIP_IN_NODES = {"__pycache__", ".git", ".github", ".DS_Store", ".venv", "node_modules"}
 
+
+
+_OSS_URI = re.compile(r"^oss://(?P<bucket>[a-z0-9][a-z0-9-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
+
+
+# -- where the mount is ----------------------------------------------------------------------------
+def parse_oss_uri(uri: str) -> tuple[str, str]:
+    """``oss://bucket/prefix/`` -> (bucket name, prefix); the prefix is "" or ends with "/"."""
+    m = _OSS_URI.match(uri)
+    if not m:
+        raise UsageError(f"not an OSS URI: {uri!r}", "expected oss://bucket/prefix/")
+    prefix = m.group("prefix") or ""
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return m.group("bucket"), prefix
+
+
+@dataclass(frozen=True)
+class Mount:
+    """The service's mounted folder: one bucket (a client) and the prefix ComfyUI's data is under."""
+
+    bucket: Bucket
+    prefix: str = ""  # "" or ending with "/"
+
+    @classmethod
+    def open(cls, spec: "Spec", progress: Progress = SILENT, *, check: bool = True) -> "Mount":
+        """The spec's ``storage.oss`` through the OSS adapter; with ``check``, a missing bucket or one
+        in another region than the service is refused before anything is sent."""
+        from ..adapters.oss import OssClient
+
+        oss = (spec.data.get("storage") or {}).get("oss")
+        if not oss:
+            raise UsageError(f"{spec.file}: storage.oss is not set", "storage commands work on the mounted OSS folder")
+        name, prefix = parse_oss_uri(oss)
+        mount = cls(OssClient(name, spec.region), prefix)
+        progress.debug(f"bucket {name}, prefix {prefix!r}, region {spec.region}")
+        if check:
+            check_bucket(mount.bucket, mount.region)
+        return mount
+
+    @property
+    def region(self) -> str:
+        return self.bucket.region
+
+    def key(self, relative: str) -> str:
+        """The object key of a path relative to the mounted folder."""
+        return self.prefix + relative.lstrip("/")
+
+    def url(self, key: str = "") -> str:
+        """``oss://bucket/key``, as people read it."""
+        return f"oss://{self.bucket.name}/{key}"
 
 
 # -- the bucket itself ---------------------------------------------------------------------------
