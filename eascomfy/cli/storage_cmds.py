@@ -47,53 +47,13 @@ def _human(n: int) -> str:
     return str(n)
 
 
-class Progress:
-    """Progress bars on a terminal: the current file and the total, with throughput and ETA.
-    Silent in pipelines, with --output json and with --quiet."""
-
-    def __init__(self, out: "Out", total: int, label: str) -> None:
-        self.enabled = sys.stderr.isatty() and not out.json and not out.quiet
-        self.total, self.label = total, label
-        self._bar: Any = None
-        self._total_task: Any = None
-        self._file_task: Any = None
-
-    def __enter__(self) -> "Progress":
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-            self._bar = Bar(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self._bar.start()
-            self._total_task = self._bar.add_task(f"{self.label} (total)", total=self.total)
-        return self
-
-    def file(self, path: Path, size: int) -> None:
-        if self._bar is not None:
-            if self._file_task is not None:
-                self._bar.remove_task(self._file_task)
-            self._file_task = self._bar.add_task(path.name, total=size)
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._total_task, n)
-            if self._file_task is not None:
-                self._bar.advance(self._file_task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
 def _push(out: "Out", mount: Mount, pairs: list[tuple[Path, str]], part_size: int, workers: int, label: str) -> "list[PushResult]":
     """Upload (file, key) pairs through the one upload engine, with progress."""
     from ..storage.upload import MiB, Uploader
+    from .bars import TransferBars
 
     total = sum(f.stat().st_size for f, _ in pairs)
-    with Progress(out, total, label) as bars:
+    with TransferBars(out, total, label) as bars:
         uploader = Uploader(mount.bucket, part_size=part_size * MiB, workers=workers, progress=bars.advance, on_file=bars.file)
         return uploader.push_many(pairs)
 
