@@ -46,7 +46,7 @@ def map_error(exc: BaseException, what: str) -> CloudError:
         hint = {
             "SignatureDoesNotMatch": "check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
             "InvalidAccessKeyId": "check ALIBABA_CLOUD_ACCESS_KEY_ID",
-            "NoSuchBucket": "create it with `eascomfy storage init --create-bucket`",
+            "NoSuchBucket": "create it in the service's region first",
             "AccessDenied": "the RAM user needs oss:PutObject/GetObject/ListObjects on the bucket",
         }.get(code or "")
         return CloudError(f"{what}: {message}", code=code, request_id=getattr(exc, "request_id", None), status=status, hint=hint)

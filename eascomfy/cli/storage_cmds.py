@@ -6,8 +6,9 @@ directory); oss2 and the upload engine are imported inside the command bodies.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator, Optional
 
 import typer
 
@@ -28,6 +29,24 @@ outputs_app = typer.Typer(help="What ComfyUI wrote to output/.", no_args_is_help
 PartSizeOpt = Annotated[int, typer.Option("--part-size", help="Multipart part size in MiB.", min=1, max=1024)]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="Parts uploaded in parallel.", min=1, max=64)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be uploaded; send nothing.")]
+
+
+# The library's hints say what to do; the CLI names its own command for it (by error code).
+HINTS = {"NoSuchBucket": "create it with `eascomfy storage init --create-bucket`"}
+
+
+@contextmanager
+def _session(command: str, output: str | None) -> "Iterator[Out]":
+    """The output session, with the storage commands' hints on cloud errors."""
+    with session(command, output) as out:
+        try:
+            yield out
+        except Exception as exc:
+            from ..errors import CloudError
+
+            if isinstance(exc, CloudError) and exc.code in HINTS:
+                exc.hint = HINTS[exc.code]
+            raise
 
 
 def _open(file: Path, env: str | None, out: "Out", *, check: bool = True) -> "tuple[Spec, Mount]":
@@ -80,7 +99,7 @@ def storage_init(
     output: OutputOpt = None,
 ) -> None:
     """Create ComfyUI's folders (models/*, custom_nodes/, input/, output/, temp/); idempotent."""
-    with session("storage init", output) as out:
+    with _session("storage init", output) as out:
         from ..storage.mount import LAYOUT, check_bucket, init_layout
 
         _, mount = _open(file, env, out, check=False)
@@ -102,7 +121,7 @@ def storage_ls(
     output: OutputOpt = None,
 ) -> None:
     """List files and folders on the mount, with sizes."""
-    with session("storage ls", output) as out:
+    with _session("storage ls", output) as out:
         _, mount = _open(file, env, out)
         prefix = mount.key(path.strip("/") + "/" if path.strip("/") else "")
         rows = [
@@ -128,7 +147,7 @@ def storage_sync(
     output: OutputOpt = None,
 ) -> None:
     """Make models/ on the mount match the spec's `models:` list (prints the plan first)."""
-    with session("storage sync", output) as out:
+    with _session("storage sync", output) as out:
         from ..errors import EascomfyError
         from ..storage.sync import plan_sync
         from ..storage.upload import CrcCache
@@ -166,7 +185,7 @@ def models_push(
     output: OutputOpt = None,
 ) -> None:
     """Upload models: parallel multipart, resumable, CRC64-verified; unchanged files skipped."""
-    with session("models push", output) as out:
+    with _session("models push", output) as out:
         from ..core.validate import did_you_mean
         from ..errors import UsageError
         from ..storage.mount import MODEL_KINDS
@@ -202,7 +221,7 @@ def nodes_push(
     output: OutputOpt = None,
 ) -> None:
     """Upload custom node folders to custom_nodes/ (caches and .git are left out); restart the service to load them."""
-    with session("nodes push", output) as out:
+    with _session("nodes push", output) as out:
         from ..storage.mount import node_files
 
         _, mount = _open(file, env, out)
@@ -220,7 +239,7 @@ def wheels_push(
     output: OutputOpt = None,
 ) -> None:
     """Upload wheels to models/whl/ and add them to the spec's wheels list (installed before start)."""
-    with session("wheels push", output) as out:
+    with _session("wheels push", output) as out:
         from ..errors import UsageError
         from ..local.specfile import add_wheels
 
@@ -246,7 +265,7 @@ def outputs_pull(
     output: OutputOpt = None,
 ) -> None:
     """Download files from output/ on the mount; a name that would escape DEST is refused."""
-    with session("outputs pull", output) as out:
+    with _session("outputs pull", output) as out:
         from ..errors import EascomfyError
         from ..storage.pull import pull
 

@@ -104,7 +104,7 @@ def check_bucket(bucket: Bucket, region: str, *, create: bool = False) -> bool:
         raise CloudError(
             f"bucket {bucket.name} does not exist",
             code="NoSuchBucket",
-            hint="create it with `eascomfy storage init --create-bucket`",
+            hint="create it in the service's region first",
         )
     if actual != region:
         raise CloudError(

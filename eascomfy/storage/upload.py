@@ -110,9 +110,9 @@ class Uploader:
         on_file: Callable[[Path, int], None] | None = None,
     ) -> None:
         if part_size < 100 * 1024:
-            raise UsageError("--part-size must be at least 100 KiB (an OSS limit)")
+            raise UsageError("must be at least 100 KiB (an OSS limit)", param="part_size")
         if workers < 1:
-            raise UsageError("--workers must be at least 1")
+            raise UsageError("must be at least 1", param="workers")
         self.bucket = bucket
         self.part_size = part_size
         self.workers = workers
