@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
-from ..ports import Bucket
+from ..errors import EascomfyError, UsageError
+from .mount import Mount, model_path
 from .upload import CrcCache, file_crc64
+
+if TYPE_CHECKING:
+    from ..core.spec import Spec
 
 
 @dataclass
@@ -24,16 +27,47 @@ class SyncItem:
         return asdict(self)
 
 
-def plan_sync(bucket: Bucket, prefix: str, models: list[dict[str, Any]], base_dir: Path, cache: CrcCache) -> list[SyncItem]:
-    """Compare the spec's ``models`` with the mount: what to upload, what is fine, what is wrong."""
+@dataclass
+class SyncPlan:
+    """Each entry of the spec's ``models:`` list with what to do about it."""
+
+    items: list[SyncItem]
+
+    @property
+    def uploads(self) -> list[tuple[Path, str]]:
+        """(file, key) pairs for the upload engine."""
+        return [(Path(i.file), i.key) for i in self.items if i.action == "upload" and i.file]
+
+    @property
+    def in_place(self) -> list[SyncItem]:
+        return [i for i in self.items if i.action == "ok"]
+
+    @property
+    def wrong(self) -> list[SyncItem]:
+        """Entries no upload can fix: missing from the mount, or not what the spec says."""
+        return [i for i in self.items if i.action in ("missing", "mismatch")]
+
+    def check(self) -> None:
+        if self.wrong:
+            raise EascomfyError(
+                "; ".join(f"{i.name}: {i.reason}" for i in self.wrong), "upload the right file or fix models[] in the spec"
+            )
+
+
+def plan_sync(mount: Mount, spec: "Spec", cache: CrcCache | None = None) -> SyncPlan:
+    """Compare the spec's ``models`` with the mount: what to upload, what is fine, what is wrong.
+    Local files are compared by CRC64 (cached, so an unchanged file is read once)."""
+    cache = cache or CrcCache()
+    models: list[dict[str, Any]] = spec.data.get("models") or []
+    base_dir = spec.project_dir
     items = []
     for i, entry in enumerate(models):
         if not entry.get("file") and not entry.get("name"):
             raise UsageError(f"models[{i}]: set file (to upload) or name (already on the mount)")
         local = (base_dir / entry["file"]) if entry.get("file") else None
         name = entry.get("name") or Path(entry["file"]).name
-        key = f"{prefix}models/{entry['kind']}/{name}"
-        remote = bucket.head(key)
+        key = mount.key(model_path(entry["kind"], name))
+        remote = mount.bucket.head(key)
         item = SyncItem(name, entry["kind"], key, "ok", str(local) if local else None)
         if local is not None:
             if not local.is_file():
@@ -57,4 +91,5 @@ def plan_sync(bucket: Bucket, prefix: str, models: list[dict[str, Any]], base_di
         elif "crc64" in entry and entry["crc64"] != remote.crc64:
             item.action, item.reason = "mismatch", f"CRC64 {remote.crc64}, expected {entry['crc64']}"
         items.append(item)
-    return items
+    cache.save()
+    return SyncPlan(items)
