@@ -59,11 +59,12 @@ def _load(workflow: Path, sets: list[str] | None) -> "Workflow":
 
 
 def _storage(file: Path, env: str | None, out: "Out") -> "Storage":
+    from ..core.spec import load_spec
     from ..jobs import Storage
-    from .storage_cmds import Mount
+    from ..storage.mount import Mount
 
-    mount = Mount(file, env, out)
-    return Storage(mount.client, mount.loc.prefix)
+    mount = Mount.open(load_spec(file, env=env), out)
+    return Storage(mount.bucket, mount.prefix)
 
 
 def _confirm(question: str) -> bool:
