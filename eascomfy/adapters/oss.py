@@ -2,9 +2,13 @@
 
 Credentials come from the same chain as the control plane (``adapters.credentials``);
 ``EASCOMFY_OSS_ENDPOINT`` points at another endpoint (the sandbox), otherwise the region's public
-endpoint is used. oss2's own client-side CRC check is off: eascomfy computes every CRC64 itself
-while reading the file once, and compares it with the server's ``x-oss-hash-crc64ecma``. Errors
-become ``CloudError`` here, in one place, without credentials or signatures.
+endpoint is used. Requests are signed with Signature V4 (``oss2.ProviderAuthV4``, scoped to the
+bucket's region): OSS refuses V1 for accounts created since 2025-03-01 and for buckets created
+since 2025-09-01 (403, EC 0002-00000080; OSS doc "Guidelines for upgrading V1 signatures to V4
+signatures"); oss2 signs V4 from 2.18.4 on. oss2's own client-side CRC check is off: eascomfy
+computes every CRC64 itself while reading the file once, and compares it with the server's
+``x-oss-hash-crc64ecma``. Errors become ``CloudError`` here, in one place, without credentials or
+signatures.
 """
 
 from __future__ import annotations
@@ -62,10 +66,16 @@ class OssClient:
         from .credentials import access_key
 
         key = key or access_key()
-        auth: Any = oss2.StsAuth(key.id, key.secret, key.token) if key.token else oss2.Auth(key.id, key.secret)
+        # V4 for every request (oss2/auth.py ProviderAuthV4; the STS token, when there is one, goes
+        # into x-oss-security-token). V4 puts the region into the signing scope, so the Bucket must
+        # know it (oss2/api.py Bucket(region=...); without it oss2 raises ClientError).
+        provider = oss2.credentials.StaticCredentialsProvider(key.id, key.secret, key.token or "")
+        auth: Any = oss2.ProviderAuthV4(provider)
         self.name = bucket
         self.region = region
-        self._bucket = oss2.Bucket(auth, endpoint or endpoint_for(region), bucket, enable_crc=False, connect_timeout=30)
+        self._bucket = oss2.Bucket(
+            auth, endpoint or endpoint_for(region), bucket, enable_crc=False, connect_timeout=30, region=region
+        )
 
     def __repr__(self) -> str:  # never the auth object
         return f"OssClient(bucket={self.name!r}, region={self.region!r})"

@@ -27,12 +27,13 @@ class SandboxStack:
         timings: Timings | None = None,
         region: str = "cn-hangzhou",
         job_seconds: float = 0.2,
+        oss_allow_v1: bool = False,
     ) -> None:
         self._own_dir = state_dir is None
         self.state_dir = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="eascomfy-sandbox-"))
         self.region = region
         self.eas = EasSandbox(state_dir=self.state_dir, port=eas_port, timings=timings, region=region)
-        self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region)
+        self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region, allow_v1=oss_allow_v1)
         self.job_seconds = job_seconds
         self.comfyui: Attachment | None = None
 

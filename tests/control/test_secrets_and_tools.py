@@ -62,8 +62,8 @@ def test_sandbox_command_prints_eval_able_exports(tmp_path) -> None:
             assert b"MissingAuthorization" in exc.read()
         import oss2
 
-        auth = oss2.Auth(exports["ALIBABA_CLOUD_ACCESS_KEY_ID"], exports["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
-        bucket = oss2.Bucket(auth, exports["EASCOMFY_OSS_ENDPOINT"], "from-the-shell")
+        auth = oss2.AuthV4(exports["ALIBABA_CLOUD_ACCESS_KEY_ID"], exports["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
+        bucket = oss2.Bucket(auth, exports["EASCOMFY_OSS_ENDPOINT"], "from-the-shell", region="cn-hangzhou")
         bucket.create_bucket()
         bucket.put_object("k", b"v")
         assert bucket.get_object("k").read() == b"v"

@@ -125,7 +125,8 @@ def test_outputs_pull_refuses_traversal(oss, env, tmp_path) -> None:
     spec = _spec(tmp_path, "out")
     import oss2
 
-    bucket = oss2.Bucket(oss2.Auth(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET), oss.url, BUCKET)
+    auth = oss2.AuthV4(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET)  # the emulator refuses V1, as new buckets do
+    bucket = oss2.Bucket(auth, oss.url, BUCKET, region="cn-hangzhou")
     bucket.put_object("out/output/ComfyUI_00001_.png", b"png-bytes")
     bucket.put_object("out/output/sub/clip.mp4", b"mp4-bytes")
     bucket.put_object("out/output/../../escape.txt", b"evil")

@@ -1,7 +1,8 @@
 """An OSS emulator that the unmodified ``oss2`` SDK talks to over loopback HTTP.
 
     with OssSandbox() as oss:
-        bucket = oss2.Bucket(oss2.Auth(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET), oss.url, "models")
+        auth = oss2.AuthV4(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET)
+        bucket = oss2.Bucket(auth, oss.url, "models", region="cn-hangzhou")
         bucket.create_bucket()
         bucket.put_object("a.txt", b"hello")
 
@@ -12,8 +13,9 @@ Range), HeadObject, GetObjectMeta, DeleteObject, DeleteMultipleObjects, and the 
 ListMultipartUploads). Any other sub-resource (``?acl``, ``?tagging``...) answers 501
 NotImplemented rather than being mistaken for a plain object request.
 
-Every request must be signed with Signature V1 (``oss2.Auth``) or V4 (``oss2.AuthV4``), in the
-Authorization header or as a presigned URL, with a key pair known to ``credentials.secret_for``.
+Every request must be signed with Signature V4 (``oss2.AuthV4``), in the Authorization header or
+as a presigned URL, with a key pair known to ``credentials.secret_for``; V1 (``oss2.Auth``) is
+refused as new OSS accounts and buckets refuse it, unless ``OssSandbox(allow_v1=True)``.
 Object responses carry ``ETag``, ``x-oss-hash-crc64ecma`` (CRC of the whole object), ``Last-Modified``
 and ``Content-Length``, so oss2's CRC checks run for real. Bodies stream to disk in 1 MiB chunks
 while CRC64 and MD5 are computed; nothing holds a whole object in memory.

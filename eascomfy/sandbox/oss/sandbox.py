@@ -20,11 +20,14 @@ class OssSandbox(ServerBacked):
     """An OSS endpoint on 127.0.0.1 backed by files under ``state_dir/oss`` (a temp dir if None).
 
     One instance runs once (``start`` then ``stop``); a new instance on the same ``state_dir``
-    sees everything the previous one stored.
+    sees everything the previous one stored. ``allow_v1``: accept Signature V1 too, as an account
+    created before 2025-03-01 does for its buckets created before 2025-09-01 (new ones refuse it).
     """
 
-    def __init__(self, state_dir: Path | None = None, port: int = 0, region: str = "cn-hangzhou") -> None:
+    def __init__(self, state_dir: Path | None = None, port: int = 0, region: str = "cn-hangzhou",
+                 *, allow_v1: bool = False) -> None:
         self.region = region
+        self.allow_v1 = allow_v1
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._store: OssStore | None = None
@@ -52,7 +55,7 @@ class OssSandbox(ServerBacked):
         self.stop()
 
     def _application(self, _server: SandboxServer) -> web.Application:
-        return OssService(self.store, self.region).application()
+        return OssService(self.store, self.region, allow_v1=self.allow_v1).application()
 
 
     @property

@@ -78,9 +78,10 @@ Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
 class OssService:
     """The HTTP operations over an ``OssStore``."""
 
-    def __init__(self, store: OssStore, region: str) -> None:
+    def __init__(self, store: OssStore, region: str, *, allow_v1: bool = False) -> None:
         self.store = store
         self.region = region
+        self.allow_v1 = allow_v1  # Signature V1: refused unless emulating an old account's old bucket
         self.handlers: dict[str, Handler] = {
             "ListBuckets": self.list_buckets,
             "PutBucket": self.put_bucket,
@@ -119,7 +120,7 @@ class OssService:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         target = target_of(request)
         try:
-            authenticate(request, target)
+            authenticate(request, target, allow_v1=self.allow_v1)
             handler = self.handlers.get(target.action)
             if handler is None:
                 raise OssError(501, "NotImplemented", "This operation is not implemented by the OSS sandbox.")

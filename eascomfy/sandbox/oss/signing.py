@@ -1,6 +1,13 @@
-"""Signature checks: every request must be signed with Signature V1 (``oss2.Auth``) or V4
-(``oss2.AuthV4``), in the Authorization header or as a presigned URL, with a key pair known to
-``credentials.secret_for``. A failure raises the ``OssError`` OSS would answer.
+"""Signature checks: every request must be signed with Signature V4 (``oss2.AuthV4``) or, where
+allowed, V1 (``oss2.Auth``), in the Authorization header or as a presigned URL, with a key pair
+known to ``credentials.secret_for``. A failure raises the ``OssError`` OSS would answer.
+
+V1 is refused by default, as real OSS refuses it for accounts created since 2025-03-01 and for
+buckets created since 2025-09-01 ("Guidelines for upgrading V1 signatures to V4 signatures",
+alibabacloud.com/help/en/oss/developer-reference/guidelines-for-upgrading-v1-signatures-to-v4-signatures):
+403 with EC 0002-00000080 (help.aliyun.com/en/oss/user-guide/0002-00000080). The documents give
+the status and the EC, not the ``Code``/``Message``; ``AccessDenied`` and the message below are
+this emulator's guess (docs/unverified.md). ``allow_v1=True`` emulates an old account's old bucket.
 """
 
 from __future__ import annotations
@@ -109,16 +116,30 @@ def _check_v4(request: web.Request, target: Target, credential: str, signature: 
         raise _mismatch(access_key_id, string_to_sign, canonical)
 
 
+V1_REFUSED_EC = "0002-00000080"
+
+
+def v1_refused() -> OssError:
+    """What a bucket that no longer takes Signature V1 answers (status and EC documented)."""
+    return OssError(403, "AccessDenied", "The V1 signature is no longer supported for this account or bucket; "
+                    "sign requests with the V4 signature (OSS4-HMAC-SHA256).", EC=V1_REFUSED_EC,
+                    RecommendDoc=f"https://api.aliyun.com/troubleshoot?q={V1_REFUSED_EC}")
+
+
 def _expired(expires_at: float) -> OssError:
     return OssError(403, "AccessDenied", "Request has expired.", Expires=http_time(expires_at),
                     ServerTime=http_time(time.time()))
 
 
-def authenticate(request: web.Request, target: Target) -> None:
-    """Verify the V1/V4 header signature or presigned URL; raise the OSS error otherwise."""
+def authenticate(request: web.Request, target: Target, *, allow_v1: bool = False) -> None:
+    """Verify the V4 (or, with ``allow_v1``, V1) header signature or presigned URL; raise the OSS
+    error otherwise."""
     authorization = request.headers.get("Authorization", "")
     params = target.params
-    if authorization.startswith("OSS "):
+    v1_header = authorization.startswith("OSS ")
+    if not allow_v1 and (v1_header or ("Signature" in params and "OSSAccessKeyId" in params)):
+        raise v1_refused()
+    if v1_header:
         access_key_id, _, signature = authorization[4:].partition(":")
         date = request.headers.get("x-oss-date", "") or request.headers.get("Date", "")
         _check_v1(request, target, access_key_id.strip(), signature.strip(), date)
