@@ -122,6 +122,10 @@ class OssClient:
         result = self._call(f"upload oss://{self.name}/{key}", self._bucket.put_object, key, data)
         return (int(result.crc) if result.crc is not None else None), result.etag or ""
 
+    def delete(self, key: str) -> None:
+        """Delete an object (OSS answers 204 whether or not it existed)."""
+        self._call(f"delete oss://{self.name}/{key}", self._bucket.delete_object, key)
+
     def list(self, prefix: str, delimiter: str = "") -> Iterator[tuple[str, int, bool, str]]:
         """(key, size, is_folder, etag) under ``prefix``, paging through ListObjectsV2."""
         token = ""

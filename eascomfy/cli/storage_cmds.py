@@ -51,7 +51,7 @@ def _push(out: "Out", mount: "Mount", pairs: list[tuple[Path, str]], label: str,
     total = sum(f.stat().st_size for f, _ in pairs)
     with TransferBars(out, total, label) as bars:
         uploader = Uploader(mount.bucket, part_size=part_size * MiB if part_size else DEFAULT_PART_SIZE,
-                            workers=workers or DEFAULT_WORKERS, progress=bars.advance, on_file=bars.file)
+                            workers=workers or DEFAULT_WORKERS, progress=bars.advance, on_file=bars.file, warn=out.warn)
         return uploader.push_many(pairs)
 
 

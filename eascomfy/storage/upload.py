@@ -6,7 +6,10 @@
   id; the next run asks OSS which parts it has (ListParts) and sends only the rest.
 - Every part's CRC64 is computed while it is read and compared with OSS's answer; the object's
   CRC64 is combined from the parts and compared with the completed object's: a mismatch is an
-  error, never a silent success.
+  error, never a silent success. A part or small object whose CRC64 OSS reports wrong is sent
+  again (its bytes are still here, and a resend replaces what OSS stored) up to ``CRC_ATTEMPTS``
+  times; when that does not help, or the completed object is wrong, nothing is left behind: the
+  multipart upload is aborted, a wrong object deleted, the checkpoint removed.
 - Unchanged files are skipped without being read again: a small cache maps (path, size, mtime) to
   the file's CRC64 and the ETag OSS gave it. One listing of the target folder (not one request a
   file) then tells which files are already there, unchanged.
@@ -34,6 +37,8 @@ MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
 DEFAULT_WORKERS = 4
 UPLOAD_RETRY = Retry(attempts=4, base=0.2)
+CRC_ATTEMPTS = 3  # sends of one part or small object that OSS stored (or reported) wrong
+CRC_MISMATCH = "CrcMismatch"
 
 
 # -- the local cache -----------------------------------------------------------------------------
@@ -108,6 +113,7 @@ class Uploader:
         cache: CrcCache | None = None,
         progress: Callable[[int], None] | None = None,
         on_file: Callable[[Path, int], None] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         if part_size < 100 * 1024:
             raise UsageError("must be at least 100 KiB (an OSS limit)", param="part_size")
@@ -119,6 +125,7 @@ class Uploader:
         self.cache = cache or CrcCache()
         self.progress = progress or (lambda n: None)
         self.on_file = on_file or (lambda file, size: None)
+        self.warn = warn or (lambda message: None)
 
     def push_many(self, pairs: Iterable[tuple[Path, str]]) -> list[PushResult]:
         """Upload (file, key) pairs; each target folder is listed once to find unchanged files."""
@@ -171,10 +178,28 @@ class Uploader:
     def _put_small(self, file: Path, key: str) -> tuple[PushResult, str]:
         data = file.read_bytes()
         local = crc64(data)
-        remote, etag = _retrying(lambda: self.bucket.put(key, data))
-        _verify(key, local, remote)
+        try:
+            etag = self._verified(key, local, lambda: self.bucket.put(key, data))
+        except CloudError as exc:
+            if exc.code == CRC_MISMATCH:  # what OSS holds under the key is not the file: remove it
+                _best_effort(lambda: self.bucket.delete(key))
+            raise
         self.progress(len(data))
         return PushResult(str(file), key, len(data), local, parts=1), etag
+
+    def _verified(self, what: str, local: int, send: Callable[[], tuple[int | None, str]]) -> str:
+        """``send()`` (retried on transient failures) until the CRC64 OSS answers matches ``local``,
+        at most ``CRC_ATTEMPTS`` sends; ``send`` returns (OSS's CRC64, ETag). The ETag."""
+        for attempt in range(1, CRC_ATTEMPTS + 1):
+            remote, etag = _retrying(send)
+            try:
+                _verify(what, local, remote)
+                return etag
+            except CloudError as exc:
+                if exc.code != CRC_MISMATCH or attempt == CRC_ATTEMPTS:
+                    raise
+                self.warn(f"{what}: CRC64 mismatch (local {local}, OSS {remote}); sending it again")
+        raise AssertionError("unreachable")
 
     # -- multipart with resume ------------------------------------------------------------
     def _checkpoint_path(self, file: Path, key: str, st: os.stat_result) -> Path:
@@ -201,6 +226,16 @@ class Uploader:
         upload_id, done = self._resume(checkpoint, key)
         if upload_id is None:
             upload_id = _retrying(lambda: self.bucket.init_multipart(key))
+        try:
+            return self._send_parts(file, key, size, count, checkpoint, upload_id, done)
+        except CloudError as exc:
+            if exc.code == CRC_MISMATCH:  # OSS keeps wrong bytes: leave no upload, object or checkpoint
+                _best_effort(lambda: self.bucket.abort_multipart(key, upload_id))
+                checkpoint.unlink(missing_ok=True)
+            raise
+
+    def _send_parts(self, file: Path, key: str, size: int, count: int, checkpoint: Path, upload_id: str,
+                    done: dict[int, dict[str, Any]]) -> tuple[PushResult, str]:
         resumed = len(done)
         lock = threading.Lock()
 
@@ -218,8 +253,12 @@ class Uploader:
             if len(data) != length:
                 raise EascomfyError(f"{file} changed while it was uploaded", "push it again")
             local = crc64(data)
-            etag, remote = _retrying(lambda: self.bucket.upload_part(key, upload_id, n, data))
-            _verify(f"{key} part {n}", local, remote)
+
+            def part() -> tuple[int | None, str]:
+                etag, remote = self.bucket.upload_part(key, upload_id, n, data)
+                return remote, etag
+
+            etag = self._verified(f"{key} part {n}", local, part)
             with lock:
                 done[n] = {"etag": etag, "crc64": local, "size": length}
                 save()
@@ -232,8 +271,12 @@ class Uploader:
         remote, etag = _retrying(
             lambda: self.bucket.complete_multipart(key, upload_id, [(n, done[n]["etag"]) for n in range(1, count + 1)])
         )
-        _verify(key, whole, remote)
-        checkpoint.unlink(missing_ok=True)
+        checkpoint.unlink(missing_ok=True)  # the upload id is used up either way
+        try:
+            _verify(key, whole, remote)
+        except CloudError:
+            _best_effort(lambda: self.bucket.delete(key))  # every part matched, the object does not
+            raise
         return PushResult(str(file), key, size, whole, parts=count, resumed_parts=resumed), etag
 
 
@@ -269,12 +312,20 @@ def _retrying(call: Callable[[], Any]) -> Any:
     return UPLOAD_RETRY.call(call, _transient)
 
 
+def _best_effort(call: Callable[[], Any]) -> None:
+    """Clean-up after a failure: tried (with retries); its own failure must not hide the first."""
+    try:
+        _retrying(call)
+    except EascomfyError:
+        pass
+
+
 def _verify(what: str, local: int, remote: int | None) -> None:
     if remote is None:
         raise CloudError(f"{what}: OSS did not return a CRC64; cannot verify the upload", code="NoCrc64")
     if remote != local:
         raise CloudError(
             f"{what}: CRC64 mismatch (local {local}, OSS {remote}); the stored data is not what was sent",
-            code="CrcMismatch",
-            hint="push again; the object was not accepted as correct",
+            code=CRC_MISMATCH,
+            hint="push again; nothing was kept of this upload",
         )

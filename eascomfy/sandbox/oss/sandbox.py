@@ -13,6 +13,7 @@ from aiohttp import web
 from ..server import RecordedRequest, SandboxServer, ServerBacked
 from .service import OssService, fault_response
 from .store import OssStore
+from .tamper import DataFaults
 from .target import action_of
 
 
@@ -28,6 +29,7 @@ class OssSandbox(ServerBacked):
                  *, allow_v1: bool = False) -> None:
         self.region = region
         self.allow_v1 = allow_v1
+        self.data_faults = DataFaults()  # corrupted bytes and wrong CRC headers (``tamper``)
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._store: OssStore | None = None
@@ -55,7 +57,8 @@ class OssSandbox(ServerBacked):
         self.stop()
 
     def _application(self, _server: SandboxServer) -> web.Application:
-        return OssService(self.store, self.region, allow_v1=self.allow_v1).application()
+        return OssService(self.store, self.region, allow_v1=self.allow_v1,
+                          data_faults=self.data_faults).application()
 
 
     @property

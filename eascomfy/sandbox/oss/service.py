@@ -36,6 +36,7 @@ from .listing import collapse, int_param
 from .signing import authenticate
 from .store import ObjectMeta, ObjectReader, OssStore, ReceivedBody, Upload
 from .streaming import CHUNK, parse_range, receive_body, send_object
+from .tamper import DataFaults
 from .target import RESPONSE_OVERRIDES, Target, request_id, target_of
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,12 @@ Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
 class OssService:
     """The HTTP operations over an ``OssStore``."""
 
-    def __init__(self, store: OssStore, region: str, *, allow_v1: bool = False) -> None:
+    def __init__(self, store: OssStore, region: str, *, allow_v1: bool = False,
+                 data_faults: DataFaults | None = None) -> None:
         self.store = store
         self.region = region
         self.allow_v1 = allow_v1  # Signature V1: refused unless emulating an old account's old bucket
+        self.data_faults = data_faults or DataFaults()  # corrupted bytes, wrong CRC headers (tests)
         self.handlers: dict[str, Handler] = {
             "ListBuckets": self.list_buckets,
             "PutBucket": self.put_bucket,
@@ -110,6 +113,7 @@ class OssService:
         app = web.Application(handler_args={"read_bufsize": 4 * CHUNK}, client_max_size=16 * CHUNK)
         app.router.add_route("*", r"/{path:(?!_sandbox/).*}", self.handle)
         app.on_response_prepare.append(self._common_headers)
+        app.middlewares.append(self.data_faults.middleware)
         return app
 
     @staticmethod
@@ -233,6 +237,7 @@ class OssService:
     # -- objects -------------------------------------------------------------------------------
     async def _receive(self, request: web.Request, bucket: str) -> ReceivedBody:
         body = await receive_body(request, self.store.body_writer(bucket))
+        body = self.data_faults.received(request, body)
         try:
             check_md5(request, body.md5)
         except OssError:
