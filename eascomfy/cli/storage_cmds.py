@@ -160,11 +160,11 @@ def nodes_push_cmd(
 ) -> None:
     """Upload custom node folders to custom_nodes/ (caches and .git are left out); restart the service to load them."""
     with _session("nodes push", output) as out:
-        from ..storage.mount import Mount, node_targets
+        from ..storage.mount import Mount, node_targets, pack_name
 
         mount = Mount.open(SpecRef(out, file, env).spec, out)
-        pairs = mount.place(node_targets(folders))
-        _report(out, mount, _push(out, mount, pairs, "nodes", part_size, workers), {"folders": [f.name for f in folders]})
+        pairs = mount.place(node_targets(folders, out))
+        _report(out, mount, _push(out, mount, pairs, "nodes", part_size, workers), {"folders": [pack_name(f) for f in folders]})
         out.info("restart the service (eascomfy restart) so ComfyUI loads new nodes")
 
 

@@ -1,11 +1,14 @@
-"""Local files: writes a reader never sees half of, the state directory, and local names for
-names that come from a server (never escaping the destination)."""
+"""Local files: writes a reader never sees half of, the state directory, files that are safe to
+read whole, and local names for names that come from a server (never escaping the destination)."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from ..errors import UsageError
 
 
 def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> None:
@@ -41,6 +44,34 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+_FILE_TYPES = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words ("a FIFO")."""
+    return _FILE_TYPES.get(stat.S_IFMT(mode), "not a file")
+
+
+def regular_file(path: Path) -> os.stat_result:
+    """``path``'s stat (links followed) when it is a regular file; otherwise a usage error, decided
+    without opening it: a device like /dev/zero never ends and a FIFO blocks until a writer comes."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: not found") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path}: not a regular file ({file_type(st.st_mode)})", "only regular files can be uploaded")
+    return st
 
 
 def state_dir() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from ..core.validate import did_you_mean
 from ..core.workflow import kind_for, load_workflow
 from ..errors import CloudError, UsageError
+from ..local.files import file_type, regular_file
 from ..ports import SILENT, Bucket, Progress
 
 if TYPE_CHECKING:
@@ -165,6 +167,8 @@ def model_targets(files: Iterable[Path], kind: str | None = None, workflow: Path
     with an API-format ``workflow``, the folder its loader node expects each file in (``kind``
     then covers the files the workflow does not use)."""
     files = list(files)
+    for f in files:
+        regular_file(f)
     if kind is not None:
         check_kind(kind)
     kinds: dict[Path, str | None] = {f: kind for f in files}
@@ -186,22 +190,62 @@ def wheel_targets(wheels: Iterable[Path]) -> list[tuple[Path, str]]:
     for w in wheels:
         if not w.name.endswith(".whl"):
             raise UsageError(f"{w}: not a wheel (expected a .whl file)")
+        regular_file(w)
     return [(w, WHEELS + w.name) for w in wheels]
 
 
-def node_targets(folders: Iterable[Path]) -> list[tuple[Path, str]]:
+def node_targets(folders: Iterable[Path], progress: Progress = SILENT) -> list[tuple[Path, str]]:
     """(file, path) for custom node folders: each under ``custom_nodes/<folder name>/``."""
-    return [(f, NODES + rel) for folder in folders for f, rel in node_files(folder)]
+    return [(f, NODES + rel) for folder in folders for f, rel in node_files(folder, progress)]
 
 
-def node_files(folder: Path) -> Iterator[tuple[Path, str]]:
-    """(file, path relative to the custom_nodes/ root) for a custom node folder, skipping caches."""
+def pack_name(folder: Path) -> str:
+    """The name a custom node folder has under custom_nodes/: its own, also when given as ``.`` or
+    ``..`` (normalised, links in the path kept); a root has none and is refused."""
+    name = Path(os.path.abspath(folder)).name
+    if not name:
+        raise UsageError(f"{folder}: the folder has no name to put under custom_nodes/", "give the custom node folder itself")
+    return name
+
+
+def node_files(folder: Path, progress: Progress = SILENT) -> Iterator[tuple[Path, str]]:
+    """(file, path relative to the custom_nodes/ root) for a custom node folder, skipping caches.
+
+    Only regular files inside the folder are read: a link to a file elsewhere (or to nothing), a
+    link to a folder, a FIFO or a device is skipped, with a warning naming it."""
+    name = pack_name(folder)
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a folder", "nodes push takes custom node folders")
+    real = folder.resolve()
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_IN_NODES)
-        for name in sorted(files):
-            if name in SKIP_IN_NODES or name.endswith(".pyc"):
+        here = Path(root)
+        for d in sorted(dirs):
+            if d not in SKIP_IN_NODES and (here / d).is_symlink():
+                progress.warn(f"skipped {name}/{(here / d).relative_to(folder).as_posix()}: links to folders are not followed")
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_IN_NODES and not (here / d).is_symlink())
+        for entry in sorted(files):
+            if entry in SKIP_IN_NODES or entry.endswith(".pyc"):
                 continue
-            path = Path(root) / name
-            yield path, f"{folder.name}/{path.relative_to(folder).as_posix()}"
+            path = here / entry
+            label = f"{name}/{path.relative_to(folder).as_posix()}"
+            reason = _not_in_pack(path, real)
+            if reason:
+                progress.warn(f"skipped {label}: {reason}")
+                continue
+            yield path, label
+
+
+def _not_in_pack(path: Path, pack: Path) -> str | None:
+    """Why ``path`` is not a file of the pack to upload, or None when it is one."""
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "a link to nothing"
+        if pack not in target.parents:
+            return f"the link leaves the pack (to {target})"
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None if stat.S_ISREG(st.st_mode) else f"not a regular file ({file_type(st.st_mode)})"

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 
 from ..crc64 import combine, crc64
 from ..errors import CloudError, EascomfyError, UsageError
-from ..local.files import state_dir, write_atomic
+from ..local.files import regular_file, state_dir, write_atomic
 from ..ports import Bucket
 from ..retry import Retry
 
@@ -150,7 +150,7 @@ class Uploader:
 
     def push(self, file: Path, key: str, listing: Listing | None = None) -> PushResult:
         start = time.monotonic()
-        st = file.stat()
+        st = regular_file(file)  # never read a device or a FIFO
         self.on_file(file, st.st_size)
         known = self.cache.get(file, st)
         if listing is not None:
