@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..errors import CloudError
+from ..errors import CloudError, EascomfyError
 
 if TYPE_CHECKING:
     from .credentials import AccessKey
@@ -55,6 +55,11 @@ def map_error(exc: BaseException, what: str) -> CloudError:
         }.get(code or "")
         return CloudError(f"{what}: {message}", code=code, request_id=getattr(exc, "request_id", None), status=status, hint=hint)
     return CloudError(f"{what}: {type(exc).__name__}", code="ConnectionError")
+
+
+class LocalWriteError(EascomfyError):
+    """A download arrived but could not be written here (a name too long, a folder in the way, a
+    full disk): a local problem, not OSS's and not the network's."""
 
 
 class OssClient:
@@ -147,7 +152,17 @@ class OssClient:
             token = page.next_continuation_token
 
     def download(self, key: str, dest: str) -> None:
-        self._call(f"download oss://{self.name}/{key}", self._bucket.get_object_to_file, key, dest)
+        import oss2
+        import requests
+
+        try:
+            self._bucket.get_object_to_file(key, dest)
+        except oss2.exceptions.OssError as exc:
+            raise map_error(exc, f"download oss://{self.name}/{key}") from None
+        except requests.RequestException as exc:  # the body stream broke (an OSError too)
+            raise map_error(exc, f"download oss://{self.name}/{key}") from None
+        except OSError as exc:  # opening or writing the local file
+            raise LocalWriteError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
     # -- multipart ----------------------------------------------------------------------------
     def init_multipart(self, key: str) -> str:

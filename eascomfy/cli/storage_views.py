@@ -55,4 +55,5 @@ def sync_text(plan: "SyncPlan", dry_run: bool) -> str:
 
 
 def pull_text(pulled: "Pulled") -> str:
-    return f"{len(pulled.files)} files into {pulled.dest}" + (f", {len(pulled.refused)} refused" if pulled.refused else "")
+    counts = [(len(pulled.renamed), "renamed"), (len(pulled.refused), "refused"), (len(pulled.failed), "not written")]
+    return f"{len(pulled.files)} files into {pulled.dest}" + "".join(f", {n} {what}" for n, what in counts if n)

@@ -54,6 +54,11 @@ def parse_oss_uri(uri: str) -> tuple[str, str]:
     if not m:
         raise UsageError(f"not an OSS URI: {uri!r}", "expected oss://bucket/prefix/")
     prefix = m.group("prefix") or ""
+    # OSS keys are plain strings, but the mount and every path tool read "." and ".." as steps,
+    # and an empty segment ("a//b") as nothing: refuse them rather than guess (issue 11 item 18).
+    segments = prefix.removesuffix("/").split("/") if prefix else []
+    if any(s in ("", ".", "..") for s in segments):
+        raise UsageError(f"not an OSS folder: {uri!r} has an empty, '.' or '..' segment", "expected oss://bucket/prefix/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     return m.group("bucket"), prefix
