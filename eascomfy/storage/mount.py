@@ -195,8 +195,23 @@ def wheel_targets(wheels: Iterable[Path]) -> list[tuple[Path, str]]:
     for w in wheels:
         if not w.name.endswith(".whl"):
             raise UsageError(f"{w}: not a wheel (expected a .whl file)")
+        check_wheel_name(w.name)
         regular_file(w)
     return [(w, WHEELS + w.name) for w in wheels]
+
+
+def check_wheel_name(name: str) -> str:
+    """``name`` if the spec's ``wheels:`` list accepts it (the schema's rule for its items, so
+    nothing is uploaded or written that ``validate`` would then reject); a usage error otherwise."""
+    from ..core.validate import Validator, load_schema
+
+    schema = load_schema("spec.schema.json")
+    rule = schema["properties"]["wheels"]["items"]
+    # The schema's pattern is an ECMA-262 one, where "$" ends the text; Python's "$" also matches
+    # before a final newline, hence the fullmatch.
+    if Validator(schema).problems(name, rule, ("wheels",)) or not re.fullmatch(rule["pattern"], name):
+        raise UsageError(f"{name!r} is not a valid wheel file name: expected {rule['x-expected']}", "rename the file")
+    return name
 
 
 def node_targets(folders: Iterable[Path], progress: Progress = SILENT) -> list[tuple[Path, str]]:
