@@ -10,6 +10,9 @@
   again (its bytes are still here, and a resend replaces what OSS stored) up to ``CRC_ATTEMPTS``
   times; when that does not help, or the completed object is wrong, nothing is left behind: the
   multipart upload is aborted, a wrong object deleted, the checkpoint removed.
+- A checkpoint goes as soon as its object is complete: Ctrl-C while OSS answers the completion
+  waits for that answer (a second Ctrl-C does not), and a checkpoint found for an object already
+  there, or for an upload OSS no longer has, is removed.
 - Unchanged files are skipped without being read again: a small cache maps (path, size, mtime) to
   the file's CRC64 and the ETag OSS gave it. One listing of the target folder (not one request a
   file) then tells which files are already there, unchanged.
@@ -20,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..crc64 import combine, crc64
 from ..errors import CloudError, EascomfyError, UsageError
@@ -156,6 +161,7 @@ class Uploader:
         if listing is not None:
             listed = listing.objects.get(key)
             if listed and known and listed == (st.st_size, known[1]):
+                self._checkpoint_path(file, key, st).unlink(missing_ok=True)  # one an interruption left
                 self.progress(st.st_size)
                 return PushResult(str(file), key, st.st_size, known[0], skipped=True)
             remote = self.bucket.head(key) if listed and listed[0] == st.st_size else None
@@ -165,6 +171,7 @@ class Uploader:
             local = known[0] if known is not None else file_crc64(file)
             if local == remote.crc64:
                 self.cache.put(file, st, local, remote.etag)
+                self._checkpoint_path(file, key, st).unlink(missing_ok=True)  # one an interruption left
                 self.progress(st.st_size)
                 return PushResult(str(file), key, st.st_size, local, skipped=True)
         if st.st_size <= self.part_size:
@@ -214,7 +221,8 @@ class Uploader:
         except (OSError, ValueError, KeyError):
             return None, {}
         listed = self.bucket.list_parts(key, upload_id)
-        if listed is None:
+        if listed is None:  # completed or aborted meanwhile: the checkpoint is stale
+            checkpoint.unlink(missing_ok=True)
             return None, {}
         done = {int(n): p for n, p in parts.items() if int(n) in listed and listed[int(n)][0] == p["etag"]}
         return upload_id, done
@@ -268,16 +276,43 @@ class Uploader:
         whole = done[1]["crc64"]
         for n in range(2, count + 1):
             whole = combine(whole, done[n]["crc64"], done[n]["size"])
-        remote, etag = _retrying(
-            lambda: self.bucket.complete_multipart(key, upload_id, [(n, done[n]["etag"]) for n in range(1, count + 1)])
-        )
-        checkpoint.unlink(missing_ok=True)  # the upload id is used up either way
+        with _interrupt_deferred():  # once OSS completed the object, its checkpoint goes too
+            remote, etag = _retrying(
+                lambda: self.bucket.complete_multipart(key, upload_id, [(n, done[n]["etag"]) for n in range(1, count + 1)])
+            )
+            checkpoint.unlink(missing_ok=True)  # the upload id is used up either way
         try:
             _verify(key, whole, remote)
         except CloudError:
             _best_effort(lambda: self.bucket.delete(key))  # every part matched, the object does not
             raise
         return PushResult(str(file), key, size, whole, parts=count, resumed_parts=resumed), etag
+
+
+@contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a first SIGINT (Ctrl-C) until the block is done, then raise it; a second one raises at
+    once. Only the main thread receives signals, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if held:
+            raise KeyboardInterrupt
+        held.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def _bounded_parallel(fn: Callable[[int], None], items: list[int], workers: int) -> None:

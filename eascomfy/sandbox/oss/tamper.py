@@ -7,6 +7,8 @@ CRC64 check is exercised for real. A test switches them on through ``OssSandbox.
   corrupted bytes, as OSS's would. PutObject and UploadPart.
 - ``wrong_crc``: the data is stored intact, but the answer's ``x-oss-hash-crc64ecma`` is off by
   one. PutObject, UploadPart, CompleteMultipartUpload, HeadObject.
+- ``late_answer``: the operation is carried out, then its answer waits ``delay`` seconds (a slow
+  way back): a client interrupted meanwhile does not know the operation took place. Any action.
 
 They are separate from ``SandboxServer``'s transport faults (``status``, ``drop``...), which act
 before the emulator sees a request.
@@ -14,6 +16,7 @@ before the emulator sees a request.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from typing import Any, Callable
@@ -26,7 +29,7 @@ from .store import ReceivedBody
 from .target import action_of
 
 CRC_HEADER = "x-oss-hash-crc64ecma"
-KINDS = ("corrupt", "wrong_crc")
+KINDS = ("corrupt", "wrong_crc", "late_answer")
 
 
 class DataFaults:
@@ -37,10 +40,10 @@ class DataFaults:
         self._items: list[Fault] = []
 
     def add(self, kind: str, *, action: str | None = None, times: int = 1, method: str | None = None,
-            path: str | None = None) -> Fault:
+            path: str | None = None, delay: float = 0.0) -> Fault:
         if kind not in KINDS:
             raise ValueError(f"unknown data fault {kind!r}; expected one of {', '.join(KINDS)}")
-        fault = Fault(kind, times=times, action=action, method=method, path=path)
+        fault = Fault(kind, times=times, action=action, method=method, path=path, delay=delay)
         with self._lock:
             self._items.append(fault)
         return fault
@@ -49,14 +52,14 @@ class DataFaults:
         with self._lock:
             self._items.clear()
 
-    def take(self, request: web.Request, kind: str) -> bool:
+    def take(self, request: web.Request, kind: str) -> Fault | None:
         action = action_of(request)
         with self._lock:
             for fault in self._items:
                 if fault.kind == kind and fault.matches(request.method, request.path, action):
                     fault.hits += 1
-                    return True
-        return False
+                    return fault
+        return None
 
     # -- the hooks -----------------------------------------------------------------------------
     def received(self, request: web.Request, body: ReceivedBody) -> ReceivedBody:
@@ -77,13 +80,16 @@ class DataFaults:
 
     @property
     def middleware(self) -> Any:
-        """An aiohttp middleware that falsifies the CRC header of answers a ``wrong_crc`` fault matches."""
+        """An aiohttp middleware for the faults on answers: ``wrong_crc`` and ``late_answer``."""
 
         @web.middleware
-        async def wrong_crc(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        async def answers(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
             response = await handler(request)
             if CRC_HEADER in response.headers and not response.prepared and self.take(request, "wrong_crc"):
                 response.headers[CRC_HEADER] = str(int(response.headers[CRC_HEADER]) ^ 1)
+            late = self.take(request, "late_answer")
+            if late is not None:
+                await asyncio.sleep(late.delay)  # the work is done; a client gone meanwhile changes nothing
             return response
 
-        return wrong_crc
+        return answers
