@@ -168,7 +168,7 @@ class OssClient:
     def init_multipart(self, key: str) -> str:
         return self._call(f"start upload of oss://{self.name}/{key}", self._bucket.init_multipart_upload, key).upload_id
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> tuple[str, int | None]:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> tuple[str, int | None]:
         result = self._call(
             f"upload part {number} of oss://{self.name}/{key}", self._bucket.upload_part, key, upload_id, number, data
         )

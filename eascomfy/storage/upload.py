@@ -253,13 +253,28 @@ class Uploader:
         save()
         self.progress(sum(p["size"] for p in done.values()))
 
+        # One part-sized buffer per worker thread, read into and sent from: memory stays at
+        # ``workers * part_size`` for any number of parts, instead of growing with the malloc
+        # arenas that a fresh 16 MiB bytes object per part leaves behind.
+        buffers = threading.local()
+
+        def read(fd: int, offset: int, length: int) -> memoryview:
+            buf = getattr(buffers, "buf", None)
+            if buf is None:
+                buf = buffers.buf = bytearray(self.part_size)
+            view = memoryview(buf)[:length]
+            got = 0
+            while got < length:
+                n = os.preadv(fd, [view[got:]], offset + got)
+                if n == 0:
+                    raise EascomfyError(f"{file} changed while it was uploaded", "push it again")
+                got += n
+            return view
+
         def send(n: int) -> None:
             offset = (n - 1) * self.part_size
             length = min(self.part_size, size - offset)
-            with open(file, "rb") as fh:
-                data = os.pread(fh.fileno(), length, offset)
-            if len(data) != length:
-                raise EascomfyError(f"{file} changed while it was uploaded", "push it again")
+            data = read(fd, offset, length)
             local = crc64(data)
 
             def part() -> tuple[int | None, str]:
@@ -272,7 +287,9 @@ class Uploader:
                 save()
             self.progress(length)
 
-        _bounded_parallel(send, [n for n in range(1, count + 1) if n not in done], self.workers)
+        with open(file, "rb") as fh:
+            fd = fh.fileno()
+            _bounded_parallel(send, [n for n in range(1, count + 1) if n not in done], self.workers)
         whole = done[1]["crc64"]
         for n in range(2, count + 1):
             whole = combine(whole, done[n]["crc64"], done[n]["size"])
