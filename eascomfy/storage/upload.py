@@ -265,10 +265,10 @@ class Uploader:
             view = memoryview(buf)[:length]
             got = 0
             while got < length:
-                n = os.preadv(fd, [view[got:]], offset + got)
-                if n == 0:
+                read_now = os.preadv(fd, [view[got:]], offset + got)
+                if read_now == 0:
                     raise EascomfyError(f"{file} changed while it was uploaded", "push it again")
-                got += n
+                got += read_now
             return view
 
         def send(n: int) -> None:
