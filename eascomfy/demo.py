@@ -34,7 +34,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     import tempfile
     from importlib import resources
 
-    from . import deploy as ops
+    from .control import deploy as ops
     from . import jobs
     from .adapters.credentials import AccessKey, credential_client
     from .adapters.eas import EasClient

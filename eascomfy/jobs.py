@@ -154,9 +154,9 @@ def resolve_target(
         raise UsageError("no service: pass -f SPEC, --service NAME --region R, or --service-url URL --token T")
     if command:
         require_edition(edition, command)
-    from .deploy import connect
+    from .adapters.eas import EasClient
 
-    live = connect(region_id, progress).require(name)
+    live = EasClient(region_id, log=progress.debug).require(name)
     if not live.internet_endpoint:
         raise CloudError(f"service {name} has no internet endpoint yet (status {live.status})", service=name,
                          hint="wait until it is running: eascomfy status")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .output import Out
     from ..adapters.eas import EasClient, Event, LiveService
     from ..core.spec import Spec
-    from ..deploy import DeployResult
+    from ..control.deploy import DeployResult
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the service is ready.")]
@@ -55,7 +55,7 @@ def _read_plan(path: Path) -> dict[str, Any]:
 
 
 def _client(region: str, out: Out) -> "EasClient":
-    from ..deploy import connect
+    from ..control.deploy import connect
 
     return connect(region, out)
 
@@ -76,7 +76,7 @@ def plan(
     """Show what deploy would change on the live service (one read call)."""
     changed = False
     with session("plan", output) as out:
-        from ..deploy import plan_service
+        from ..control.deploy import plan_service
 
         spec = SpecRef(out, file, env, edition).spec
         result, _ = plan_service(spec, _client(spec.region, out))
@@ -110,7 +110,7 @@ def deploy(
 ) -> None:
     """Create or update the service, wait until it answers, roll back a failed update."""
     with session("deploy", output) as out:
-        from .. import deploy as ops
+        from ..control import deploy as ops
 
         saved = _read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
@@ -135,7 +135,7 @@ def update_image(
 ) -> None:
     """Switch the service to another official image version, through the same path as deploy."""
     with session("update-image", output) as out:
-        from .. import deploy as ops
+        from ..control import deploy as ops
 
         spec = SpecRef(out, file, env, edition).spec
         ops.check_image_update(spec, version)
@@ -173,7 +173,7 @@ def signed_url(
 ) -> None:
     """Print a logon-free WebUI link (to stdout only; it is never logged)."""
     with session("signed-url", output) as out:
-        from ..deploy import check_expire
+        from ..control.deploy import check_expire
 
         check_expire(expire)
         name, region_id = _target(file, env, service, region, out)
@@ -190,7 +190,7 @@ def status(
 ) -> None:
     """State, instances, endpoints, image and the last events of the service."""
     with session("status", output) as out:
-        from ..deploy import status as get_status
+        from ..control.deploy import status as get_status
 
         name, region_id = _target(file, env, service, region, out)
         live, events = get_status(_client(region_id, out), name)
@@ -237,7 +237,7 @@ def rollback(
 ) -> None:
     """Switch the service back to an earlier version."""
     with session("rollback", output) as out:
-        from ..deploy import rollback as do_rollback
+        from ..control.deploy import rollback as do_rollback
 
         name, region_id = _target(file, env, service, region, out)
         target = do_rollback(_client(region_id, out), name, out, version, wait=wait, timeout=timeout)
@@ -247,7 +247,7 @@ def rollback(
 def _lifecycle(action: str, file: Path, env: str | None, service: str | None, region: str | None,
                wait: bool, timeout: float, output: str | None) -> None:
     with session(action, output) as out:
-        from ..deploy import lifecycle
+        from ..control.deploy import lifecycle
 
         name, region_id = _target(file, env, service, region, out)
         live = lifecycle(_client(region_id, out), name, action, out, wait=wait, timeout=timeout)  # type: ignore[arg-type]
@@ -283,7 +283,7 @@ def delete(
 ) -> None:
     """Delete the service (asks first unless --yes)."""
     with session("delete", output) as out:
-        from ..deploy import delete as do_delete
+        from ..control.deploy import delete as do_delete
 
         name, region_id = _target(file, env, service, region, out)
         if not yes:

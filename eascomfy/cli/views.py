@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..adapters.eas import Event, LiveService
-    from ..deploy import DeployResult
+    from ..control.deploy import DeployResult
 
 
 def deploy_text(result: "DeployResult") -> str:

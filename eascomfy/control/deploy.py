@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from .adapters.eas import EasClient, Event, LiveService, probe
-from .core.plan import Plan, make_plan, stale_reasons
-from .core.render import labels as spec_labels
-from .core.render import render
-from .core.spec import Spec
-from .errors import CloudError, EascomfyError, UsageError, WaitTimeout
-from .ports import Progress
+from ..adapters.eas import EasClient, Event, LiveService, probe
+from ..core.plan import Plan, make_plan, stale_reasons
+from ..core.render import labels as spec_labels
+from ..core.render import render
+from ..core.spec import Spec
+from ..errors import CloudError, EascomfyError, UsageError, WaitTimeout
+from ..ports import Progress
 
 RUNNING, FAILED = "Running", "Failed"
 FAILED_STATUSES = (FAILED, "DeleteFailed")
@@ -355,7 +355,7 @@ def rollback(
     poll: Poll = Poll(),
 ) -> int:
     """Switch to ``version`` (default: the one before the current) and record it as applied."""
-    from .core.plan import APPLIED_SHA_LABEL, config_sha
+    from ..core.plan import APPLIED_SHA_LABEL, config_sha
 
     live = client.require(name)
     target = version if version is not None else live.current_version - 1
