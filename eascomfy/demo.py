@@ -35,6 +35,9 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from importlib import resources
 
     from .control import deploy as ops
+    from .control.lifecycle import status
+    from .control.wait import Poll
+    from .core.image import check_image_update, with_image_version
     from . import jobs
     from .adapters.credentials import AccessKey, credential_client
     from .adapters.eas import EasClient
@@ -50,7 +53,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
 
     steps = 13
     fast = Timings(creating=0.3, updating=0.3, ready=0.2, stopping=0.1, starting=0.2, deleting=0.1)
-    poll = ops.Poll(first=0.1, probe=0.1)
+    poll = Poll(first=0.1, probe=0.1)
     with contextlib.ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eascomfy-demo-")))
         work = directory or scratch / "project"
@@ -89,8 +92,8 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         progress.info(f"[6/{steps}] deploy:")
         created_result = ops.deploy(spec, client, progress, timeout=30, poll=poll)
         progress.info(f"[7/{steps}] update-image 2.2:")
-        ops.check_image_update(spec, "2.2")
-        updated = ops.deploy(ops.with_image_version(spec, "2.2"), client, progress, timeout=30, poll=poll)
+        check_image_update(spec, "2.2")
+        updated = ops.deploy(with_image_version(spec, "2.2"), client, progress, timeout=30, poll=poll)
         rewrite_image_version(path, "2.2")
         progress.info(f"  wrote image.version 2.2 to {path}")
 
@@ -129,7 +132,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         progress.info(f"[12/{steps}] signed-url (printed on stdout at the end)")
         url = client.signed_url(spec.name, 3600)
         progress.info(f"[13/{steps}] status:")
-        live, events = ops.status(client, spec.name)
+        live, events = status(client, spec.name)
         data: dict[str, Any] = {
             "file": str(path),
             "service": spec.name,

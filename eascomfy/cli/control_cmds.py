@@ -136,12 +136,13 @@ def update_image(
     """Switch the service to another official image version, through the same path as deploy."""
     with session("update-image", output) as out:
         from ..control import deploy as ops
+        from ..core.image import check_image_update, with_image_version
 
         spec = SpecRef(out, file, env, edition).spec
-        ops.check_image_update(spec, version)
+        check_image_update(spec, version)
         client = _client(spec.region, out)
         result = ops.deploy(
-            ops.with_image_version(spec, version),
+            with_image_version(spec, version),
             client,
             out,
             dry_run=dry_run,
@@ -173,7 +174,7 @@ def signed_url(
 ) -> None:
     """Print a logon-free WebUI link (to stdout only; it is never logged)."""
     with session("signed-url", output) as out:
-        from ..control.deploy import check_expire
+        from ..core.limits import check_expire
 
         check_expire(expire)
         name, region_id = _target(file, env, service, region, out)
@@ -190,7 +191,7 @@ def status(
 ) -> None:
     """State, instances, endpoints, image and the last events of the service."""
     with session("status", output) as out:
-        from ..control.deploy import status as get_status
+        from ..control.lifecycle import status as get_status
 
         name, region_id = _target(file, env, service, region, out)
         live, events = get_status(_client(region_id, out), name)
@@ -247,7 +248,7 @@ def rollback(
 def _lifecycle(action: str, file: Path, env: str | None, service: str | None, region: str | None,
                wait: bool, timeout: float, output: str | None) -> None:
     with session(action, output) as out:
-        from ..control.deploy import lifecycle
+        from ..control.lifecycle import lifecycle
 
         name, region_id = _target(file, env, service, region, out)
         live = lifecycle(_client(region_id, out), name, action, out, wait=wait, timeout=timeout)  # type: ignore[arg-type]
@@ -283,7 +284,7 @@ def delete(
 ) -> None:
     """Delete the service (asks first unless --yes)."""
     with session("delete", output) as out:
-        from ..control.deploy import delete as do_delete
+        from ..control.lifecycle import delete as do_delete
 
         name, region_id = _target(file, env, service, region, out)
         if not yes:
