@@ -40,20 +40,6 @@ def _target(file: Path, env: str | None, service: str | None, region: str | None
     return spec.name, region or spec.region
 
 
-def _read_plan(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"--plan {path}: {exc.strerror or exc}") from None
-    except ValueError:
-        raise UsageError(f"--plan {path}: not a plan file (not JSON)", "write one with `eascomfy plan --out FILE`") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--plan {path}: not a plan file", "write one with `eascomfy plan --out FILE`")
-    return data
-
-
 def _client(region: str, out: Out) -> "EasClient":
     from ..control.deploy import connect
 
@@ -82,12 +68,10 @@ def plan(
         result, _ = plan_service(spec, _client(spec.region, out))
         changed = result.has_changes
         if plan_file is not None:
-            import json
-
-            from ..core.plan import saved_plan
+            from ..core.planfile import dumps
             from ..local.files import write_atomic
 
-            write_atomic(plan_file, json.dumps(saved_plan(result), indent=2, sort_keys=True) + "\n")
+            write_atomic(plan_file, dumps(result))
             out.info(f"plan saved to {plan_file}; apply exactly it with `eascomfy deploy --plan {plan_file}`")
         out.emit(result.to_dict(), "\n".join(result.lines()))
     if detailed_exitcode and changed:
@@ -111,8 +95,9 @@ def deploy(
     """Create or update the service, wait until it answers, roll back a failed update."""
     with session("deploy", output) as out:
         from ..control import deploy as ops
+        from ..core.planfile import read_plan
 
-        saved = _read_plan(plan_file) if plan_file is not None else None
+        saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
         client = _client(spec.region, out)
         result = ops.deploy(

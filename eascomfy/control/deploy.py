@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..adapters.eas import EasClient, LiveService
-from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan, stale_reasons
+from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan
+from ..core.planfile import stale_reasons
 from ..core.render import labels as spec_labels
 from ..core.render import render
 from ..core.spec import Spec

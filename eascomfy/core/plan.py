@@ -213,32 +213,3 @@ def make_plan(
         live_version=live_version,
     )
 
-
-# -- saved plans (plan --out, deploy --plan) ---------------------------------------------------------
-PLAN_FORMAT = "eascomfy-plan/1"
-
-
-def saved_plan(plan: Plan) -> dict[str, Any]:
-    """A plan as a reviewable file: what will change, and fingerprints of both sides."""
-    return {
-        "format": PLAN_FORMAT,
-        **plan.to_dict(),
-        "desired_sha": config_sha(plan.desired),
-        "live_sha": plan.live_sha,
-        "live_version": plan.live_version,
-    }
-
-
-def stale_reasons(saved: dict[str, Any], current: Plan) -> list[str]:
-    """Why a saved plan no longer describes what deploy would do now (empty: it still does)."""
-    if saved.get("format") != PLAN_FORMAT:
-        return [f"not an eascomfy plan file (format {saved.get('format')!r}, expected {PLAN_FORMAT!r})"]
-    now = saved_plan(current)
-    reasons = []
-    if (saved.get("service"), saved.get("region")) != (now["service"], now["region"]):
-        reasons.append(f"it is for service {saved.get('service')} in {saved.get('region')}, not {now['service']} in {now['region']}")
-    if saved.get("desired_sha") != now["desired_sha"] or saved.get("labels_set") != now["labels_set"]:
-        reasons.append("the spec renders differently now than when the plan was made")
-    if (saved.get("live_sha"), saved.get("live_version")) != (now["live_sha"], now["live_version"]):
-        reasons.append("the live service changed since the plan was made")
-    return reasons
