@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..adapters.eas import EasClient, LiveService
-from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan
+from ..core.merge import canonical
+from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan, normalize
 from ..core.planfile import stale_reasons
 from ..core.render import labels as spec_labels
 from ..core.render import render
@@ -77,12 +78,17 @@ class DeployResult:
 
 def apply(plan: Plan, client: EasClient) -> None:
     """The write calls for a plan: CreateService (labels in the query) or UpdateService with
-    UpdateType=replace (the full rendered JSON: removed fields are removed) plus the labels."""
+    UpdateType=replace (the full rendered JSON: removed fields are removed) plus the labels.
+    A write retried after a lost answer counts as done when the live config is the one planned."""
+
+    def applied(live: LiveService) -> bool:
+        return normalize(live.config) == canonical(normalize(plan.desired))
+
     if plan.action == "create":
-        client.create(plan.desired, plan.labels_set)
+        client.create(plan.desired, plan.labels_set, applied=applied)
         return
     if plan.action == "update":
-        client.update(plan.service, plan.desired, update_type="replace")
+        client.update(plan.service, plan.desired, update_type="replace", applied=applied)
     if plan.labels_set:
         client.set_labels(plan.service, plan.labels_set)
     if plan.labels_remove:
