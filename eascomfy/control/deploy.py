@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..adapters.eas import EasClient, LiveService
-from ..core.merge import canonical
-from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan, normalize
+from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan
 from ..core.planfile import stale_reasons
 from ..core.render import labels as spec_labels
 from ..core.render import render
@@ -82,7 +81,7 @@ def apply(plan: Plan, client: EasClient) -> None:
     A write retried after a lost answer counts as done when the live config is the one planned."""
 
     def applied(live: LiveService) -> bool:
-        return normalize(live.config) == canonical(normalize(plan.desired))
+        return config_sha(live.config) == plan.desired_sha
 
     if plan.action == "create":
         client.create(plan.desired, plan.labels_set, applied=applied)

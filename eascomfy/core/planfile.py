@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .plan import Plan, config_sha
+from .plan import Plan
 
 PLAN_FORMAT = "eascomfy-plan/1"
 _WRITE_ONE = "save one with `eascomfy plan`"
@@ -24,7 +24,7 @@ def saved_plan(plan: Plan) -> dict[str, Any]:
     return {
         "format": PLAN_FORMAT,
         **plan.to_dict(),
-        "desired_sha": config_sha(plan.desired),
+        "desired_sha": plan.desired_sha,
         "live_sha": plan.live_sha,
         "live_version": plan.live_version,
     }
