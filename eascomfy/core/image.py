@@ -1,15 +1,23 @@
 """Image-version updates (``update-image``): which specs may switch official image versions, what
-a version looks like, and the spec on the new version. Pure."""
+a version looks like, and the spec on the new version. Pure.
+
+The new spec is resolved and checked the way ``load_spec`` resolves the files (schema, edition
+defaults, the edition's and the shared rules), so a version is refused by the same rules whether
+it comes from the file or from ``update-image``.
+"""
 
 from __future__ import annotations
 
-import copy
 import re
 
 from ..errors import UsageError
-from .spec import Spec
+from .merge import apply_defaults, deep_merge
+from .spec import Spec, check_rules
+from .validate import Validator, load_schema, raise_first
+from .yamlio import Positions
 
 IMAGE_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
+_VERSION = ("image", "version")
 
 
 def check_image_update(spec: Spec, version: str) -> None:
@@ -29,7 +37,15 @@ def check_image_update(spec: Spec, version: str) -> None:
 
 
 def with_image_version(spec: Spec, version: str) -> Spec:
-    """A copy of ``spec`` on image ``version`` (suffix, registry and the rest unchanged)."""
-    data = copy.deepcopy(spec.data)
-    data.setdefault("image", {})["version"] = version
-    return Spec(spec.file, data, spec.edition, spec.env, list(spec.warnings), spec.user, spec.positions)
+    """``spec`` on image ``version`` (suffix, registry and the rest unchanged), as if its files
+    said so: what the user set is validated again and the spec's rules run on the result."""
+    check_image_update(spec, version)
+    schema = load_schema("spec.schema.json")
+    user = deep_merge(spec.user, {"image": {"version": version}})
+    # Where image.version is written stays known (errors point there); its old source text goes.
+    positions = Positions(dict(spec.positions.lines), {p: t for p, t in spec.positions.plain.items() if p != _VERSION})
+    raise_first(Validator(schema, positions.plain).problems(user), positions, spec.file)
+    data = apply_defaults(deep_merge(spec.edition.defaults, user), schema)
+    updated = Spec(spec.file, data, spec.edition, spec.env, user=user, positions=positions)
+    check_rules(updated)
+    return updated
