@@ -7,6 +7,7 @@ showed last; ``NotReady.error`` turns it into the error people see.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -14,6 +15,7 @@ from typing import Callable
 from ..adapters.eas import EasClient, Event, LiveService, probe
 from ..errors import CloudError, WaitTimeout
 from ..ports import Progress
+from ..retry import Backoff, poll
 
 RUNNING, FAILED = "Running", "Failed"
 FAILED_STATUSES = (FAILED, "DeleteFailed")
@@ -31,6 +33,11 @@ class Poll:
     cap: float = 3.0
     probe: float = 0.2
     recheck: float = 3.0
+
+    @property
+    def backoff(self) -> Backoff:
+        """The DescribeService delays."""
+        return Backoff(self.first, self.factor, self.cap)
 
 
 class NotReady(Exception):
@@ -93,36 +100,34 @@ class Watcher:
 
     def until(self, check: Callable[[LiveService | None], bool]) -> LiveService | None:
         """Describe with backoff until ``check(live)``; NotReady on a failed status or the deadline."""
-        interval = self.poll.first
-        while True:
-            live = self.client.describe(self.name)
+
+        def done(live: LiveService | None) -> bool:
             self._report(live)
             if check(live):
-                return live
+                return True
             if live is not None and live.status in FAILED_STATUSES:
                 raise self.fail(live, False, "failed")
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise self.fail(live, True, f"did not get there within {self.timeout:g} s")
-            time.sleep(min(interval, left))
-            interval = min(interval * self.poll.factor, self.poll.cap)
+            return False
+
+        live, reached = poll(lambda: self.client.describe(self.name), done, self.poll.backoff.delays(), self.deadline)
+        if not reached:
+            raise self.fail(live, True, f"did not get there within {self.timeout:g} s")
+        return live
 
     def ready(self) -> LiveService:
-        """Running AND the endpoint answers the probe with the service token."""
+        """Running AND the endpoint answers the probe with the service token: the status is read
+        again every ``recheck`` seconds, the endpoint probed every ``probe`` seconds in between."""
         while True:
             live = self.until(lambda s: s is not None and s.status == RUNNING)
             assert live is not None
             recheck = min(self.deadline, time.monotonic() + self.poll.recheck)
-            while True:
-                if ready(probe(live.internet_endpoint, live.access_token)):
-                    self.progress.info(f"{self.name}: ready (the endpoint answers)")
-                    return live
-                now = time.monotonic()
-                if now >= self.deadline:
-                    raise self.fail(live, True, f"is Running but its endpoint did not answer within {self.timeout:g} s")
-                if now >= recheck:
-                    break
-                time.sleep(min(self.poll.probe, self.deadline - now))
+            answers = lambda: probe(live.internet_endpoint, live.access_token)  # noqa: E731
+            _, reached = poll(answers, ready, itertools.repeat(self.poll.probe), recheck)
+            if reached:
+                self.progress.info(f"{self.name}: ready (the endpoint answers)")
+                return live
+            if time.monotonic() >= self.deadline:
+                raise self.fail(live, True, f"is Running but its endpoint did not answer within {self.timeout:g} s")
 
 
 def wait_ready(
