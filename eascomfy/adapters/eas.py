@@ -317,7 +317,7 @@ class EasClient:
                 f"service {name} does not exist in {self.region}",
                 code=NOT_FOUND,
                 service=name,
-                hint="check --service/--region, or create it with `eascomfy deploy`",
+                hint="check the service name and region, or create it with `eascomfy deploy`",
             )
         return live
 

@@ -68,6 +68,7 @@ FLAGS = {
     "instance_type": "--instance-type",
     "image_version": "--image-version",
     "oss": "--oss",
+    "version": "VERSION",  # update-image's and rollback's argument
 }
 
 

@@ -116,14 +116,17 @@ def deploy(
     poll: Poll = Poll(),
     saved: dict[str, Any] | None = None,
 ) -> DeployResult:
-    """Create or update the service, wait until ready, roll back a failed update. With ``saved``
-    (a plan file from ``plan --out``), refuse before any write unless it still holds."""
+    """Create or update the service, wait until ready, roll back a failed update (unless
+    ``rollback`` is False). With ``saved`` (a plan file, ``core.planfile``), refuse before any
+    write unless it still holds."""
     started = time.monotonic()
     plan, live = plan_service(spec, client)
     if saved is not None:
         reasons = stale_reasons(saved, plan)
         if reasons:
-            raise EascomfyError(f"the saved plan is stale: {'; '.join(reasons)}", "run `eascomfy plan --out FILE` again and review it")
+            raise EascomfyError(
+                f"the saved plan is stale: {'; '.join(reasons)}", "save a new plan with `eascomfy plan` and review it"
+            )
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)
@@ -156,8 +159,8 @@ def _rollback(
     if plan.action != "update" or before is None or not plan.live_version:
         return None
     if not enabled:
-        progress.info("not rolling back (--no-rollback)")
-        return f"not rolled back (--no-rollback); `eascomfy rollback {plan.live_version}` restores the previous version"
+        progress.info("not rolling back (rollback is off)")
+        return f"not rolled back (rollback is off); `eascomfy rollback {plan.live_version}` restores the previous version"
     version = plan.live_version
     progress.info(f"rolling back {plan.service} to version {version}")
     client.switch_version(plan.service, version)

@@ -31,8 +31,9 @@ def check_image_update(spec: Spec, version: str) -> None:
         )
     if not IMAGE_VERSION_RE.match(version):
         raise UsageError(
-            f"VERSION: expected an official image version like 2.2 or 1.9.1, got {version!r}",
+            f"expected an official image version like 2.2 or 1.9.1, got {version!r}",
             f"the edition's suffix ({spec.edition.image_suffix or 'none'}) is added for you",
+            param="version",
         )
 
 

@@ -11,6 +11,7 @@ def check_expire(expire: int) -> None:
     """A signed link's validity in seconds: 1 to 12 hours."""
     if not 1 <= expire <= MAX_SIGNED_URL_SECONDS:
         raise UsageError(
-            f"--expire: expected 1..{MAX_SIGNED_URL_SECONDS} seconds, got {expire}",
+            f"expected 1..{MAX_SIGNED_URL_SECONDS} seconds, got {expire}",
             "EAS signed links last at most 12 hours",
+            param="expire",
         )
