@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..adapters.eas import EasClient, LiveService
 from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan
-from ..core.planfile import stale_reasons
+from ..core.planfile import dumps, stale_reasons
 from ..core.render import labels as spec_labels
 from ..core.render import render
 from ..core.spec import Spec
 from ..errors import EascomfyError, UsageError
+from ..local.files import write_atomic
+from ..local.specfile import write_image_version
 from ..ports import Progress
 from .wait import DEFAULT_TIMEOUT, RUNNING, NotReady, Poll, Watcher, wait_ready
 
@@ -52,6 +55,11 @@ def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | Non
         live.current_version if live else None,
     )
     return plan, live
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Write ``plan`` as a reviewable plan file (``core.planfile``) for a later ``deploy(saved=...)``."""
+    write_atomic(path, dumps(plan))
 
 
 # -- deploy ----------------------------------------------------------------------------------------
@@ -170,6 +178,45 @@ def _rollback(
     except NotReady as exc:
         return f"rolled back to version {version}, which is not ready either ({exc.detail})"
     return f"rolled back to version {version}, which is running again"
+
+
+# -- update-image ----------------------------------------------------------------------------------
+@dataclass
+class ImageUpdate:
+    """A deploy on another image version, and the spec file the version was written to."""
+
+    version: str
+    result: DeployResult
+    written: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        file = str(self.written) if self.written else None
+        return {**self.result.to_dict(), "version": self.version, "file_written": file is not None, "file": file}
+
+
+def update_image(
+    spec: Spec,
+    client: EasClient,
+    progress: Progress,
+    *,
+    write: bool = True,
+    dry_run: bool = False,
+    wait: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    rollback: bool = True,
+    poll: Poll = Poll(),
+) -> ImageUpdate:
+    """Deploy ``spec`` -- the spec on its new version, from ``core.image.with_image_version``,
+    which refuses before anything connects -- then, unless ``write`` is False or this is a dry
+    run, record the version where the spec's files set it (comments kept)."""
+    version = spec.data["image"]["version"]
+    result = deploy(spec, client, progress, dry_run=dry_run, wait=wait, timeout=timeout, rollback=rollback, poll=poll)
+    written = None
+    if write and not dry_run:
+        written = write_image_version(spec, version)
+        if written:
+            progress.info(f"wrote image.version {version} to {written}")
+    return ImageUpdate(version, result, written)
 
 
 # -- rollback --------------------------------------------------------------------------------------

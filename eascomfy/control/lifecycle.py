@@ -1,12 +1,13 @@
-"""The operations on a live service besides deploying it: status, start / stop / restart (and
-wait), delete. Talks to EAS only through ``adapters.eas.EasClient``."""
+"""The operations on a live service besides deploying it: status, versions, start / stop /
+restart (and wait), delete. Talks to EAS only through ``adapters.eas.EasClient``."""
 
 from __future__ import annotations
 
 import time
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from ..adapters.eas import EasClient, Event, LiveService
+from ..adapters.eas import EasClient, Event, LiveService, Version
 from ..ports import Progress
 from .wait import NotReady, Poll, Watcher
 
@@ -16,6 +17,26 @@ Lifecycle = Literal["start", "stop", "restart"]
 def status(client: EasClient, name: str, last: int = 5) -> tuple[LiveService, list[Event]]:
     live = client.require(name)
     return live, client.events(name)[-last:]
+
+
+@dataclass
+class Versions:
+    """A service's versions, newest first, and the one it runs."""
+
+    current: int
+    found: list[Version]
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [
+            {"version": v.version, "build_time": v.build_time, "image": v.image, "runnable": v.runnable,
+             "current": v.version == self.current, "message": v.message}
+            for v in self.found
+        ]
+
+
+def versions(client: EasClient, name: str) -> Versions:
+    live = client.require(name)
+    return Versions(live.current_version, client.versions(name))
 
 
 def lifecycle(
