@@ -14,11 +14,11 @@ from typing import Any
 
 from ..adapters.eas import EasClient, LiveService
 from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan
-from ..core.planfile import dumps, stale_reasons
+from ..core.planfile import check_saved, dumps
 from ..core.render import labels as spec_labels
 from ..core.render import render
 from ..core.spec import Spec
-from ..errors import EascomfyError, UsageError
+from ..errors import UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
@@ -130,11 +130,7 @@ def deploy(
     started = time.monotonic()
     plan, live = plan_service(spec, client)
     if saved is not None:
-        reasons = stale_reasons(saved, plan)
-        if reasons:
-            raise EascomfyError(
-                f"the saved plan is stale: {'; '.join(reasons)}", "save a new plan with `eascomfy plan` and review it"
-            )
+        check_saved(saved, plan)
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)

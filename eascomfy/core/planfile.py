@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import EascomfyError, UsageError
 from .plan import Plan
 
 PLAN_FORMAT = "eascomfy-plan/1"
@@ -46,6 +46,23 @@ def read_plan(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{path}: not a plan file", _WRITE_ONE, param="plan")
     return data
+
+
+class StalePlan(EascomfyError):
+    """A saved plan that no longer describes what deploy would do: refused before any write."""
+
+    code = "StalePlan"
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"the saved plan is stale: {'; '.join(reasons)}", "save a new plan with `eascomfy plan` and review it")
+        self.reasons = reasons
+
+
+def check_saved(saved: dict[str, Any], current: Plan) -> None:
+    """``StalePlan`` unless ``saved`` still describes ``current``."""
+    reasons = stale_reasons(saved, current)
+    if reasons:
+        raise StalePlan(reasons)
 
 
 def stale_reasons(saved: dict[str, Any], current: Plan) -> list[str]:
