@@ -1,5 +1,6 @@
-"""Deploying: plan -> apply -> wait until ready -> roll back on failure; switching a service to an
-earlier version. Talks to EAS only through ``adapters.eas.EasClient``.
+"""Deploying: plan -> apply -> wait until ready -> roll back on failure; ``update-image`` (a deploy
+on another image version, written back to the spec); saved plans; switching a service to an
+earlier version. Talks to EAS only through ``adapters.eas.EasClient`` (``connect`` builds one).
 
 Progress goes to a ``Progress`` (the CLI passes its ``Out``): ``info`` for people, ``debug`` for
 ``--verbose``. Nothing here prints a token or a signed URL.
