@@ -11,7 +11,7 @@
   without writing again an entry whose task already has one: a crash at any point loses nothing
   and writes nothing twice.
 
-Talks to services only through ``adapters.comfy``; progress goes to a ``Progress`` (the CLI's Out).
+Talks to services only through ``adapters.comfy_http`` and ``adapters.eas_queue``; progress goes to a ``Progress`` (the CLI's Out).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ from .local.files import safe_local_path, state_dir
 from .ports import Bucket
 
 if TYPE_CHECKING:
-    from .adapters.comfy import EventSocket, ServiceClient, SinkFrame, SinkReader
+    from .adapters.comfy_http import EventSocket, ServiceClient
+    from .adapters.eas_queue import SinkFrame, SinkReader
     from .core.editions import Edition
     from .core.spec import Spec
     from .ports import Progress
@@ -85,7 +86,7 @@ class Target:
     spec: "Spec | None" = None
 
     def client(self, progress: "Progress", **kwargs: Any) -> "ServiceClient":
-        from .adapters.comfy import ServiceClient
+        from .adapters.comfy_http import ServiceClient
 
         return ServiceClient(self.endpoint, self.token, log=progress.debug, **kwargs)
 
@@ -745,7 +746,7 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
     """Read the sink. Without ``follow``: what is there, until it is quiet for ``drain_idle`` s
     (an empty sink is waited on for that long too, for a job about to finish).
     With it: until every task sent through this journal has a result (or ``task_id`` has one)."""
-    from .adapters.comfy import SinkReader
+    from .adapters.eas_queue import SinkReader
 
     if download is not None and storage is None:
         raise UsageError("--download needs the service's storage (the spec's storage.oss)", "pass -f SPEC")
