@@ -35,7 +35,6 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from importlib import resources
 
     from . import deploy as ops
-    from . import jobs
     from .adapters.credentials import AccessKey, credential_client
     from .adapters.eas import EasClient
     from .adapters.oss import OssClient, OssLocation
@@ -47,6 +46,11 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from .sandbox.stack import SandboxStack
     from .local.specfile import rewrite_image_version
     from .storage import CrcCache, MiB, Uploader, check_bucket, init_layout, node_files
+    from .workflows.check import check_workflow, errors_only, inventory
+    from .workflows.journal import Journal
+    from .workflows.queue import Storage, results, submit
+    from .workflows.run import run
+    from .workflows.target import Target
 
     steps = 13
     fast = Timings(creating=0.3, updating=0.3, ready=0.2, stopping=0.1, starting=0.2, deleting=0.1)
@@ -98,19 +102,19 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         workflow_file = work / "seed-workflow.api.json"
         workflow_file.write_text(text, encoding="utf-8")
         flow = parse_workflow(json.loads(text), str(workflow_file))
-        problems = jobs.check_workflow(flow, mount=jobs.inventory(bucket, loc.prefix))
+        problems = check_workflow(flow, mount=inventory(bucket, loc.prefix))
         progress.info(f"[8/{steps}] check {workflow_file.name}: {len(flow)} nodes, models and custom nodes on the mount: "
-                 f"{len(jobs.errors_only(problems))} problems")
+                 f"{len(errors_only(problems))} problems")
         for problem in problems:
             progress.info(f"  {problem.line()}")
         live = client.require(spec.name)
-        target = jobs.Target(live.internet_endpoint, live.access_token, spec.name, spec.edition, spec)
-        journal = jobs.Journal(work / "jobs.jsonl")
+        target = Target(live.internet_endpoint, live.access_token, spec.name, spec.edition, spec)
+        journal = Journal(work / "jobs.jsonl")
         with target.client(progress) as service:
-            sent = jobs.submit(service, [(flow, [])], journal, progress, prefix="txt2img")
+            sent = submit(service, [(flow, [])], journal, progress, prefix="txt2img")
         progress.info(f"[9/{steps}] submit: task {sent.task_ids[0]} queued (POST /api_prompt), journal {journal.path}")
         outputs = work / "outputs"
-        got = jobs.results(target, journal, progress, follow=True, storage=jobs.Storage(bucket, loc.prefix), download=outputs)
+        got = results(target, journal, progress, follow=True, storage=Storage(bucket, loc.prefix), download=outputs)
         journal.close()
         pulled = [f["path"] for r in got.written for f in r["files"]]
         progress.info(f"[10/{steps}] results: {len(got.written)} result from the sink, outputs pulled: "
@@ -122,8 +126,8 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         progress.info(f"[11/{steps}] run on a Standard-edition service (same mount):")
         ops.deploy(std_spec, client, progress, timeout=30, poll=poll)
         std_live = client.require(std_spec.name)
-        with jobs.Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(progress) as service:
-            ran = jobs.run(service, flow, progress, out_dir=outputs / "run", timeout=60)
+        with Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(progress) as service:
+            ran = run(service, flow, progress, out_dir=outputs / "run", timeout=60)
         progress.info(f"  prompt {ran.prompt_id}: {ran.status} in {ran.seconds:.1f} s, "
                  + ", ".join(Path(f["path"]).name for f in ran.files))
         progress.info(f"[12/{steps}] signed-url (printed on stdout at the end)")

@@ -16,7 +16,8 @@ from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, RegionOpt, Servic
 
 if TYPE_CHECKING:
     from ..core.workflow import Problem, Workflow
-    from ..jobs import Storage, Target
+    from ..workflows.queue import Storage
+    from ..workflows.target import Target
     from .output import Out
 
 WorkflowArg = Annotated[Path, typer.Argument(help="An API-format workflow (Workflow > Export (API)).", metavar="WORKFLOW.json")]
@@ -47,7 +48,7 @@ def _spec_given(file: Path) -> bool:
 
 def _target(out: "Out", file: Path, env: str | None, service: str | None, region: str | None,
             url: str | None, token: str | None, command: str) -> "Target":
-    from ..jobs import resolve_target
+    from ..workflows.target import resolve_target
     spec = SpecRef(out, file, env).spec if not url and not service else None
     return resolve_target(out, spec=spec, service=service, region=region, url=url, token=token, command=command)
 
@@ -59,7 +60,7 @@ def _load(workflow: Path, sets: list[str] | None) -> "Workflow":
 
 
 def _storage(file: Path, env: str | None, out: "Out") -> "Storage":
-    from ..jobs import Storage
+    from ..workflows.queue import Storage
     from .storage_cmds import Mount
 
     mount = Mount(file, env, out)
@@ -92,7 +93,8 @@ class Online:
     def from_spec(self, file: Path, env: str | None, out: "Out") -> None:
         from ..core.workflow import Problem
         from ..errors import CloudError, EascomfyError
-        from ..jobs import inventory, require_edition
+        from ..workflows.check import inventory
+        from ..workflows.target import require_edition
         spec = SpecRef(out, file, env).spec
         self.edition = spec.edition
         try:
@@ -152,7 +154,7 @@ def check(
     nodes on the mount, node types on the service, and what the edition can run. Lists every problem."""
     with session("check", output) as out:
         from ..errors import EascomfyError
-        from ..jobs import check_workflow, errors_only
+        from ..workflows.check import check_workflow, errors_only
 
         flow = _load(workflow, sets)
         found = Online()
@@ -203,7 +205,7 @@ def run(
     download every output into DIR. Ctrl-C offers to interrupt the job on the server."""
     with session("run", output) as out:
         from ..errors import EascomfyError
-        from ..jobs import run as run_job
+        from ..workflows.run import run as run_job
 
         flow = _load(workflow, sets)
         target = _target(out, file, env, service, region, service_url, token, "run")
@@ -239,7 +241,10 @@ def submit(
     with session("submit", output) as out:
         from ..core.workflow import graph_problems, load_workflow
         from ..errors import UsageError
-        from ..jobs import Journal, JobError, errors_only, load_jobs, read_matrix, submit as submit_jobs, task_prefix
+        from ..workflows.check import JobError, errors_only
+        from ..workflows.journal import Journal
+        from ..workflows.matrix import load_jobs, read_matrix
+        from ..workflows.queue import submit as submit_jobs, task_prefix
 
         if matrix is not None and count != 1:
             raise UsageError("pass --count or --matrix, not both")
@@ -287,7 +292,8 @@ def results(
     downloaded) before it is committed, so a crash loses nothing and a restart resumes."""
     with session("results", output) as out:
         from ..errors import EascomfyError
-        from ..jobs import Journal, results as collect
+        from ..workflows.journal import Journal
+        from ..workflows.queue import results as collect
 
         target = _target(out, file, env, service, region, service_url, token, "results")
         storage = _storage(file, env, out) if download is not None and _spec_given(file) else None

@@ -1,0 +1,57 @@
+"""The jobs one submit sends: the workflow with its ``overrides``, ``count`` copies or one job per
+entry of a matrix (a JSON or YAML list of override sets).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..core.workflow import Override, Workflow, apply_overrides
+from ..errors import UsageError
+
+
+def load_jobs(workflow: Workflow, sets: Iterable[str], count: int, matrix: list[Any] | None) -> list[tuple[Workflow, list[str]]]:
+    """The workflows to send, with the override texts of each: ``--set`` applies to all, then each
+    matrix entry adds its own (one job per entry), else ``count`` copies."""
+    base_overrides = [Override.parse(s) for s in sets]
+    base = apply_overrides(workflow, base_overrides)
+    if matrix is None:
+        if count < 1:
+            raise UsageError("--count must be at least 1")
+        return [(base, [o.text for o in base_overrides])] * count
+    if not matrix:
+        raise UsageError("the matrix file has no entries", "expected a list: one job per entry")
+    jobs = []
+    for i, item in enumerate(matrix):
+        overrides = Override.of(item)
+        try:
+            jobs.append((apply_overrides(base, overrides), [o.text for o in base_overrides + overrides]))
+        except UsageError as exc:
+            raise UsageError(f"matrix entry {i + 1}: {exc.message}", exc.hint) from None
+    return jobs
+
+
+def read_matrix(path: Path) -> list[Any]:
+    """A JSON or YAML list of override sets."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--matrix {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else _yaml(text)
+    except ValueError as exc:
+        raise UsageError(f"--matrix {path}: not valid JSON/YAML ({exc})") from None
+    if not isinstance(data, list):
+        raise UsageError(f"--matrix {path}: expected a list (one entry of overrides per job)")
+    return data
+
+
+def _yaml(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc).splitlines()[0]) from None
