@@ -8,7 +8,6 @@ registered with ``redact`` on entry and never printed.
 
 from __future__ import annotations
 
-import time
 import urllib.parse
 import warnings
 from dataclasses import dataclass
@@ -16,7 +15,12 @@ from typing import Any, Callable, Iterator, Mapping
 
 from ..errors import CloudError
 from ..redact import register_secret
+from ..retry import Retry
 from .comfy_http import LOOPBACK, TOKEN_HINT, Log, quiet
+
+# A lost watch is reopened 0.1 s, then up to 5 s, apart; the caller decides when to give up, so
+# the policy's attempt count is not used (see ``SinkReader.frames``).
+RECONNECT = Retry(base=0.1, cap=5.0)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class SinkReader:
         self._client.init()
         self._client.set_logger(None)
         self._ws: Any = None
+        self.reconnect = RECONNECT
 
     def __repr__(self) -> str:
         return f"SinkReader(service={self._client.service_name!r})"
@@ -85,21 +90,22 @@ class SinkReader:
         import websocket
         from eas_prediction.queue_client import DataFrameCodec
 
-        backoff = 0.1
+        failures = 0  # in a row: the backoff grows with them and starts again after a connect
         while True:
             if self._ws is None:
                 try:
                     self._ws = self._connect()
-                    backoff = 0.1
+                    failures = 0
                 except (websocket.WebSocketException, OSError) as exc:
                     status = getattr(exc, "status_code", None)
                     if status in (401, 403):
                         raise CloudError(f"watch the sink: the service refused the token (HTTP {status})",
                                          code="Unauthorized", status=status, hint=TOKEN_HINT) from None
-                    self.log(f"cannot watch the sink ({type(exc).__name__}); retrying in {backoff:.1f} s")
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    yield None
+                    wait = self.reconnect.delay(failures)
+                    failures += 1
+                    self.log(f"cannot watch the sink ({type(exc).__name__}); retrying in {wait:.1f} s")
+                    self.reconnect.sleep(wait)
+                    yield None  # between attempts the caller may decide to stop
                     continue
             self._ws.settimeout(idle)
             try:

@@ -4,9 +4,10 @@ on ComfyUI's websocket (or by polling ``/history``), download its outputs throug
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -20,6 +21,7 @@ from ..core.workflow import (
 )
 from ..errors import CloudError, UsageError, WaitTimeout
 from ..local.files import safe_local_path
+from ..retry import Retry
 from .check import JobError, check_workflow, errors_only
 
 if TYPE_CHECKING:
@@ -87,17 +89,28 @@ def _timeout_error(prompt_id: str, timeout: float, client: "ServiceClient") -> W
     return WaitTimeout(f"prompt {prompt_id} did not finish within {timeout:g} s; {what}", "raise --timeout")
 
 
-def wait_history(client: "ServiceClient", prompt_id: str, deadline: float, timeout: float, first: float = 0.1) -> dict[str, Any]:
-    """Poll ``/history/<id>`` with backoff (``first`` s, x1.5, at most 2 s) until it is there."""
-    delay = first
-    while True:
+# /history is polled from 0.1 s up to 2 s apart; the deadline ends the wait, never the attempt count.
+HISTORY_POLL = Retry(attempts=sys.maxsize, base=0.1, cap=2.0)
+
+
+class _NotYet(Exception):
+    """The prompt has no history entry yet: look again."""
+
+
+def wait_history(client: "ServiceClient", prompt_id: str, deadline: float, timeout: float,
+                 policy: Retry = HISTORY_POLL) -> dict[str, Any]:
+    """Poll ``/history/<id>`` on ``policy``'s backoff until the entry is there; past ``deadline``
+    the prompt is interrupted on the server and the wait ends in ``WaitTimeout``."""
+    def look() -> dict[str, Any]:
         entry = client.history(prompt_id)
         if entry is not None:
             return entry
         if _left(deadline) <= 0:
             raise _timeout_error(prompt_id, timeout, client)
-        time.sleep(max(0.0, min(delay, _left(deadline))))
-        delay = min(delay * 1.5, 2.0)
+        raise _NotYet
+
+    until_deadline = replace(policy, sleep=lambda wait: policy.sleep(max(0.0, min(wait, _left(deadline)))))
+    return until_deadline.call(look, lambda exc: isinstance(exc, _NotYet))
 
 
 def _follow(client: "ServiceClient", events: "EventSocket | None", follower: _Follower, deadline: float,
