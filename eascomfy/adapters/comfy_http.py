@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-TOKEN_HINT = "check --token / EASCOMFY_SERVICE_TOKEN, or let eascomfy read it from the spec's service (DescribeService)"
+TOKEN_HINT = ("check the service token (EASCOMFY_SERVICE_TOKEN), or let eascomfy read it from the spec's service "
+              "(DescribeService)")
 
 
 def quiet(message: str) -> None:

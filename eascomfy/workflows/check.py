@@ -17,9 +17,10 @@ class JobError(EascomfyError):
 
     kind = "job"
 
-    def __init__(self, message: str, lines: Iterable[str] = (), hint: str | None = None, exit_code: int = EXIT_ERROR) -> None:
+    def __init__(self, message: str, lines: Iterable[str] = (), hint: str | None = None, exit_code: int = EXIT_ERROR,
+                 *, param: str | None = None) -> None:
         self.lines = list(lines)
-        super().__init__(message + "".join(f"\n  {line}" for line in self.lines), hint)
+        super().__init__(message + "".join(f"\n  {line}" for line in self.lines), hint, param=param)
         self.exit_code = exit_code
 
     def to_dict(self) -> dict[str, object]:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from ..ports import Progress
     from .target import Target
 
-DRAIN_IDLE = 1.0  # results without --follow: stop after this long without a new result
-FOLLOW_TICK = 0.5  # results --follow: how often the journal is re-read while the sink is quiet
+DRAIN_IDLE = 1.0  # results without follow: stop after this long without a new result
+FOLLOW_TICK = 0.5  # results with follow: how often the journal is re-read while the sink is quiet
 
 
 @dataclass
@@ -222,7 +222,7 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
     from ..adapters.eas_queue import SinkReader
 
     if download is not None and storage is None:
-        raise UsageError("--download needs the service's storage (the spec's storage.oss)", "pass -f SPEC")
+        raise UsageError("needs the service's storage (the spec's storage.oss)", "give the service's spec", param="download")
     reader = SinkReader(target.endpoint, target.token, window=window, tags={"task_id": task_id} if task_id else None,
                         log=progress.debug)
     collector = Collector(journal, reader, progress, storage=storage, download=download)

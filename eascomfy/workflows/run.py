@@ -86,7 +86,8 @@ def _timeout_error(prompt_id: str, timeout: float, client: "ServiceClient") -> W
         what = "interrupted it on the server"
     except CloudError:
         what = "could not interrupt it on the server"
-    return WaitTimeout(f"prompt {prompt_id} did not finish within {timeout:g} s; {what}", "raise --timeout")
+    return WaitTimeout(f"prompt {prompt_id} did not finish within {timeout:g} s; {what}", "allow it more time",
+                       param="timeout")
 
 
 # /history is polled from 0.1 s up to 2 s apart; the deadline ends the wait, never the attempt count.
@@ -195,7 +196,8 @@ def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, ou
                 events.close()
             client.cancel(prompt_id)
             raise JobError("ComfyUI accepted only some of the outputs; the job was cancelled", partial,
-                           "fix the nodes above, or pass --allow-partial to run the outputs that passed")
+                           "fix the nodes above, or allow a partial run to get the outputs that passed",
+                           param="allow_partial")
     try:
         entry = _follow(client, events, _Follower(prompt_id, workflow, progress), deadline, timeout)
     except KeyboardInterrupt:

@@ -52,7 +52,7 @@ def edition_of_image(image: str, project_dir: Path | None = None) -> "Edition | 
 
 def require_edition(edition: "Edition | None", command: str) -> None:
     """Refuse what the edition cannot do: run on the API edition, submit on the others, any
-    API call on the Serverless edition. Unknown edition (a bare --service-url): allowed."""
+    API call on the Serverless edition. Unknown edition (a bare service URL): allowed."""
     if edition is None:
         return
     if edition.image_suffix is None:
@@ -84,22 +84,22 @@ def resolve_target(
     register_secret(token)
     if url:
         if not token:
-            raise UsageError("--service-url needs the service token", f"pass --token or set {TOKEN_ENV}")
+            raise UsageError("needs the service token", f"give the token too, or set {TOKEN_ENV}", param="url")
         if not re.match(r"^https?://", url):
-            raise UsageError(f"--service-url {url!r}: expected http(s)://…/api/predict/<service>")
+            raise UsageError(f"{url!r}: expected http(s)://…/api/predict/<service>", param="url")
         target = Target(url.rstrip("/"), token, url.rstrip("/").rsplit("/", 1)[-1])
         progress.debug(f"service endpoint {target.endpoint} (given)")
         return target
     if token:
-        raise UsageError("--token needs --service-url", f"or set {URL_ENV}")
+        raise UsageError("needs the service URL", f"give the URL too, or set {URL_ENV}", param="token")
     if service:
         if not region:
-            raise UsageError("--service needs --region", "e.g. --service comfy_dev --region cn-hangzhou")
+            raise UsageError("needs the service's region", "e.g. cn-hangzhou", param="service")
         name, region_id, edition = service, region, None
     elif spec is not None:
         name, region_id, edition = spec.name, region or spec.region, spec.edition
     else:
-        raise UsageError("no service: pass -f SPEC, --service NAME --region R, or --service-url URL --token T")
+        raise UsageError("no service: give a spec, a service name and its region, or the service URL and token")
     if command:
         require_edition(edition, command)
     from ..adapters.eas import EasClient
