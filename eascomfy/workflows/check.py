@@ -1,15 +1,24 @@
 """Checks of a workflow before a GPU is spent: its graph, the mount's models and custom node
 packs, and ComfyUI's ``/object_info`` on the service. Every problem is listed at once.
+
+``OnlineCheck`` gathers what the online checks need (the edition, the mount's inventory,
+``/object_info``) from a spec or a given target; what it cannot reach becomes a note.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..core.workflow import Problem, Workflow, graph_problems, mount_problems, object_info_problems
-from ..errors import EXIT_ERROR, EascomfyError
+from ..errors import EXIT_ERROR, CloudError, EascomfyError
 from ..ports import Bucket
+
+if TYPE_CHECKING:
+    from ..core.editions import Edition
+    from ..core.spec import Spec
+    from ..ports import Progress
+    from .target import Target
 
 
 class JobError(EascomfyError):
@@ -70,3 +79,99 @@ def check_workflow(workflow: Workflow, *, info: Mapping[str, Any] | None = None,
 
 def errors_only(problems: Iterable[Problem]) -> list[Problem]:
     return [p for p in problems if p.severity == "error"]
+
+
+def refuse_broken_graph(workflow: Workflow, source: str) -> None:
+    """Nothing is sent for a workflow whose graph is broken (checked offline: no service needed)."""
+    problems = errors_only(graph_problems(workflow))
+    if problems:
+        raise JobError(f"{source}: the graph is broken; nothing was sent", [p.line() for p in problems])
+
+
+@dataclass
+class CheckReport:
+    """What a check found: ``errors`` stop a run, ``unverified`` could not be checked."""
+
+    workflow: str
+    nodes: int
+    checked: list[str]
+    edition: str | None
+    errors: list[Problem]
+    unverified: list[Problem]
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workflow": self.workflow, "nodes": self.nodes, "checked": self.checked, "edition": self.edition,
+                "problems": [p.to_dict() for p in self.errors], "unverified": [p.to_dict() for p in self.unverified],
+                "notes": self.notes}
+
+
+@dataclass
+class OnlineCheck:
+    """What the online checks could reach: the edition, the mount's inventory, ``/object_info``;
+    what they could not reach becomes a note (the offline checks still run)."""
+
+    progress: "Progress"
+    checked: list[str] = field(default_factory=lambda: ["format", "graph"])
+    notes: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    edition: "Edition | None" = None
+    target: "Target | None" = None
+    info: dict[str, Any] | None = None
+    mount: Inventory | None = None
+
+    def given(self, target: "Target") -> None:
+        """Check against this service (its edition as far as it is known)."""
+        self.target, self.edition = target, target.edition
+
+    def from_spec(self, spec: "Spec") -> None:
+        """The spec's edition, its mount (``storage.oss``) and its service, each as far as it can be reached."""
+        from .queue import open_storage
+        from .target import require_edition, resolve_target
+
+        self.edition = spec.edition
+        try:
+            require_edition(spec.edition, "check")
+        except EascomfyError as exc:  # Serverless: no API calls at all
+            self.problems.append(Problem(None, None, exc.message, exc.hint, code="edition"))
+            return
+        self.checked.append("edition")
+        if (spec.data.get("storage") or {}).get("oss"):
+            try:
+                store = open_storage(spec, self.progress)
+                self.mount = inventory(store.bucket, store.prefix)
+                self.checked.append("storage")
+            except CloudError as exc:
+                self.notes.append(f"storage not checked: {exc}")
+        else:
+            self.notes.append("storage not checked: the spec has no storage.oss")
+        if spec.edition.can("async_api"):
+            self.notes.append(f"the {spec.edition.title} serves no /object_info: node types were checked against "
+                              "custom_nodes/ on the mount; run it with `eascomfy submit`")
+            return
+        try:
+            self.target = resolve_target(self.progress, spec=spec, command="check")
+        except CloudError as exc:
+            self.notes.append(f"service not checked: {exc}")
+
+    def object_info(self) -> None:
+        """Read ``/object_info`` from the target, if there is one."""
+        if self.target is None:
+            return
+        try:
+            with self.target.client(self.progress) as client:
+                self.info = client.object_info()
+        except CloudError as exc:
+            self.notes.append(f"service not checked: {exc}")
+            return
+        if self.info is None:
+            self.notes.append("the service serves no /object_info (API edition?): node types not checked there")
+        else:
+            self.checked.append("object_info")
+
+    def check(self, workflow: Workflow, source: str) -> CheckReport:
+        """``/object_info`` (when there is a target), then every problem of ``workflow`` at once."""
+        self.object_info()
+        problems = self.problems + check_workflow(workflow, info=self.info, mount=self.mount)
+        return CheckReport(source, len(workflow), self.checked, self.edition.name if self.edition else None,
+                           errors_only(problems), [p for p in problems if p.severity != "error"], self.notes)

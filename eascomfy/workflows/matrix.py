@@ -1,5 +1,5 @@
-"""The jobs one submit sends: the workflow with its ``overrides``, ``count`` copies or one job per
-entry of a matrix (a JSON or YAML list of override sets).
+"""The workflows to send: one with its overrides (``run``, ``check``), or the jobs of one submit,
+``count`` copies or one job per entry of a matrix (a JSON or YAML list of override sets).
 """
 
 from __future__ import annotations
@@ -8,8 +8,13 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..core.workflow import Override, Workflow, apply_overrides
+from ..core.workflow import Override, Workflow, apply_overrides, load_workflow
 from ..errors import UsageError
+
+
+def load_with_overrides(path: Path, sets: Iterable[str]) -> Workflow:
+    """The workflow file with each ``NODE.inputs.FIELD=VALUE`` of ``sets`` applied."""
+    return apply_overrides(load_workflow(path), [Override.parse(s) for s in sets])
 
 
 def load_jobs(workflow: Workflow, sets: Iterable[str], count: int, matrix: list[Any] | None) -> list[tuple[Workflow, list[str]]]:

@@ -24,6 +24,7 @@ from .journal import SAFE_ID, Journal
 if TYPE_CHECKING:
     from ..adapters.comfy_http import ServiceClient
     from ..adapters.eas_queue import SinkFrame, SinkReader
+    from ..core.spec import Spec
     from ..ports import Progress
     from .target import Target
 
@@ -134,6 +135,22 @@ class Storage:
 
     bucket: Bucket
     prefix: str
+
+
+def open_storage(spec: "Spec", progress: "Progress") -> Storage:
+    """The spec's mounted OSS folder (``storage.oss``), its bucket checked: it exists, in the
+    service's region."""
+    from ..adapters.oss import OssClient, OssLocation
+    from ..storage import check_bucket
+
+    oss = (spec.data.get("storage") or {}).get("oss")
+    if not oss:
+        raise UsageError(f"{spec.file}: storage.oss is not set", "storage commands work on the mounted OSS folder")
+    loc = OssLocation.parse(oss)
+    bucket = OssClient(loc.bucket, spec.region)
+    progress.debug(f"bucket {loc.bucket}, prefix {loc.prefix!r}, region {spec.region}")
+    check_bucket(bucket, spec.region)
+    return Storage(bucket, loc.prefix)
 
 
 def _fetch(storage: Storage, files: Iterable[Any], dest: Path, progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
