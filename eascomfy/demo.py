@@ -37,7 +37,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from . import deploy as ops
     from .adapters.credentials import AccessKey, credential_client
     from .adapters.eas import EasClient
-    from .adapters.oss import OssClient, OssLocation
+    from .adapters.oss import OssClient
     from .core.spec import load_spec
     from .core.workflow import parse_workflow
     from .local.scaffold import init_spec
@@ -45,7 +45,8 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from .sandbox.eas import Timings
     from .sandbox.stack import SandboxStack
     from .local.specfile import rewrite_image_version
-    from .storage import CrcCache, MiB, Uploader, check_bucket, init_layout, node_files
+    from .storage.mount import Mount, check_bucket, init_layout, node_files, parse_oss_uri
+    from .storage.upload import CrcCache, MiB, Uploader
     from .workflows.check import check_workflow, errors_only, inventory
     from .workflows.journal import Journal
     from .workflows.queue import Storage, results, submit
@@ -67,11 +68,12 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
                          oss="oss://eascomfy-demo/comfyui/", image_version="1.9", force=True)
         progress.info(f"[1/{steps}] init: wrote {path} (API edition, image 1.9)")
         spec = load_spec(path)
-        loc = OssLocation.parse(spec.data["storage"]["oss"])
-        bucket = OssClient(loc.bucket, region, key=key, endpoint=sandbox.oss.url)
+        bucket_name, prefix = parse_oss_uri(spec.data["storage"]["oss"])
+        bucket = OssClient(bucket_name, region, key=key, endpoint=sandbox.oss.url)
+        loc = Mount(bucket, prefix)
         check_bucket(bucket, region, create=True)
         created = init_layout(bucket, loc.prefix)
-        progress.info(f"[2/{steps}] storage init: bucket {loc.bucket} created, {len(created)} ComfyUI folders")
+        progress.info(f"[2/{steps}] storage init: bucket {bucket.name} created, {len(created)} ComfyUI folders")
         # Stand-ins for the guide's models and custom node (the sandbox only checks they are there).
         models = work / "models"
         models.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         (vhs / "__init__.py").write_text("# stand-in for ComfyUI-VideoHelperSuite (VHS_VideoCombine)\n")
         uploader = Uploader(bucket, part_size=1 * MiB, workers=3, cache=CrcCache(scratch / "crc-cache.json"))
         pushed = uploader.push_many([(f, loc.key(f"models/checkpoints/{f.name}")) for f in sorted(models.iterdir())])
-        listed = ", ".join(f"oss://{loc.bucket}/{r.key} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
+        listed = ", ".join(f"{loc.url(r.key)} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
         progress.info(f"[3/{steps}] models push: {listed}, CRC64 verified")
         nodes = uploader.push_many([(f, loc.key(f"custom_nodes/{rel}")) for f, rel in node_files(vhs)])
         progress.info(f"[4/{steps}] nodes push: {vhs.name} ({len(nodes)} file) to custom_nodes/")

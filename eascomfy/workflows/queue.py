@@ -140,17 +140,10 @@ class Storage:
 def open_storage(spec: "Spec", progress: "Progress") -> Storage:
     """The spec's mounted OSS folder (``storage.oss``), its bucket checked: it exists, in the
     service's region."""
-    from ..adapters.oss import OssClient, OssLocation
-    from ..storage import check_bucket
+    from ..storage.mount import Mount
 
-    oss = (spec.data.get("storage") or {}).get("oss")
-    if not oss:
-        raise UsageError(f"{spec.file}: storage.oss is not set", "storage commands work on the mounted OSS folder")
-    loc = OssLocation.parse(oss)
-    bucket = OssClient(loc.bucket, spec.region)
-    progress.debug(f"bucket {loc.bucket}, prefix {loc.prefix!r}, region {spec.region}")
-    check_bucket(bucket, spec.region)
-    return Storage(bucket, loc.prefix)
+    mount = Mount.open(spec, progress)
+    return Storage(mount.bucket, mount.prefix)
 
 
 def _fetch(storage: Storage, files: Iterable[Any], dest: Path, progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
