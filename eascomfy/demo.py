@@ -49,7 +49,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from .storage.upload import CrcCache, MiB, Uploader
     from .workflows.check import check_workflow, errors_only, inventory
     from .workflows.journal import Journal
-    from .workflows.queue import Storage, results, submit
+    from .workflows.queue import results, submit
     from .workflows.run import run
     from .workflows.target import Target
 
@@ -104,7 +104,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         workflow_file = work / "seed-workflow.api.json"
         workflow_file.write_text(text, encoding="utf-8")
         flow = parse_workflow(json.loads(text), str(workflow_file))
-        problems = check_workflow(flow, mount=inventory(bucket, loc.prefix))
+        problems = check_workflow(flow, mount=inventory(loc))
         progress.info(f"[8/{steps}] check {workflow_file.name}: {len(flow)} nodes, models and custom nodes on the mount: "
                  f"{len(errors_only(problems))} problems")
         for problem in problems:
@@ -116,7 +116,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
             sent = submit(service, [(flow, [])], journal, progress, prefix="txt2img")
         progress.info(f"[9/{steps}] submit: task {sent.task_ids[0]} queued (POST /api_prompt), journal {journal.path}")
         outputs = work / "outputs"
-        got = results(target, journal, progress, follow=True, storage=Storage(bucket, loc.prefix), download=outputs)
+        got = results(target, journal, progress, follow=True, mount=loc, download=outputs)
         journal.close()
         pulled = [f["path"] for r in got.written for f in r["files"]]
         progress.info(f"[10/{steps}] results: {len(got.written)} result from the sink, outputs pulled: "

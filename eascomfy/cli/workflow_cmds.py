@@ -212,14 +212,15 @@ def results_cmd(
     with session("results", output) as out:
         from ..errors import EascomfyError
         from ..workflows.journal import Journal
-        from ..workflows.queue import open_storage, results
+        from ..storage.mount import Mount
+        from ..workflows.queue import results
 
         ref = SpecRef(out, file, env)
         target = _target(ref, service, region, service_url, token, "results")
-        storage = open_storage(ref.spec, out) if download is not None and ref.given else None
+        mount = Mount.open(ref.spec, out) if download is not None and ref.given else None
         journal = Journal.for_service(target.service, journal_file)
         try:
-            report = results(target, journal, out, follow=follow, task_id=task_id, storage=storage, download=download,
+            report = results(target, journal, out, follow=follow, task_id=task_id, mount=mount, download=download,
                              drain_idle=idle)
         finally:
             journal.close()

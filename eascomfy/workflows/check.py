@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..core.workflow import Problem, Workflow, graph_problems, mount_problems, object_info_problems
 from ..errors import EXIT_ERROR, CloudError, EascomfyError
-from ..ports import Bucket
 
 if TYPE_CHECKING:
     from ..core.editions import Edition
     from ..core.spec import Spec
     from ..ports import Progress
+    from ..storage.mount import Mount
     from .target import Target
 
 
@@ -44,17 +44,17 @@ class Inventory:
     packs: set[str]
 
 
-def inventory(bucket: Bucket, prefix: str) -> Inventory:
+def inventory(mount: "Mount") -> Inventory:
     """Two listings: everything under ``models/``, and the top level of ``custom_nodes/``."""
     models: dict[str, set[str]] = {}
-    base = prefix + "models/"
-    for key, _, is_dir, _ in bucket.list(base):
+    base = mount.key("models/")
+    for key, _, is_dir, _ in mount.bucket.list(base):
         kind, slash, name = key[len(base):].partition("/")
         if slash and name and not is_dir and not name.endswith("/"):
             models.setdefault(kind, set()).add(name)
     packs = set()
-    nodes = prefix + "custom_nodes/"
-    for key, _, is_dir, _ in bucket.list(nodes, "/"):
+    nodes = mount.key("custom_nodes/")
+    for key, _, is_dir, _ in mount.bucket.list(nodes, "/"):
         name = key[len(nodes):].rstrip("/")
         if name and (is_dir or name.endswith(".py")):
             packs.add(name.removesuffix(".py").lower())
@@ -126,7 +126,7 @@ class OnlineCheck:
 
     def from_spec(self, spec: "Spec") -> None:
         """The spec's edition, its mount (``storage.oss``) and its service, each as far as it can be reached."""
-        from .queue import open_storage
+        from ..storage.mount import Mount
         from .target import require_edition, resolve_target
 
         self.edition = spec.edition
@@ -138,8 +138,7 @@ class OnlineCheck:
         self.checked.append("edition")
         if (spec.data.get("storage") or {}).get("oss"):
             try:
-                store = open_storage(spec, self.progress)
-                self.mount = inventory(store.bucket, store.prefix)
+                self.mount = inventory(Mount.open(spec, self.progress))
                 self.checked.append("storage")
             except CloudError as exc:
                 self.notes.append(f"storage not checked: {exc}")

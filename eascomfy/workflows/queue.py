@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..core.workflow import Workflow, parse_sink_result
 from ..errors import CloudError, UsageError
 from ..local.files import safe_local_path, write_atomic
-from ..ports import Bucket
 from .journal import SAFE_ID, Journal
 
 if TYPE_CHECKING:
     from ..adapters.comfy_http import ServiceClient
     from ..adapters.eas_queue import SinkFrame, SinkReader
-    from ..core.spec import Spec
     from ..ports import Progress
+    from ..storage.mount import Mount
     from .target import Target
 
 DRAIN_IDLE = 1.0  # results without follow: stop after this long without a new result
@@ -129,24 +128,7 @@ class ResultsReport:
                 "refused": self.refused}
 
 
-@dataclass
-class Storage:
-    """Where the service's outputs are: its mounted OSS folder."""
-
-    bucket: Bucket
-    prefix: str
-
-
-def open_storage(spec: "Spec", progress: "Progress") -> Storage:
-    """The spec's mounted OSS folder (``storage.oss``), its bucket checked: it exists, in the
-    service's region."""
-    from ..storage.mount import Mount
-
-    mount = Mount.open(spec, progress)
-    return Storage(mount.bucket, mount.prefix)
-
-
-def _fetch(storage: Storage, files: Iterable[Any], dest: Path, progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
+def _fetch(mount: "Mount", files: Iterable[Any], dest: Path, progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
     """Output files from the mount into ``dest``: names escaping it refused, missing ones noted."""
     fetched, refused = [], []
     for item in files:
@@ -155,16 +137,16 @@ def _fetch(storage: Storage, files: Iterable[Any], dest: Path, progress: "Progre
             progress.warn(f"refused output name {item.relative!r} of node {item.node}: it would be written outside {dest}")
             refused.append(item.relative)
             continue
-        key = f"{storage.prefix}{item.type}/{item.relative}"
+        key = mount.key(f"{item.type}/{item.relative}")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         try:
-            storage.bucket.download(key, str(partial))
+            mount.bucket.download(key, str(partial))
         except CloudError as exc:
             partial.unlink(missing_ok=True)
             if exc.code not in ("NoSuchKey", "NotFound") and exc.status != 404:
                 raise
-            progress.warn(f"output {item.relative} is not on the mount (oss://{storage.bucket.name}/{key})")
+            progress.warn(f"output {item.relative} is not on the mount ({mount.url(key)})")
             fetched.append({**item.to_dict(), "path": None, "missing": True})
             continue
         with open(partial, "rb+") as fh:
@@ -179,9 +161,9 @@ class Collector:
     that order, each durable; only then is the entry committed on the queue."""
 
     def __init__(self, journal: Journal, reader: "SinkReader", progress: "Progress", *,
-                 storage: Storage | None = None, download: Path | None = None) -> None:
+                 mount: "Mount | None" = None, download: Path | None = None) -> None:
         self.journal, self.reader, self.progress = journal, reader, progress
-        self.storage, self.download = storage, download
+        self.mount, self.download = mount, download
         self.state = journal.read()
         self.report = ResultsReport(str(journal.path))
 
@@ -193,12 +175,12 @@ class Collector:
             return
         result = parse_sink_result(frame.tags, frame.data)
         files: list[dict[str, Any]] = []
-        if self.download is not None and self.storage is not None and result.outputs:
+        if self.download is not None and self.mount is not None and result.outputs:
             where = safe_local_path(self.download, SAFE_ID.sub("_", task_id))
             if where is None:
                 self.report.refused += [o.relative for o in result.outputs]
             else:
-                files, refused = _fetch(self.storage, result.outputs, where, self.progress)
+                files, refused = _fetch(self.mount, result.outputs, where, self.progress)
                 self.report.refused += refused
         path = self.journal.result_path(task_id)
         record = {"event": "result", "task_id": task_id, "ok": result.ok, "code": result.code, "index": frame.index,
@@ -224,18 +206,18 @@ class Collector:
 
 
 def results(target: Target, journal: Journal, progress: "Progress", *, follow: bool = False, task_id: str | None = None,
-            storage: Storage | None = None, download: Path | None = None, window: int = 8,
+            mount: "Mount | None" = None, download: Path | None = None, window: int = 8,
             drain_idle: float = DRAIN_IDLE) -> ResultsReport:
     """Read the sink. Without ``follow``: what is there, until it is quiet for ``drain_idle`` s
     (an empty sink is waited on for that long too, for a job about to finish).
     With it: until every task sent through this journal has a result (or ``task_id`` has one)."""
     from ..adapters.eas_queue import SinkReader
 
-    if download is not None and storage is None:
+    if download is not None and mount is None:
         raise UsageError("needs the service's storage (the spec's storage.oss)", "give the service's spec", param="download")
     reader = SinkReader(target.endpoint, target.token, window=window, tags={"task_id": task_id} if task_id else None,
                         log=progress.debug)
-    collector = Collector(journal, reader, progress, storage=storage, download=download)
+    collector = Collector(journal, reader, progress, mount=mount, download=download)
 
     def finished() -> bool:
         state = collector.state = journal.read(collector.state)
