@@ -38,10 +38,9 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from .control.lifecycle import status
     from .control.wait import Poll
     from .core.image import check_image_update, with_image_version
-    from . import jobs
     from .adapters.credentials import AccessKey, credential_client
     from .adapters.eas import EasClient
-    from .adapters.oss import OssClient, OssLocation
+    from .adapters.oss import OssClient
     from .core.spec import load_spec
     from .core.workflow import parse_workflow
     from .local.scaffold import init_spec
@@ -49,7 +48,13 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from .sandbox.eas import Timings
     from .sandbox.stack import SandboxStack
     from .local.specfile import rewrite_image_version
-    from .storage import CrcCache, MiB, Uploader, check_bucket, init_layout, node_files
+    from .storage.mount import Mount, check_bucket, init_layout, node_files, parse_oss_uri
+    from .storage.upload import CrcCache, MiB, Uploader
+    from .workflows.check import check_workflow, errors_only, inventory
+    from .workflows.journal import Journal
+    from .workflows.queue import results, submit
+    from .workflows.run import run
+    from .workflows.target import Target
 
     steps = 13
     fast = Timings(creating=0.3, updating=0.3, ready=0.2, stopping=0.1, starting=0.2, deleting=0.1)
@@ -66,11 +71,12 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
                          oss="oss://eascomfy-demo/comfyui/", image_version="1.9", force=True)
         progress.info(f"[1/{steps}] init: wrote {path} (API edition, image 1.9)")
         spec = load_spec(path)
-        loc = OssLocation.parse(spec.data["storage"]["oss"])
-        bucket = OssClient(loc.bucket, region, key=key, endpoint=sandbox.oss.url)
+        bucket_name, prefix = parse_oss_uri(spec.data["storage"]["oss"])
+        bucket = OssClient(bucket_name, region, key=key, endpoint=sandbox.oss.url)
+        loc = Mount(bucket, prefix)
         check_bucket(bucket, region, create=True)
         created = init_layout(bucket, loc.prefix)
-        progress.info(f"[2/{steps}] storage init: bucket {loc.bucket} created, {len(created)} ComfyUI folders")
+        progress.info(f"[2/{steps}] storage init: bucket {bucket.name} created, {len(created)} ComfyUI folders")
         # Stand-ins for the guide's models and custom node (the sandbox only checks they are there).
         models = work / "models"
         models.mkdir(parents=True, exist_ok=True)
@@ -81,7 +87,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         (vhs / "__init__.py").write_text("# stand-in for ComfyUI-VideoHelperSuite (VHS_VideoCombine)\n")
         uploader = Uploader(bucket, part_size=1 * MiB, workers=3, cache=CrcCache(scratch / "crc-cache.json"))
         pushed = uploader.push_many([(f, loc.key(f"models/checkpoints/{f.name}")) for f in sorted(models.iterdir())])
-        listed = ", ".join(f"oss://{loc.bucket}/{r.key} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
+        listed = ", ".join(f"{loc.url(r.key)} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
         progress.info(f"[3/{steps}] models push: {listed}, CRC64 verified")
         nodes = uploader.push_many([(f, loc.key(f"custom_nodes/{rel}")) for f, rel in node_files(vhs)])
         progress.info(f"[4/{steps}] nodes push: {vhs.name} ({len(nodes)} file) to custom_nodes/")
@@ -101,19 +107,19 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         workflow_file = work / "seed-workflow.api.json"
         workflow_file.write_text(text, encoding="utf-8")
         flow = parse_workflow(json.loads(text), str(workflow_file))
-        problems = jobs.check_workflow(flow, mount=jobs.inventory(bucket, loc.prefix))
+        problems = check_workflow(flow, mount=inventory(loc))
         progress.info(f"[8/{steps}] check {workflow_file.name}: {len(flow)} nodes, models and custom nodes on the mount: "
-                 f"{len(jobs.errors_only(problems))} problems")
+                 f"{len(errors_only(problems))} problems")
         for problem in problems:
             progress.info(f"  {problem.line()}")
         live = client.require(spec.name)
-        target = jobs.Target(live.internet_endpoint, live.access_token, spec.name, spec.edition, spec)
-        journal = jobs.Journal(work / "jobs.jsonl")
+        target = Target(live.internet_endpoint, live.access_token, spec.name, spec.edition, spec)
+        journal = Journal(work / "jobs.jsonl")
         with target.client(progress) as service:
-            sent = jobs.submit(service, [(flow, [])], journal, progress, prefix="txt2img")
+            sent = submit(service, [(flow, [])], journal, progress, prefix="txt2img")
         progress.info(f"[9/{steps}] submit: task {sent.task_ids[0]} queued (POST /api_prompt), journal {journal.path}")
         outputs = work / "outputs"
-        got = jobs.results(target, journal, progress, follow=True, storage=jobs.Storage(bucket, loc.prefix), download=outputs)
+        got = results(target, journal, progress, follow=True, mount=loc, download=outputs)
         journal.close()
         pulled = [f["path"] for r in got.written for f in r["files"]]
         progress.info(f"[10/{steps}] results: {len(got.written)} result from the sink, outputs pulled: "
@@ -125,8 +131,8 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         progress.info(f"[11/{steps}] run on a Standard-edition service (same mount):")
         ops.deploy(std_spec, client, progress, timeout=30, poll=poll)
         std_live = client.require(std_spec.name)
-        with jobs.Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(progress) as service:
-            ran = jobs.run(service, flow, progress, out_dir=outputs / "run", timeout=60)
+        with Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(progress) as service:
+            ran = run(service, flow, progress, out_dir=outputs / "run", timeout=60)
         progress.info(f"  prompt {ran.prompt_id}: {ran.status} in {ran.seconds:.1f} s, "
                  + ", ".join(Path(f["path"]).name for f in ran.files))
         progress.info(f"[12/{steps}] signed-url (printed on stdout at the end)")

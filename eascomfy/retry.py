@@ -24,7 +24,8 @@ class Retry:
     sleep: Callable[[float], None] = time.sleep
 
     def delay(self, attempt: int, retry_after: float = 0.0) -> float:
-        span = min(self.cap, self.base * 2**attempt)
+        # The exponent is bounded: a poll that runs for hours must not overflow the float.
+        span = min(self.cap, self.base * 2 ** min(attempt, 64))
         return max(retry_after, span / 2 + random.uniform(0, span / 2))
 
     def call(self, fn: Callable[[], T], retryable: Callable[[Exception], bool]) -> T:

@@ -10,37 +10,13 @@ become ``CloudError`` here, in one place, without credentials or signatures.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from typing import TYPE_CHECKING
-
-from ..errors import CloudError, UsageError
+from ..errors import CloudError
 
 if TYPE_CHECKING:
     from .credentials import AccessKey
-
-_OSS_URI = re.compile(r"^oss://(?P<bucket>[a-z0-9][a-z0-9-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
-
-
-@dataclass(frozen=True)
-class OssLocation:
-    bucket: str
-    prefix: str  # "" or ending with "/"
-
-    @classmethod
-    def parse(cls, uri: str) -> "OssLocation":
-        m = _OSS_URI.match(uri)
-        if not m:
-            raise UsageError(f"not an OSS URI: {uri!r}", "expected oss://bucket/prefix/")
-        prefix = m.group("prefix") or ""
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        return cls(m.group("bucket"), prefix)
-
-    def key(self, relative: str) -> str:
-        return self.prefix + relative.lstrip("/")
 
 
 @dataclass(frozen=True)
@@ -70,7 +46,7 @@ def map_error(exc: BaseException, what: str) -> CloudError:
         hint = {
             "SignatureDoesNotMatch": "check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
             "InvalidAccessKeyId": "check ALIBABA_CLOUD_ACCESS_KEY_ID",
-            "NoSuchBucket": "create it with `eascomfy storage init --create-bucket`",
+            "NoSuchBucket": "create it in the service's region first",
             "AccessDenied": "the RAM user needs oss:PutObject/GetObject/ListObjects on the bucket",
         }.get(code or "")
         return CloudError(f"{what}: {message}", code=code, request_id=getattr(exc, "request_id", None), status=status, hint=hint)

@@ -1,155 +1,90 @@
 """Storage commands: ``storage init|ls|sync``, ``models push``, ``nodes push``, ``wheels push``,
 ``outputs pull``. They act on the spec's ``storage.oss`` folder (the service's mounted data
-directory); oss2 and the upload engine are imported inside the command bodies.
+directory), opened by the library (``storage.mount.Mount``); what goes to which key is the
+library's too. oss2 and the upload engine are imported inside the command bodies.
 """
 
 from __future__ import annotations
 
-import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
 from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, SpecRef, session
 
 if TYPE_CHECKING:
-    from ..adapters.oss import OssClient, OssLocation
-    from ..core.spec import Spec
-    from ..storage import PushResult
+    from ..storage.mount import Mount
+    from ..storage.upload import PushResult
     from .output import Out
-
-storage_app = typer.Typer(help="The mounted OSS folder: layout, listing, declarative sync.", no_args_is_help=True)
-models_app = typer.Typer(help="Models into the right models/<kind>/ folder.", no_args_is_help=True)
-nodes_app = typer.Typer(help="Custom node folders into custom_nodes/.", no_args_is_help=True)
-wheels_app = typer.Typer(help="Wheels into models/whl/ (installed before ComfyUI starts).", no_args_is_help=True)
-outputs_app = typer.Typer(help="What ComfyUI wrote to output/.", no_args_is_help=True)
 
 PartSizeOpt = Annotated[int, typer.Option("--part-size", help="Multipart part size in MiB.", min=1, max=1024)]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="Parts uploaded in parallel.", min=1, max=64)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be uploaded; send nothing.")]
 
-
-class Mount:
-    """The spec's storage folder, opened once per command: bucket client, prefix, region."""
-
-    def __init__(self, file: Path, env: str | None, out: "Out", *, check: bool = True) -> None:
-        from ..adapters.oss import OssClient, OssLocation
-        from ..core.spec import load_spec
-        from ..errors import UsageError
-        from ..storage import check_bucket
-
-        self.spec: Spec = load_spec(file, env=env)
-        oss = (self.spec.data.get("storage") or {}).get("oss")
-        if not oss:
-            raise UsageError(f"{self.spec.file}: storage.oss is not set", "storage commands work on the mounted OSS folder")
-        self.loc: OssLocation = OssLocation.parse(oss)
-        self.client: OssClient = OssClient(self.loc.bucket, self.spec.region)
-        out.debug(f"bucket {self.loc.bucket}, prefix {self.loc.prefix!r}, region {self.spec.region}")
-        if check:
-            check_bucket(self.client, self.spec.region)
-
-    def url(self, key: str = "") -> str:
-        return f"oss://{self.loc.bucket}/{key}"
+# The library's hints say what to do; the CLI names its own command for it (by error code).
+HINTS = {"NoSuchBucket": "create it with `eascomfy storage init --create-bucket`"}
 
 
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(n)
+@contextmanager
+def _session(command: str, output: str | None) -> "Iterator[Out]":
+    """The output session, with the storage commands' hints on cloud errors."""
+    with session(command, output) as out:
+        try:
+            yield out
+        except Exception as exc:
+            from ..errors import CloudError
+
+            if isinstance(exc, CloudError) and exc.code in HINTS:
+                exc.hint = HINTS[exc.code]
+            raise
 
 
-class Progress:
-    """Progress bars on a terminal: the current file and the total, with throughput and ETA.
-    Silent in pipelines, with --output json and with --quiet."""
-
-    def __init__(self, out: "Out", total: int, label: str) -> None:
-        self.enabled = sys.stderr.isatty() and not out.json and not out.quiet
-        self.total, self.label = total, label
-        self._bar: Any = None
-        self._total_task: Any = None
-        self._file_task: Any = None
-
-    def __enter__(self) -> "Progress":
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-            self._bar = Bar(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self._bar.start()
-            self._total_task = self._bar.add_task(f"{self.label} (total)", total=self.total)
-        return self
-
-    def file(self, path: Path, size: int) -> None:
-        if self._bar is not None:
-            if self._file_task is not None:
-                self._bar.remove_task(self._file_task)
-            self._file_task = self._bar.add_task(path.name, total=size)
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._total_task, n)
-            if self._file_task is not None:
-                self._bar.advance(self._file_task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
-def _push(out: "Out", mount: Mount, pairs: list[tuple[Path, str]], part_size: int, workers: int, label: str) -> "list[PushResult]":
-    """Upload (file, key) pairs through the one upload engine, with progress."""
-    from ..storage import MiB, Uploader
+def _push(out: "Out", mount: "Mount", pairs: list[tuple[Path, str]], label: str,
+          part_size: int | None = None, workers: int | None = None) -> "list[PushResult]":
+    """Upload (file, key) pairs through the one upload engine, with bars on a terminal;
+    ``part_size`` in MiB (the flag's unit), the engine's defaults when not given."""
+    from ..storage.upload import DEFAULT_PART_SIZE, DEFAULT_WORKERS, MiB, Uploader
+    from .bars import TransferBars
 
     total = sum(f.stat().st_size for f, _ in pairs)
-    with Progress(out, total, label) as bars:
-        uploader = Uploader(mount.client, part_size=part_size * MiB, workers=workers, progress=bars.advance, on_file=bars.file)
+    with TransferBars(out, total, label) as bars:
+        uploader = Uploader(mount.bucket, part_size=part_size * MiB if part_size else DEFAULT_PART_SIZE,
+                            workers=workers or DEFAULT_WORKERS, progress=bars.advance, on_file=bars.file)
         return uploader.push_many(pairs)
 
 
-def _report(out: "Out", mount: Mount, results: "Iterable[PushResult]", extra: dict[str, Any] | None = None) -> None:
-    results = list(results)
-    lines = [
-        f"{'unchanged' if r.skipped else 'uploaded '} {mount.url(r.key)} ({_human(r.size)}"
-        + (f", resumed {r.resumed_parts}/{r.parts} parts" if r.resumed_parts else "")
-        + ")"
-        for r in results
-    ]
-    sent = [r for r in results if not r.skipped]
-    lines.append(f"{len(sent)} uploaded, {len(results) - len(sent)} unchanged")
-    out.emit({"files": [r.to_dict() for r in results], **(extra or {})}, "\n".join(lines))
+def _report(out: "Out", mount: "Mount", results: "list[PushResult]", extra: dict[str, Any] | None = None) -> None:
+    from .storage_views import push_text
+
+    out.emit({"files": [r.to_dict() for r in results], **(extra or {})}, push_text(mount, results))
 
 
 # -- storage ---------------------------------------------------------------------------------------
-@storage_app.command("init")
-def storage_init(
+def storage_init_cmd(
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     create_bucket: Annotated[bool, typer.Option("--create-bucket", help="Create the bucket when it does not exist.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Create ComfyUI's folders (models/*, custom_nodes/, input/, output/, temp/); idempotent."""
-    with session("storage init", output) as out:
-        from ..storage import LAYOUT, check_bucket, init_layout
+    with _session("storage init", output) as out:
+        from ..storage.mount import LAYOUT, Mount, check_bucket, init_layout
+        from .storage_views import layout_text
 
-        mount = Mount(file, env, out, check=False)
-        if check_bucket(mount.client, mount.spec.region, create=create_bucket):
-            out.info(f"created bucket {mount.loc.bucket} in {mount.spec.region}")
-        created = init_layout(mount.client, mount.loc.prefix)
+        mount = Mount.open(SpecRef(out, file, env).spec, out, check=False)
+        if check_bucket(mount.bucket, mount.region, create=create_bucket):
+            out.info(f"created bucket {mount.bucket.name} in {mount.region}")
+        created = init_layout(mount.bucket, mount.prefix)
+        existing = len(LAYOUT) - len(created)
         out.emit(
-            {"bucket": mount.loc.bucket, "prefix": mount.loc.prefix, "created": created, "existing": len(LAYOUT) - len(created)},
-            f"{mount.url(mount.loc.prefix)}: {len(created)} folders created, {len(LAYOUT) - len(created)} already there",
+            {"bucket": mount.bucket.name, "prefix": mount.prefix, "created": created, "existing": existing},
+            layout_text(mount, created, existing),
         )
 
 
-@storage_app.command("ls")
-def storage_ls(
+def storage_ls_cmd(
     path: Annotated[str, typer.Argument(help="Folder under the mount, e.g. models/checkpoints.", metavar="PATH")] = "",
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
@@ -157,24 +92,15 @@ def storage_ls(
     output: OutputOpt = None,
 ) -> None:
     """List files and folders on the mount, with sizes."""
-    with session("storage ls", output) as out:
-        mount = Mount(file, env, out)
-        prefix = mount.loc.key(path.strip("/") + "/" if path.strip("/") else "")
-        rows = [
-            {"name": key[len(mount.loc.prefix):], "size": size, "folder": folder}
-            for key, size, folder, _ in mount.client.list(prefix, "" if recursive else "/")
-            if key != prefix
-        ]
+    with _session("storage ls", output) as out:
+        from ..storage.mount import Mount, list_folder
+        from .storage_views import ls_text
 
-        def table() -> None:
-            for r in rows:
-                sys.stdout.write(f"{'-' if r['folder'] else _human(r['size']):>12}  {r['name']}\n")
-
-        out.emit(rows, table)
+        rows = list_folder(Mount.open(SpecRef(out, file, env).spec, out), path, recursive=recursive)
+        out.emit(rows, ls_text(rows) or None)
 
 
-@storage_app.command("sync")
-def storage_sync(
+def storage_sync_cmd(
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     dry_run: DryRunOpt = False,
@@ -183,31 +109,24 @@ def storage_sync(
     output: OutputOpt = None,
 ) -> None:
     """Make models/ on the mount match the spec's `models:` list (prints the plan first)."""
-    with session("storage sync", output) as out:
-        from ..errors import EascomfyError
-        from ..storage import CrcCache, plan_sync
+    with _session("storage sync", output) as out:
+        from ..storage.mount import Mount
+        from ..storage.sync import plan_sync
+        from .storage_views import sync_lines, sync_text
 
-        mount = Mount(file, env, out)
-        cache = CrcCache()
-        items = plan_sync(mount.client, mount.loc.prefix, mount.spec.data.get("models") or [], mount.spec.project_dir, cache)
-        cache.save()
-        for item in items:
-            out.info(f"  {item.action:<8} {mount.url(item.key)}" + (f"  ({item.reason})" if item.reason else ""))
-        uploads = [(Path(i.file), i.key) for i in items if i.action == "upload" and i.file]
-        results = [] if dry_run else _push(out, mount, uploads, part_size, workers, "sync")
-        bad = [i for i in items if i.action in ("missing", "mismatch")]
-        summary = f"{len(uploads)} to upload, {sum(i.action == 'ok' for i in items)} in place, {len(bad)} wrong"
-        data = {"plan": [i.to_dict() for i in items], "uploaded": [r.to_dict() for r in results], "dry_run": dry_run}
-        out.emit(data, ("plan: " if dry_run else "synced: ") + summary)
-        if bad:
-            raise EascomfyError(
-                "; ".join(f"{i.name}: {i.reason}" for i in bad), "upload the right file or fix models[] in the spec"
-            )
+        spec = SpecRef(out, file, env).spec
+        mount = Mount.open(spec, out)
+        plan = plan_sync(mount, spec)
+        for line in sync_lines(mount, plan):
+            out.info(line)
+        results = [] if dry_run else _push(out, mount, plan.uploads, "sync", part_size, workers)
+        data = {"plan": [i.to_dict() for i in plan.items], "uploaded": [r.to_dict() for r in results], "dry_run": dry_run}
+        out.emit(data, sync_text(plan, dry_run))
+        plan.check()
 
 
 # -- models, nodes, wheels -----------------------------------------------------------------------------
-@models_app.command("push")
-def models_push(
+def models_push_cmd(
     files: Annotated[list[Path], typer.Argument(help="Model files to upload.", exists=True, dir_okay=False)],
     kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="Folder under models/: checkpoints, loras, vae, ...", metavar="KIND")] = None,
     for_workflow: Annotated[
@@ -220,34 +139,18 @@ def models_push(
     output: OutputOpt = None,
 ) -> None:
     """Upload models: parallel multipart, resumable, CRC64-verified; unchanged files skipped."""
-    with session("models push", output) as out:
-        from ..core.validate import did_you_mean
+    with _session("models push", output) as out:
         from ..errors import UsageError
-        from ..storage import MODEL_KINDS
+        from ..storage.mount import Mount, model_targets
 
-        if kind is not None and kind not in MODEL_KINDS:
-            raise UsageError(
-                f"--kind: unknown model folder {kind!r}; expected one of {', '.join(MODEL_KINDS)}", did_you_mean(kind, MODEL_KINDS)
-            )
-        kinds = {f: kind for f in files}
-        if for_workflow is not None:
-            from ..core.workflow import kind_for, load_workflow
-
-            workflow = load_workflow(for_workflow)
-            for f in files:
-                guessed = kind_for(workflow, f.name)
-                if guessed is None and kind is None:
-                    raise UsageError(f"{f.name} is not used by {for_workflow}", "pass --kind")
-                kinds[f] = kind or guessed
-        elif kind is None:
+        if kind is None and for_workflow is None:
             raise UsageError("pass --kind (e.g. --kind checkpoints) or --for WORKFLOW.json")
-        mount = Mount(file, env, out)
-        pairs = [(f, mount.loc.key(f"models/{kinds[f]}/{f.name}")) for f in files]
-        _report(out, mount, _push(out, mount, pairs, part_size, workers, "models"))
+        targets = model_targets(files, kind, for_workflow)
+        mount = Mount.open(SpecRef(out, file, env).spec, out)
+        _report(out, mount, _push(out, mount, mount.place(targets), "models", part_size, workers))
 
 
-@nodes_app.command("push")
-def nodes_push(
+def nodes_push_cmd(
     folders: Annotated[list[Path], typer.Argument(help="Custom node folders (e.g. ComfyUI-VideoHelperSuite).", exists=True, file_okay=False)],
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
@@ -256,17 +159,16 @@ def nodes_push(
     output: OutputOpt = None,
 ) -> None:
     """Upload custom node folders to custom_nodes/ (caches and .git are left out); restart the service to load them."""
-    with session("nodes push", output) as out:
-        from ..storage import node_files
+    with _session("nodes push", output) as out:
+        from ..storage.mount import Mount, node_targets
 
-        mount = Mount(file, env, out)
-        pairs = [(f, mount.loc.key(f"custom_nodes/{rel}")) for folder in folders for f, rel in node_files(folder)]
-        _report(out, mount, _push(out, mount, pairs, part_size, workers, "nodes"), {"folders": [f.name for f in folders]})
+        mount = Mount.open(SpecRef(out, file, env).spec, out)
+        pairs = mount.place(node_targets(folders))
+        _report(out, mount, _push(out, mount, pairs, "nodes", part_size, workers), {"folders": [f.name for f in folders]})
         out.info("restart the service (eascomfy restart) so ComfyUI loads new nodes")
 
 
-@wheels_app.command("push")
-def wheels_push(
+def wheels_push_cmd(
     wheels: Annotated[list[Path], typer.Argument(help="Wheel files.", exists=True, dir_okay=False)],
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
@@ -274,25 +176,22 @@ def wheels_push(
     output: OutputOpt = None,
 ) -> None:
     """Upload wheels to models/whl/ and add them to the spec's wheels list (installed before start)."""
-    with session("wheels push", output) as out:
-        from ..errors import UsageError
+    with _session("wheels push", output) as out:
         from ..local.specfile import add_wheels
+        from ..storage.mount import Mount, wheel_targets
 
-        for w in wheels:
-            if not w.name.endswith(".whl"):
-                raise UsageError(f"{w}: not a wheel (expected a .whl file)")
-        mount = Mount(file, env, out)
-        pairs = [(w, mount.loc.key(f"models/whl/{w.name}")) for w in wheels]
-        results = _push(out, mount, pairs, 16, 4, "wheels")
-        added = [] if no_write else add_wheels(Path(mount.spec.file), [w.name for w in wheels])
+        targets = wheel_targets(wheels)
+        spec = SpecRef(out, file, env).spec
+        mount = Mount.open(spec, out)
+        results = _push(out, mount, mount.place(targets), "wheels")
+        added = [] if no_write else add_wheels(Path(spec.file), [w.name for w in wheels])
         if added:
-            out.info(f"added {', '.join(added)} to wheels in {mount.spec.file}; deploy to install them")
+            out.info(f"added {', '.join(added)} to wheels in {spec.file}; deploy to install them")
         _report(out, mount, results, {"added_to_spec": added})
 
 
 # -- outputs -----------------------------------------------------------------------------------------
-@outputs_app.command("pull")
-def outputs_pull(
+def outputs_pull_cmd(
     prefix: Annotated[str, typer.Option("--prefix", help="Only names starting with this (e.g. a subfolder).", metavar="PREFIX")] = "",
     dest: Annotated[Path, typer.Option("--dest", help="Local folder.")] = Path("outputs"),
     file: FileOpt = DEFAULT_SPEC,
@@ -300,25 +199,30 @@ def outputs_pull(
     output: OutputOpt = None,
 ) -> None:
     """Download files from output/ on the mount; a name that would escape DEST is refused."""
-    with session("outputs pull", output) as out:
-        from ..errors import EascomfyError
-        from ..storage import pull
+    with _session("outputs pull", output) as out:
+        from ..storage.mount import Mount
+        from ..storage.pull import pull_outputs
+        from .storage_views import pull_text
 
-        mount = Mount(file, env, out)
-        pulled, refused = pull(mount.client, mount.loc.key("output/") + prefix, dest)
-        for name in refused:
-            out.warn(f"refused {name!r}: it would be written outside {dest}")
-        out.emit(
-            {"pulled": pulled, "refused": refused},
-            f"{len(pulled)} files into {dest}" + (f", {len(refused)} refused" if refused else ""),
-        )
-        if refused:
-            raise EascomfyError(f"{len(refused)} output names were refused (they would escape {dest})")
+        pulled = pull_outputs(Mount.open(SpecRef(out, file, env).spec, out), dest, prefix, out)
+        out.emit(pulled.to_dict(), pull_text(pulled))
+        pulled.check()
+
+
+GROUPS = (
+    ("storage", "The mounted OSS folder: layout, listing, declarative sync.",
+     (("init", storage_init_cmd), ("ls", storage_ls_cmd), ("sync", storage_sync_cmd))),
+    ("models", "Models into the right models/<kind>/ folder.", (("push", models_push_cmd),)),
+    ("nodes", "Custom node folders into custom_nodes/.", (("push", nodes_push_cmd),)),
+    ("wheels", "Wheels into models/whl/ (installed before ComfyUI starts).", (("push", wheels_push_cmd),)),
+    ("outputs", "What ComfyUI wrote to output/.", (("pull", outputs_pull_cmd),)),
+)
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(storage_app, name="storage")
-    app.add_typer(models_app, name="models")
-    app.add_typer(nodes_app, name="nodes")
-    app.add_typer(wheels_app, name="wheels")
-    app.add_typer(outputs_app, name="outputs")
+    """Attach the storage command groups to the app."""
+    for name, help_text, commands in GROUPS:
+        group = typer.Typer(help=help_text, no_args_is_help=True)
+        for command, func in commands:
+            group.command(command)(func)
+        app.add_typer(group, name=name)

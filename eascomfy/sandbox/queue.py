@@ -44,11 +44,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import re
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from aiohttp import web

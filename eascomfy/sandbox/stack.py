@@ -10,10 +10,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .comfyui import Attachment, attach
+from .comfyui.attach import Attachment, attach
 from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
-from .eas import EasSandbox, Timings
-from .oss import OssSandbox
+from .eas.sandbox import EasSandbox
+from .eas.state import Timings
+from .oss.sandbox import OssSandbox
 
 
 class SandboxStack:

@@ -24,8 +24,8 @@ from alibabacloud_eas20210701 import models as eas_models
 from alibabacloud_eas20210701.client import Client
 from alibabacloud_tea_openapi.models import Config
 
-from eascomfy.sandbox import media
-from eascomfy.sandbox.comfyui import Attachment, attach, edition_of
+from eascomfy.sandbox.comfyui import Attachment, attach, media
+from eascomfy.sandbox.comfyui.attach import edition_of
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.eas import EasSandbox, Timings
 from eascomfy.sandbox.oss import OssSandbox

@@ -20,16 +20,9 @@ from alibabacloud_tea_openapi.models import Config
 from Tea.exceptions import TeaException, UnretryableException
 
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
-from eascomfy.sandbox.eas import (
-    EasError,
-    EasSandbox,
-    PredictContext,
-    Timings,
-    authorization_header,
-    canonical_query,
-    canonical_request,
-    verify_signature,
-)
+from eascomfy.sandbox.eas import EasSandbox, PredictContext, Timings
+from eascomfy.sandbox.eas.errors import EasError
+from eascomfy.sandbox.eas.signing import authorization_header, canonical_query, canonical_request, verify_signature
 
 REGION = "cn-hangzhou"
 COMFY = f"eas-registry-vpc.{REGION}.cr.aliyuncs.com/pai-eas/comfyui"

@@ -20,7 +20,7 @@ from oss2.utils import Crc64 as Oss2Crc64
 from eascomfy import crc64
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.oss import OssSandbox
-from eascomfy.sandbox.oss_store import OssStore
+from eascomfy.sandbox.oss.store import OssStore
 
 REGION = "cn-hangzhou"
 KIB = 1024

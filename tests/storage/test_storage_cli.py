@@ -14,7 +14,7 @@ import pytest
 from eascomfy.crc64 import crc64
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.oss import OssSandbox
-from eascomfy.storage import LAYOUT
+from eascomfy.storage.mount import LAYOUT
 from tests.conftest import run_cli
 
 BUCKET = "eascomfy-test"

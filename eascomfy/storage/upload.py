@@ -1,4 +1,4 @@
-"""Files to and from the mounted OSS folder: resumable parallel uploads with end-to-end CRC64.
+"""The upload engine: resumable parallel uploads to OSS with end-to-end CRC64.
 
 - Large files go up as multipart uploads with at most ``workers`` parts in flight, so memory is
   bounded by ``workers * part_size`` whatever the file size.
@@ -22,75 +22,18 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
-from .crc64 import combine, crc64
-from .errors import CloudError, EascomfyError, UsageError
-from .local.files import safe_local_path, state_dir, write_atomic
-from .ports import Bucket
-from .retry import Retry
+from ..crc64 import combine, crc64
+from ..errors import CloudError, EascomfyError, UsageError
+from ..local.files import state_dir, write_atomic
+from ..ports import Bucket
+from ..retry import Retry
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
 DEFAULT_WORKERS = 4
 UPLOAD_RETRY = Retry(attempts=4, base=0.2)
-
-# ComfyUI's folders under the mounted data directory (EAS creates them on first start too).
-MODEL_KINDS = (
-    "checkpoints",
-    "loras",
-    "vae",
-    "clip",
-    "clip_vision",
-    "controlnet",
-    "diffusion_models",
-    "unet",
-    "text_encoders",
-    "upscale_models",
-    "embeddings",
-    "style_models",
-    "styles",
-    "ipadapter",
-)
-LAYOUT = (*(f"models/{k}/" for k in MODEL_KINDS), "models/whl/", "custom_nodes/", "input/", "output/", "temp/")
-SKIP_IN_NODES = {"__pycache__", ".git", ".github", ".DS_Store", ".venv", "node_modules"}
-
-
-# -- the bucket itself ---------------------------------------------------------------------------
-def check_bucket(bucket: Bucket, region: str, *, create: bool = False) -> bool:
-    """Refuse a missing bucket or one in another region before any data is sent; True if created."""
-    actual = bucket.bucket_region()
-    if actual is None and create:
-        bucket.create_bucket()
-        return True
-    if actual is None:
-        raise CloudError(
-            f"bucket {bucket.name} does not exist",
-            code="NoSuchBucket",
-            hint="create it with `eascomfy storage init --create-bucket`",
-        )
-    if actual != region:
-        raise CloudError(
-            f"bucket {bucket.name} is in {actual} but the service is in {region}; EAS mounts buckets of its own region only",
-            code="BucketRegionMismatch",
-        )
-    return False
-
-
-def init_layout(bucket: Bucket, prefix: str) -> list[str]:
-    """Create the folders ComfyUI expects under ``prefix`` (idempotent); returns the keys created.
-
-    Two listings (the prefix and its models/) tell what is there, as marker objects or as
-    folders that already hold files."""
-    existing: set[str] = set()
-    for folder in (prefix, prefix + "models/"):
-        existing.update(key for key, _, _, _ in bucket.list(folder, "/"))
-    created = []
-    for folder in LAYOUT:
-        if prefix + folder not in existing:
-            bucket.put(prefix + folder, b"")
-            created.append(prefix + folder)
-    return created
 
 
 # -- the local cache -----------------------------------------------------------------------------
@@ -167,9 +110,9 @@ class Uploader:
         on_file: Callable[[Path, int], None] | None = None,
     ) -> None:
         if part_size < 100 * 1024:
-            raise UsageError("--part-size must be at least 100 KiB (an OSS limit)")
+            raise UsageError("must be at least 100 KiB (an OSS limit)", param="part_size")
         if workers < 1:
-            raise UsageError("--workers must be at least 1")
+            raise UsageError("must be at least 1", param="workers")
         self.bucket = bucket
         self.part_size = part_size
         self.workers = workers
@@ -335,85 +278,3 @@ def _verify(what: str, local: int, remote: int | None) -> None:
             code="CrcMismatch",
             hint="push again; the object was not accepted as correct",
         )
-
-
-# -- what goes where ------------------------------------------------------------------------------
-def node_files(folder: Path) -> Iterator[tuple[Path, str]]:
-    """(file, path relative to the custom_nodes/ root) for a custom node folder, skipping caches."""
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: not a folder", "nodes push takes custom node folders")
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_IN_NODES)
-        for name in sorted(files):
-            if name in SKIP_IN_NODES or name.endswith(".pyc"):
-                continue
-            path = Path(root) / name
-            yield path, f"{folder.name}/{path.relative_to(folder).as_posix()}"
-
-
-def pull(bucket: Bucket, prefix: str, dest: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Download every object under ``prefix`` into ``dest``; names escaping ``dest`` are refused."""
-    dest.mkdir(parents=True, exist_ok=True)
-    pulled, refused = [], []
-    for key, size, _, _ in bucket.list(prefix):
-        name = key[len(prefix):]
-        if not name or name.endswith("/"):
-            continue
-        target = safe_local_path(dest, name)
-        if target is None:
-            refused.append(name)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        bucket.download(key, str(target))
-        pulled.append({"name": name, "size": size, "path": str(target)})
-    return pulled, refused
-
-
-# -- declarative models (storage sync) -------------------------------------------------------------
-@dataclass
-class SyncItem:
-    name: str
-    kind: str
-    key: str
-    action: str  # upload | ok | missing | mismatch
-    file: str | None = None
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def plan_sync(bucket: Bucket, prefix: str, models: list[dict[str, Any]], base_dir: Path, cache: CrcCache) -> list[SyncItem]:
-    """Compare the spec's ``models`` with the mount: what to upload, what is fine, what is wrong."""
-    items = []
-    for i, entry in enumerate(models):
-        if not entry.get("file") and not entry.get("name"):
-            raise UsageError(f"models[{i}]: set file (to upload) or name (already on the mount)")
-        local = (base_dir / entry["file"]) if entry.get("file") else None
-        name = entry.get("name") or Path(entry["file"]).name
-        key = f"{prefix}models/{entry['kind']}/{name}"
-        remote = bucket.head(key)
-        item = SyncItem(name, entry["kind"], key, "ok", str(local) if local else None)
-        if local is not None:
-            if not local.is_file():
-                raise UsageError(f"models[{i}].file: {local} not found")
-            st = local.stat()
-            known = cache.get(local, st)
-            local_crc = known[0] if known else None
-            if remote is None:
-                item.action, item.reason = "upload", "not on the mount"
-            elif remote.size != st.st_size:
-                item.action, item.reason = "upload", f"size differs ({remote.size} on the mount, {st.st_size} here)"
-            else:
-                local_crc = local_crc if local_crc is not None else file_crc64(local)
-                cache.put(local, st, local_crc, remote.etag if remote.crc64 == local_crc else "")
-                if remote.crc64 != local_crc:
-                    item.action, item.reason = "upload", "content differs (CRC64)"
-        elif remote is None:
-            item.action, item.reason = "missing", "not on the mount and no local file to upload"
-        elif "size" in entry and entry["size"] != remote.size:
-            item.action, item.reason = "mismatch", f"size {remote.size}, expected {entry['size']}"
-        elif "crc64" in entry and entry["crc64"] != remote.crc64:
-            item.action, item.reason = "mismatch", f"CRC64 {remote.crc64}, expected {entry['crc64']}"
-        items.append(item)
-    return items

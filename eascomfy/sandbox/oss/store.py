@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
-from .. import crc64 as crc
+from ... import crc64 as crc
 
 READ_CHUNK = 1 << 20
 

@@ -21,40 +21,22 @@ import secrets
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from .errors import invalid, not_found
 
 CREATING, UPDATING, RUNNING, FAILED = "Creating", "Updating", "Running", "Failed"
 STOPPING, STOPPED, STARTING, DELETING = "Stopping", "Stopped", "Starting", "Deleting"
 WAITING = "Waiting"
 
-NOT_FOUND_MESSAGE = "The specified service does not exist"
 SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
 OFFICIAL_IMAGE_RE = re.compile(
     r"^eas-registry(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.cr\.aliyuncs\.com/(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?$"
 )
 COMFYUI_VERSIONS = ("1.7", "1.8", "1.9", "2.0", "2.1", "2.2")
 COMFYUI_EDITIONS = ("", "-api", "-cluster")
-
-
-class EasError(Exception):
-    """An OpenAPI error: HTTP status, EAS error code, human message (never holding a secret)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def invalid(message: str, status: int = 400) -> EasError:
-    return EasError(status, "InvalidParameter", message)
-
-
-def not_found() -> EasError:
-    return EasError(404, "InvalidService.NotFound", NOT_FOUND_MESSAGE)
 
 
 def iso(ts: float) -> str:
@@ -150,12 +132,14 @@ class ServiceRecord:
         return str(containers[0].get("image", ""))
 
 
-def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """UpdateType=merge: dicts merge key by key, anything else (lists too) is replaced."""
-    out = copy.deepcopy(base)
-    for key, value in patch.items():
+def merge_update(config: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """What EAS's UpdateService does with ``UpdateType=merge``: it merges the request body into the
+    service's current config. Objects merge key by key; anything else (lists, scalars, null) in the
+    body replaces the old value, so a null is stored as null rather than deleting the key."""
+    out = copy.deepcopy(config)
+    for key, value in body.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+            out[key] = merge_update(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -302,7 +286,7 @@ class ServiceStore:
             raise invalid(f"UpdateType must be merge or replace, not {update_type!r}")
         with self._lock:
             rec = self._writable(name)
-            config = deep_merge(rec.config, patch) if update_type == "merge" else copy.deepcopy(patch)
+            config = merge_update(rec.config, patch) if update_type == "merge" else copy.deepcopy(patch)
             new_name = service_name_of(config)
             if new_name and new_name != name:
                 raise invalid(f"The service name cannot be changed ({name} -> {new_name})")
@@ -487,7 +471,3 @@ class ServiceStore:
     @staticmethod
     def _event(rec: ServiceRecord, kind: str, reason: str, message: str, at: float) -> None:
         rec.events.append({"Type": kind, "Reason": reason, "Message": message, "Time": iso(at), "ts": at})
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4()).upper()

@@ -1,0 +1,164 @@
+"""What runs behind each service of the EAS sandbox: ``attach`` makes an ``Attachment`` the EAS
+sandbox's default backend; for every service it builds (and rebuilds when the edition or mount
+change) a ``ServiceBackend``: a ``ComfyUIEmulator`` on the service's mount, plus, for the API
+edition, the ``EasQueue`` in front of it and one worker per instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..queue import EasQueue
+from .emulator import ComfyUIEmulator, cancel_tasks
+from .mount import ServiceMount
+
+if TYPE_CHECKING:
+    from ..eas.sandbox import EasSandbox, PredictContext
+    from ..oss.sandbox import OssSandbox
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+def edition_of(config: Json) -> str:
+    """``api``, ``cluster`` or ``standard``, from the suffix of the first container's image tag."""
+    image = str(((config.get("containers") or [{}])[0] or {}).get("image", ""))
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    suffix = tag.rpartition("-")[2] if "-" in tag else ""
+    return suffix if suffix in ("api", "cluster") else "standard"
+
+
+class ServiceBackend:
+    """What runs behind one service: ComfyUI, plus the queue and its workers for the API edition."""
+
+    def __init__(self, name: str, edition: str, mount: ServiceMount, instances: int, job_seconds: float) -> None:
+        self.name, self.edition, self.mount, self.instances = name, edition, mount, instances
+        self.comfyui = ComfyUIEmulator(mount, job_seconds)
+        self.queue = EasQueue(name) if edition == "api" else None
+        self._workers: list[asyncio.Task[None]] = []
+
+    async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
+        if ctx.kind == "monitor":
+            return web.Response(text="monitor (eascomfy sandbox)")
+        if self.queue is None or ctx.kind == "webview":
+            return await self.comfyui.handle(request, ctx.subpath)
+        self._staff()
+        return await self.queue.handle(request, ctx.subpath)
+
+    def _staff(self) -> None:
+        """One worker per instance (started on the loop, on the first request)."""
+        self._workers = [w for w in self._workers if not w.done()]
+        for extra in self._workers[self.instances:]:
+            extra.cancel()
+        del self._workers[self.instances:]
+        while len(self._workers) < self.instances:
+            worker = f"{self.name}-{uuid.uuid4().hex[:8]}"
+            self._workers.append(asyncio.get_running_loop().create_task(self._work(worker)))
+
+    async def _work(self, worker: str) -> None:
+        assert self.queue is not None
+        queue = self.queue
+        while True:
+            message = await queue.input.take(worker)
+            try:
+                code, data = await self.comfyui.api_prompt(message.path, message.data)
+            except asyncio.CancelledError:
+                queue.input.release(worker)
+                raise
+            except Exception:  # a sandbox bug: answer like a crashed instance would
+                log.exception("ComfyUI sandbox failed on queue entry %s", message.index)
+                code, data = 500, b"500 Internal Server Error"
+            tags = {**message.tags, "requestId": message.request_id}
+            if code != 200:
+                tags["lastCode"] = str(code)
+            queue.sink.put(data, tags, request_id=message.request_id)
+            queue.input.remove([message.index])
+
+    def close(self) -> None:
+        self.comfyui.close()
+        cancel_tasks(self._workers)
+
+
+class Attachment:
+    """The emulators attached to an ``EasSandbox`` (its ``default_backend``), one set per service,
+    made on first use from the service's stored config and remade when its edition or mount change."""
+
+    def __init__(self, eas: EasSandbox, oss: OssSandbox, job_seconds: float = 0.2) -> None:
+        self.eas, self.oss = eas, oss
+        self._job_seconds = job_seconds
+        self._previous = eas.default_backend
+        self._services: dict[str, ServiceBackend] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def job_seconds(self) -> float:
+        return self._job_seconds
+
+    @job_seconds.setter
+    def job_seconds(self, seconds: float) -> None:
+        """How long a job takes, on every service (``comfyui(name).job_seconds`` sets one)."""
+        with self._lock:
+            self._job_seconds = seconds
+            for backend in self._services.values():
+                backend.comfyui.job_seconds = seconds
+
+    async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
+        return await self._backend(ctx.service, ctx.config).handle(request, ctx)
+
+    def comfyui(self, service: str) -> ComfyUIEmulator:
+        """The service's ComfyUI (made now if needed), e.g. to set ``job_seconds`` or ``fail``."""
+        return self._backend(service, self._config(service)).comfyui
+
+    def queue(self, service: str) -> EasQueue:
+        queue = self._backend(service, self._config(service)).queue
+        if queue is None:
+            raise ValueError(f"{service} is not an API-edition service: it has no queue")
+        return queue
+
+    def close(self) -> None:
+        """Detach: the EAS sandbox gets its previous backend back; workers stop."""
+        self.eas.default_backend = self._previous
+        with self._lock:
+            backends, self._services = list(self._services.values()), {}
+        for backend in backends:
+            backend.close()
+
+    def __enter__(self) -> "Attachment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _config(self, service: str) -> Json:
+        record = self.eas.get_service(service)
+        if record is None:
+            raise KeyError(f"no service {service!r} in the EAS sandbox")
+        config: Json = record["config"]
+        return config
+
+    def _backend(self, service: str, config: Json) -> ServiceBackend:
+        edition, mount = edition_of(config), ServiceMount.of_service(self.oss, service, config)
+        instances = max(1, int((config.get("metadata") or {}).get("instance") or 1))
+        with self._lock:
+            backend = self._services.get(service)
+            if backend is None or (backend.edition, backend.mount) != (edition, mount):
+                if backend is not None:
+                    backend.close()
+                backend = self._services[service] = ServiceBackend(service, edition, mount, instances, self._job_seconds)
+            backend.instances = instances
+            return backend
+
+
+def attach(eas: EasSandbox, oss: OssSandbox, job_seconds: float = 0.2) -> Attachment:
+    """Serve every service of ``eas`` with a ComfyUI (or, API edition, its queue) whose data dir is
+    the service's OSS mount on ``oss``. Call it after both are started; ``close()`` detaches."""
+    attachment = Attachment(eas, oss, job_seconds)
+    eas.default_backend = attachment.handle
+    return attachment

@@ -1,0 +1,11 @@
+"""Storage: the service's mounted OSS folder and the files that go to and come from it.
+
+- ``mount``: the mounted folder. ``Mount`` (the one bucket-plus-prefix type, opened from a spec),
+  ``parse_oss_uri``, the layout ComfyUI expects (``LAYOUT``, ``MODEL_KINDS``), the bucket check,
+  listing, and where each kind of file goes (models, custom nodes, wheels).
+- ``upload``: the upload engine (``Uploader``): parallel multipart, resumable from checkpoints,
+  CRC64-verified end to end; the CRC cache that skips unchanged files without reading them.
+- ``pull``: objects under a prefix (ComfyUI's output/) into a local folder, refusing names that
+  would escape it.
+- ``sync``: the spec's ``models:`` list planned against the mount (``plan_sync`` -> ``SyncPlan``).
+"""
