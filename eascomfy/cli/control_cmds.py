@@ -9,45 +9,19 @@ imported inside the command bodies.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from .options import DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
 from .views import deploy_text, lifecycle_text, plan_text, status_text, versions_text
 
-if TYPE_CHECKING:
-    from .output import Out
-
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the service is ready.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to be ready.", metavar="S")]
 NoRollbackOpt = Annotated[bool, typer.Option("--no-rollback", help="Leave a failed update in place.")]
 DEFAULT_TIMEOUT = 1800.0  # control.wait.DEFAULT_TIMEOUT, spelled here so --help imports nothing
-
-
-# The library's hints say what to do; the CLI names its own commands and flags for it, by the
-# error's code (or, for usage errors, its parameter). Only a hint the library gave is reworded.
-HINTS = {
-    "InvalidService.NotFound": "check --service/--region, or create it with `eascomfy deploy`",
-    "StalePlan": "run `eascomfy plan --out FILE` again and review it",
-    "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used
-}
-
-
-@contextmanager
-def _session(command: str, output: str | None) -> "Iterator[Out]":
-    """The output session, with the control commands' wording of the library's hints."""
-    with session(command, output) as out:
-        try:
-            yield out
-        except Exception as exc:
-            key = getattr(exc, "code", None) or getattr(exc, "param", None)
-            if key in HINTS and getattr(exc, "hint", None):
-                exc.hint = HINTS[key]  # type: ignore[attr-defined]
-            raise
 
 
 def _target(ref: SpecRef, service: str | None, region: str | None) -> tuple[str, str]:
@@ -76,7 +50,7 @@ def plan_cmd(
 ) -> None:
     """Show what deploy would change on the live service (one read call)."""
     changed = False
-    with _session("plan", output) as out:
+    with session("plan", output) as out:
         from ..control.deploy import connect, plan_service, save_plan
 
         spec = SpecRef(out, file, env, edition).spec
@@ -107,7 +81,7 @@ def deploy_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Create or update the service, wait until it answers, roll back a failed update."""
-    with _session("deploy", output) as out:
+    with session("deploy", output) as out:
         from ..control.deploy import connect, deploy
         from ..core.planfile import read_plan
 
@@ -131,7 +105,7 @@ def update_image_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Switch the service to another official image version, through the same path as deploy."""
-    with _session("update-image", output) as out:
+    with session("update-image", output) as out:
         from ..control.deploy import connect, update_image
         from ..core.image import with_image_version
 
@@ -153,7 +127,7 @@ def signed_url_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Print a logon-free WebUI link (to stdout only; it is never logged)."""
-    with _session("signed-url", output) as out:
+    with session("signed-url", output) as out:
         from ..control.deploy import connect
         from ..core.limits import check_expire
 
@@ -171,7 +145,7 @@ def status_cmd(
     output: OutputOpt = None,
 ) -> None:
     """State, instances, endpoints, image and the last events of the service."""
-    with _session("status", output) as out:
+    with session("status", output) as out:
         from ..control.deploy import connect
         from ..control.lifecycle import status
 
@@ -189,7 +163,7 @@ def versions_cmd(
     output: OutputOpt = None,
 ) -> None:
     """The service's versions, newest first (the current one is marked *)."""
-    with _session("versions", output) as out:
+    with session("versions", output) as out:
         from ..control.deploy import connect
         from ..control.lifecycle import versions
 
@@ -210,7 +184,7 @@ def rollback_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Switch the service back to an earlier version."""
-    with _session("rollback", output) as out:
+    with session("rollback", output) as out:
         from ..control.deploy import connect, rollback
 
         name, region_id = _target(SpecRef(out, file, env), service, region)
@@ -220,7 +194,7 @@ def rollback_cmd(
 
 def _lifecycle(action: str, file: Path, env: str | None, service: str | None, region: str | None,
                wait: bool, timeout: float, output: str | None) -> None:
-    with _session(action, output) as out:
+    with session(action, output) as out:
         from ..control.deploy import connect
         from ..control.lifecycle import lifecycle
 
@@ -257,7 +231,7 @@ def delete_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Delete the service (asks first unless --yes)."""
-    with _session("delete", output) as out:
+    with session("delete", output) as out:
         from ..control.deploy import connect
         from ..control.lifecycle import delete
         from ..errors import EascomfyError, UsageError

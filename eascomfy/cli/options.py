@@ -76,6 +76,20 @@ def flag_for(param: str) -> str:
     return FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
+# The library's hints say what to do without naming flags; where a flag or command says it better,
+# the CLI words the hint, by the error's code (or a usage error's param). Only a hint the library
+# gave is reworded.
+HINTS = {
+    "InvalidService.NotFound": "check --service/--region, or create it with `eascomfy deploy`",
+    "StalePlan": "run `eascomfy plan --out FILE` again and review it",
+    "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used
+}
+
+
+def hint_for(code: str | None, param: str | None) -> str | None:
+    return HINTS.get(code or "") or HINTS.get(param or "")
+
+
 def session(command: str, output: str | None = None):  # type: ignore[no-untyped-def]
     """The per-command output session (imported lazily: --help never pays for it)."""
     from .output import session as _session
