@@ -13,6 +13,7 @@ Layout:
 - ``comfyui/``: ComfyUI behind the EAS service endpoints (``attach``), on the service's OSS mount;
 - ``queue``: the EAS queue service (``EasQueue``) in front of an API-edition service;
 - ``server``: what the emulators share: a threaded aiohttp server, request recorder, faults;
+- ``fidelity``: ``Fidelity``, the switches between readings of the sources (docs/unverified.md);
 - ``credentials``: the sandbox's AccessKey pair.
 
 Each emulator package re-exports its entry names (e.g. ``from eascomfy.sandbox.eas import

@@ -8,7 +8,8 @@ and applies the faults a test switched on, before the emulator sees the request.
 
 Control endpoints (unsigned, loopback only) let a test in another process drive the same things:
 ``GET /_sandbox/requests``, ``DELETE /_sandbox/requests``, ``POST /_sandbox/faults`` (a JSON
-``Fault``), ``DELETE /_sandbox/faults``.
+``Fault``), ``DELETE /_sandbox/faults``; an emulator adds its own (``controls``), e.g.
+``/_sandbox/fidelity``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 ErrorResponder = Callable[[web.Request, int, str, str], web.StreamResponse]
+Control = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTROL_PREFIX = "/_sandbox/"
 
 
@@ -148,8 +150,10 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         name: str = "sandbox",
+        controls: dict[str, Control] | None = None,
     ) -> None:
         self.name = name
+        self.controls = dict(controls or {})
         self.host = host
         self.port = port
         self.recorder = Recorder()
@@ -284,6 +288,8 @@ class SandboxServer:
                 fault = self.faults.add(Fault(**body))
                 return web.json_response(asdict(fault))
             return web.json_response([asdict(f) for f in self.faults._items])
+        if what in self.controls:
+            return await self.controls[what](request)
         raise web.HTTPNotFound()
 
 

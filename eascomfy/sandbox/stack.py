@@ -14,6 +14,7 @@ from .comfyui.attach import Attachment, attach
 from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from .eas.sandbox import EasSandbox
 from .eas.state import Timings
+from .fidelity import Fidelity
 from .oss.sandbox import OssSandbox
 
 
@@ -27,11 +28,14 @@ class SandboxStack:
         timings: Timings | None = None,
         region: str = "cn-hangzhou",
         job_seconds: float = 0.2,
+        fidelity: Fidelity | None = None,
     ) -> None:
         self._own_dir = state_dir is None
         self.state_dir = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="eascomfy-sandbox-"))
         self.region = region
-        self.eas = EasSandbox(state_dir=self.state_dir, port=eas_port, timings=timings, region=region)
+        self.fidelity = fidelity or Fidelity()
+        self.eas = EasSandbox(state_dir=self.state_dir, port=eas_port, timings=timings, region=region,
+                              fidelity=self.fidelity)
         self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region)
         self.job_seconds = job_seconds
         self.comfyui: Attachment | None = None

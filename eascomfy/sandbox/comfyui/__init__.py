@@ -8,8 +8,10 @@ from, and writing outputs into, the service's mount on the OSS sandbox.
 The edition comes from the tag of ``containers[0].image``: ``-api`` is the API edition, anything
 else (standard, ``-cluster``) serves ComfyUI's HTTP API on ``/api/predict/<svc>/...`` (and under
 ``/api/...`` like ComfyUI): ``POST /prompt``, ``GET /prompt``, ``GET|POST /history[/{id}]``,
-``GET /view``, ``GET|POST /queue``, ``POST /interrupt``, ``GET /object_info[/{class}]``,
-``GET /models[/{folder}]``, ``GET /system_stats``, ``GET /`` and the websocket ``/ws?clientId=``.
+``GET /view``, ``GET|POST /queue``, ``POST /interrupt``, ``POST /free``, ``GET /object_info[/{class}]``,
+``GET /models[/{folder}]``, ``GET /embeddings``, ``GET /extensions``, ``GET /view_metadata/{folder}``,
+``POST /upload/image``, ``POST /upload/mask``, ``GET /system_stats``, ``GET /`` and the websocket
+``/ws?clientId=``.
 Unknown routes answer 404 ``404 page not found``. Signed WebUI links (``/webview/<svc>/``) reach the
 same app on every edition.
 
@@ -35,10 +37,12 @@ exists only when its pack's folder is in ``custom_nodes/`` (``CUSTOM_NODE_PACKS`
 ``/prompt`` validates like ComfyUI's ``validate_prompt`` (same error types, messages and
 ``node_errors``; outputs whose inputs are fine still run when others fail). Jobs run one at a time,
 ``job_seconds`` each; SaveImage, SaveAnimatedWEBP and VHS_VideoCombine write small real files named
-like ComfyUI's under ``output/`` (or ``temp/``), and a prefix escaping ``output/`` fails the node
-with ComfyUI's message. Not emulated: node caching (ComfyUI skips nodes whose inputs did not change,
-so re-running an identical workflow returns the earlier files without writing new ones), batches,
-previews, uploads and ``%date%``-style prefix variables.
+as the PAI images name them (``outputs``; ``Fidelity.output_names``) under ``output/`` (or
+``temp/``), and a prefix escaping ``output/`` fails the node with ComfyUI's message. After a prompt,
+``executing {node: null, prompt_id}`` goes to the prompt's client (ComfyUI's ``main.py``). Not
+emulated: node caching (ComfyUI skips nodes whose inputs did not change, so re-running an identical
+workflow returns the earlier files without writing new ones), batches, previews, mask compositing
+and ``%date%``-style prefix variables.
 
 Faults: ``fail(node id or class_type, message, exception_type)`` makes that node raise at run time;
 ``job_seconds`` is per emulator.
@@ -49,6 +53,7 @@ Modules:
   ``ServiceBackend`` (one service: ComfyUI, or the queue and its workers) and ``edition_of``;
 - ``emulator``: ``ComfyUIEmulator``, one service's ComfyUI (HTTP, websocket, running jobs, the
   API edition's answers);
+- ``files``: the routes over the mount's files (uploads, embeddings, extensions, view_metadata);
 - ``validation``: ComfyUI's ``validate_prompt`` and the order nodes run in;
 - ``jobs``: a queued prompt and what running it produced;
 - ``outputs``: the files output nodes write;

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..fidelity import Fidelity
 from ..queue import EasQueue
 from .emulator import ComfyUIEmulator, cancel_tasks
 from .mount import ServiceMount
@@ -38,9 +39,10 @@ def edition_of(config: Json) -> str:
 class ServiceBackend:
     """What runs behind one service: ComfyUI, plus the queue and its workers for the API edition."""
 
-    def __init__(self, name: str, edition: str, mount: ServiceMount, instances: int, job_seconds: float) -> None:
+    def __init__(self, name: str, edition: str, mount: ServiceMount, instances: int, job_seconds: float,
+                 fidelity: Fidelity) -> None:
         self.name, self.edition, self.mount, self.instances = name, edition, mount, instances
-        self.comfyui = ComfyUIEmulator(mount, job_seconds)
+        self.comfyui = ComfyUIEmulator(mount, job_seconds, fidelity)
         self.queue = EasQueue(name) if edition == "api" else None
         self._workers: list[asyncio.Task[None]] = []
 
@@ -151,7 +153,8 @@ class Attachment:
             if backend is None or (backend.edition, backend.mount) != (edition, mount):
                 if backend is not None:
                     backend.close()
-                backend = self._services[service] = ServiceBackend(service, edition, mount, instances, self._job_seconds)
+                backend = self._services[service] = ServiceBackend(service, edition, mount, instances, self._job_seconds,
+                                                                   self.eas.fidelity)
             backend.instances = instances
             return backend
 

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from ..fidelity import Fidelity, fidelity_control
 from ..server import CONTROL_PREFIX, RecordedRequest, SandboxServer, ServerBacked
 from .errors import EasError, api_not_found, eas_error_response
 from .openapi import OpenApi
@@ -55,8 +56,10 @@ class EasSandbox(ServerBacked):
         timings: Timings | None = None,
         catalogue: ImageCatalogue | None = None,
         region: str = "cn-hangzhou",
+        fidelity: Fidelity | None = None,
     ) -> None:
         self.region = region
+        self.fidelity = fidelity or Fidelity()
         self.timings = timings or Timings()
         self.catalogue = catalogue or ImageCatalogue()
         # Without a state_dir the state lives in a temporary directory removed with this object.
@@ -65,7 +68,9 @@ class EasSandbox(ServerBacked):
         self.store = ServiceStore(self.state_dir / "eas" / "state.json", region, self.timings, self.catalogue)
         self.backends: dict[str, Backend] = {}
         self.default_backend: Backend | None = None
-        self._server = SandboxServer(self._build_app, eas_error_response, action_of, port=port, name="eas")
+        controls = {"fidelity": fidelity_control(self.fidelity)}
+        self._server = SandboxServer(self._build_app, eas_error_response, action_of, port=port, name="eas",
+                                     controls=controls)
         self.openapi = OpenApi(self.store, region, self._server)
 
     # -- lifecycle and the test API ------------------------------------------------------------
