@@ -209,3 +209,55 @@ def test_final_executing_goes_to_the_prompts_client_only(comfy: Comfy) -> None:
     assert any(e["type"] == "executing" and e["data"].get("prompt_id") == anonymous for e in owner)  # broadcast
     other_ids = {e["data"].get("prompt_id") for e in other if e["type"] != "status"}
     assert anonymous in other_ids and owned not in other_ids
+
+
+# -- /interrupt: before and after ComfyUI PR #9607 ------------------------------------------------------
+def _running(service: Service, prompt_id: str) -> bool:
+    return [item[1] for item in service.get("/queue").json()["queue_running"]] == [prompt_id]
+
+
+def _last_event(service: Service, prompt_id: str) -> str:
+    return str(wait_history(service, prompt_id)["status"]["messages"][-1][0])
+
+
+def test_interrupt_before_pr_9607_stops_whatever_runs(comfy: Comfy) -> None:
+    """The default (the PAI images' ComfyUI version is unknown): the body is ignored, so
+    interrupting a *pending* prompt by id kills the prompt that is running."""
+    emulator = comfy.attachment.comfyui(comfy.std.name)
+    assert comfy.eas.fidelity.interrupt == "any"
+    emulator.job_seconds = 0.8
+    try:
+        running = comfy.std.post("/prompt", json={"prompt": WORKFLOW}).json()["prompt_id"]
+        pending = comfy.std.post("/prompt", json={"prompt": WORKFLOW}).json()["prompt_id"]
+        wait_until(lambda: _running(comfy.std, running))
+        answer = comfy.std.post("/interrupt", json={"prompt_id": pending})
+        assert answer.status_code == 200 and answer.content == b""
+        assert _last_event(comfy.std, running) == "execution_interrupted"
+        assert _last_event(comfy.std, pending) == "execution_success"
+    finally:
+        emulator.job_seconds = 0.02
+
+
+def test_interrupt_after_pr_9607_stops_only_the_named_prompt(comfy: Comfy) -> None:
+    """Switched through the control endpoint, as a test in another process would."""
+    emulator = comfy.attachment.comfyui(comfy.std.name)
+    control = f"{comfy.eas.url}/_sandbox/fidelity"
+    assert comfy.std.http.post(control, json={"interrupt": "prompt_id"}).json()["interrupt"] == "prompt_id"
+    assert comfy.std.http.post(control, json={"interrupt": "maybe"}).status_code == 400
+    emulator.job_seconds = 0.8
+    try:
+        first = comfy.std.post("/prompt", json={"prompt": WORKFLOW}).json()["prompt_id"]
+        second = comfy.std.post("/prompt", json={"prompt": WORKFLOW}).json()["prompt_id"]
+        third = comfy.std.post("/prompt", json={"prompt": WORKFLOW}).json()["prompt_id"]
+        wait_until(lambda: _running(comfy.std, first))
+        assert comfy.std.post("/interrupt", json={"prompt_id": second}).status_code == 200  # pending: ignored
+        wait_until(lambda: _running(comfy.std, second))
+        assert comfy.std.post("/interrupt", json={"prompt_id": second}).status_code == 200  # running: stops
+        wait_until(lambda: _running(comfy.std, third))
+        assert comfy.std.post("/interrupt").status_code == 200  # no body: a global interrupt, as before
+        assert [_last_event(comfy.std, p) for p in (first, second, third)] == [
+            "execution_success", "execution_interrupted", "execution_interrupted"]
+    finally:
+        emulator.job_seconds = 0.02
+        comfy.std.http.post(control, json={"interrupt": "any"})
+    assert comfy.eas.fidelity.interrupt == "any"

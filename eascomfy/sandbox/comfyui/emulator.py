@@ -186,9 +186,17 @@ class ComfyUIEmulator:
         return web.Response()
 
     async def _interrupt(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
-        prompt_id = (await _json_body(request)).get("prompt_id")
+        """``Fidelity.interrupt``: ``any`` is ComfyUI before PR #9607 (server.py ``post_interrupt``
+        calls ``nodes.interrupt_processing()`` and never reads the body), so it stops whatever runs,
+        whoever's it is; ``prompt_id`` is ComfyUI after it (Comfy-Org/ComfyUI#9607, merged
+        2025-08-28: a ``prompt_id`` that is not the running prompt's is ignored; no ``prompt_id``, or
+        no JSON body, interrupts as before). Pending prompts are never touched: ``POST /queue
+        {"delete": [...]}`` removes those. Answers 200 with an empty body either way."""
+        prompt_id = None
+        if self.fidelity.interrupt == "prompt_id":
+            prompt_id = (await _json_body(request)).get("prompt_id") or None
         for job in self._running:
-            if prompt_id in (None, job.prompt_id):
+            if prompt_id is None or prompt_id == job.prompt_id:
                 job.interrupted = True
         return web.Response()
 
