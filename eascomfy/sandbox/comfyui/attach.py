@@ -2,6 +2,12 @@
 sandbox's default backend; for every service it builds (and rebuilds when the edition or mount
 change) a ``ServiceBackend``: a ``ComfyUIEmulator`` on the service's mount, plus, for the API
 edition, the ``EasQueue`` in front of it and one worker per instance.
+
+The queue is kept under the EAS sandbox's state dir, ``queue/<ServiceUid>/`` (a service created
+again under the same name gets a new uid, so an empty queue, as on EAS), and survives a restart
+of the sandbox. Workers start with the first request to the service after a (re)start, as a
+client's watch on the sink or a new put; entries a worker held when the sandbox stopped are run
+again.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import asyncio
 import logging
 import threading
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -40,10 +47,10 @@ class ServiceBackend:
     """What runs behind one service: ComfyUI, plus the queue and its workers for the API edition."""
 
     def __init__(self, name: str, edition: str, mount: ServiceMount, instances: int, job_seconds: float,
-                 fidelity: Fidelity) -> None:
-        self.name, self.edition, self.mount, self.instances = name, edition, mount, instances
+                 fidelity: Fidelity, uid: str = "", queue_dir: Path | None = None) -> None:
+        self.name, self.edition, self.mount, self.instances, self.uid = name, edition, mount, instances, uid
         self.comfyui = ComfyUIEmulator(mount, job_seconds, fidelity)
-        self.queue = EasQueue(name) if edition == "api" else None
+        self.queue = EasQueue(name, queue_dir) if edition == "api" else None
         self._workers: list[asyncio.Task[None]] = []
 
     async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
@@ -112,14 +119,14 @@ class Attachment:
                 backend.comfyui.job_seconds = seconds
 
     async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
-        return await self._backend(ctx.service, ctx.config).handle(request, ctx)
+        return await self._backend(ctx.service, ctx.config, ctx.service_uid).handle(request, ctx)
 
     def comfyui(self, service: str) -> ComfyUIEmulator:
         """The service's ComfyUI (made now if needed), e.g. to set ``job_seconds`` or ``fail``."""
-        return self._backend(service, self._config(service)).comfyui
+        return self._backend(service, *self._config(service)).comfyui
 
     def queue(self, service: str) -> EasQueue:
-        queue = self._backend(service, self._config(service)).queue
+        queue = self._backend(service, *self._config(service)).queue
         if queue is None:
             raise ValueError(f"{service} is not an API-edition service: it has no queue")
         return queue
@@ -138,23 +145,23 @@ class Attachment:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _config(self, service: str) -> Json:
+    def _config(self, service: str) -> tuple[Json, str]:
         record = self.eas.get_service(service)
         if record is None:
             raise KeyError(f"no service {service!r} in the EAS sandbox")
-        config: Json = record["config"]
-        return config
+        return record["config"], str(record["service_uid"])
 
-    def _backend(self, service: str, config: Json) -> ServiceBackend:
+    def _backend(self, service: str, config: Json, uid: str) -> ServiceBackend:
         edition, mount = edition_of(config), ServiceMount.of_service(self.oss, service, config)
         instances = max(1, int((config.get("metadata") or {}).get("instance") or 1))
         with self._lock:
             backend = self._services.get(service)
-            if backend is None or (backend.edition, backend.mount) != (edition, mount):
+            if backend is None or (backend.edition, backend.mount, backend.uid) != (edition, mount, uid):
                 if backend is not None:
                     backend.close()
+                queue_dir = self.eas.state_dir / "queue" / uid if uid else None
                 backend = self._services[service] = ServiceBackend(service, edition, mount, instances, self._job_seconds,
-                                                                   self.eas.fidelity)
+                                                                   self.eas.fidelity, uid, queue_dir)
             backend.instances = instances
             return backend
 

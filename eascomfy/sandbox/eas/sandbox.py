@@ -36,6 +36,7 @@ class PredictContext:
     internal: bool  # came through the intranet (VPC) form
     kind: str  # "predict", "webview" or "monitor"
     config: dict[str, Any]
+    service_uid: str = ""  # new for every CreateService, even of a name used before
 
 
 Backend = Callable[[web.Request, PredictContext], Awaitable[web.StreamResponse]]
@@ -171,6 +172,7 @@ class EasSandbox(ServerBacked):
             internal=request.path.startswith("/vpc/"),
             kind=kind,
             config=json.loads(config_json(rec.config)),
+            service_uid=rec.service_uid,
         )
         return await self.route_to_backend(request, ctx)
 
