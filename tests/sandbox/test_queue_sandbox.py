@@ -20,6 +20,7 @@ from alibabacloud_tea_openapi.models import Config
 with warnings.catch_warnings():  # its generated *_pb2 modules call deprecated protobuf APIs
     warnings.simplefilter("ignore", DeprecationWarning)
     from eas_prediction import QueueClient
+    from eas_prediction.exception import PredictException
     from eas_prediction.queue_types.queueservice_pb2 import AttributesProto, DataFrameListProto, DataFrameProto
 
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
@@ -36,6 +37,7 @@ from tests.sandbox.test_comfyui_sandbox import (  # noqa: F401 - comfy is a fixt
     WORKFLOW,
     Comfy,
     Service,
+    _deploy,
     comfy,
     mp4_is_valid,
     wait_until,
@@ -278,3 +280,46 @@ def test_a_restart_on_the_same_state_loses_no_job_and_no_result(tmp_path: Path) 
         assert len({x.index for x in got}) == total and len(second.comfyui.queue(name).input) == 0
         index, _ = submit(api, "after_restart")
         assert int(index) > total  # input indexes keep growing across the restart
+
+
+# -- which services have a queue -----------------------------------------------------------------------
+def test_the_queue_comes_from_metadata_type_not_the_image_tag(comfy: Comfy) -> None:
+    """issue 10 item 2: EAS puts a queue (and a sink) in front of a service whose config has
+    ``metadata.type: "Async"``; without it the service is synchronous, whatever its image."""
+    client = Client(Config(access_key_id=SANDBOX_ACCESS_KEY_ID, access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+                           endpoint=comfy.eas.endpoint, protocol="http", region_id=REGION))
+    sync_api = _deploy(client, comfy.eas, "sync_api", "1.9-api", "comfyui/")  # no metadata.type
+    async_std = _deploy(client, comfy.eas, "async_std", "1.9", "comfyui/", type="Async")
+    for service in (sync_api, async_std):
+        wait_until(lambda: service.get("/").status_code != 503)  # ready (the API image has no "/")
+
+    # Synchronous: the API image's container answers /api_prompt in the request; there is no sink.
+    answer = sync_api.post("/api_prompt", params={"task_id": "direct"}, json=WORKFLOW)
+    assert answer.status_code == 200 and set(json.loads(answer.content)[-1]) == {"9", "15", "19"}
+    assert sync_api.get("/object_info").status_code == 404
+    no_sink = sink_client(sync_api)
+    no_sink.set_retry_count(0)
+    with pytest.raises(PredictException) as info:
+        no_sink.put(b"x")
+    assert (info.value.code, info.value.message) == (404, b"404 page not found")
+    with pytest.raises(ValueError, match="not an Async service"):
+        comfy.attachment.queue("sync_api")
+
+    # Async with the standard image: the queue hands POST /prompt to ComfyUI, its answer reaches the sink.
+    index, request_id = submit(async_std, "std-task", prompt={"prompt": WORKFLOW}, path="/prompt")
+    sink = sink_client(async_std)
+    try:
+        [result] = sink.get(request_id=request_id, timeout="5s")
+    finally:
+        sink.destroy()
+    assert index.isdigit() and result.tags["task_id"] == "std-task" and "lastCode" not in result.tags
+    assert set(json.loads(result.data)) == {"prompt_id", "number", "node_errors"}
+
+    # The old guess, behind the switch: the -api tag brings the queue, metadata.type is ignored.
+    comfy.eas.fidelity.async_from = "image_tag"
+    try:
+        index, _ = submit(sync_api, "queued-now")
+        assert index.isdigit()
+        assert set(async_std.post("/prompt", json={"prompt": WORKFLOW}).json()) == {"prompt_id", "number", "node_errors"}
+    finally:
+        comfy.eas.fidelity.async_from = "metadata_type"

@@ -5,9 +5,9 @@ from, and writing outputs into, the service's mount on the OSS sandbox.
     attachment = attach(eas, oss, job_seconds=0.05)     # every service now runs "ComfyUI"
     attachment.comfyui("my_svc").fail("19", "CUDA out of memory")
 
-The edition comes from the tag of ``containers[0].image``: ``-api`` is the API edition, anything
-else (standard, ``-cluster``) serves ComfyUI's HTTP API on ``/api/predict/<svc>/...`` (and under
-``/api/...`` like ComfyUI): ``POST /prompt``, ``GET /prompt``, ``GET|POST /history[/{id}]``,
+What the container runs comes from the tag of ``containers[0].image``: ``-api`` is the API-edition
+image (its container serves ``POST /api_prompt`` only), anything else (standard, ``-cluster``)
+serves ComfyUI's HTTP API on ``/api/predict/<svc>/...`` (and under ``/api/...`` like ComfyUI): ``POST /prompt``, ``GET /prompt``, ``GET|POST /history[/{id}]``,
 ``GET /view``, ``GET|POST /queue``, ``POST /interrupt``, ``POST /free``, ``GET /object_info[/{class}]``,
 ``GET /models[/{folder}]``, ``GET /embeddings``, ``GET /extensions``, ``GET /view_metadata/{folder}``,
 ``POST /upload/image``, ``POST /upload/mask``, ``GET /system_stats``, ``GET /`` and the websocket
@@ -15,7 +15,10 @@ else (standard, ``-cluster``) serves ComfyUI's HTTP API on ``/api/predict/<svc>/
 Unknown routes answer 404 ``404 page not found``. Signed WebUI links (``/webview/<svc>/``) reach the
 same app on every edition.
 
-The API edition is an ``EasQueue`` (see ``eascomfy.sandbox.queue``): ``POST /api_prompt?task_id=T`` with the
+Whether EAS puts its queue in front comes from ``metadata.type: "Async"`` (``attach.is_async``;
+``Fidelity.async_from = "image_tag"`` restores the old ``-api`` guess); a service that is not Async
+is synchronous, has no sink, and its requests reach the container directly. An Async service is an
+``EasQueue`` (see ``eascomfy.sandbox.queue``): ``POST /api_prompt?task_id=T`` with the
 bare workflow is put on the input queue; ``metadata.instance`` workers take entries one at a time,
 run them, and put the result on the sink with the input's tags plus ``requestId`` (and
 ``lastCode`` when it is not 200), then commit the input entry. Sink data:

@@ -21,7 +21,7 @@ from aiohttp import web
 from ..fidelity import Fidelity
 from ..oss.streaming import send_object
 from ..queue import NOT_FOUND, Signal
-from .files import FileRoutes, internal_error
+from .files import INTERNAL_ERROR, FileRoutes, internal_error
 from .jobs import Interrupted, Job, NodeFailure, Run
 from .mount import KNOWN_MODEL_FOLDERS, ServiceMount, object_info_for
 from .outputs import SAVERS
@@ -43,8 +43,10 @@ class ComfyUIEmulator:
     """One service's ComfyUI: its HTTP API, websocket, queue of jobs and history. Runs on the EAS
     sandbox's event loop; tests may set ``job_seconds`` and failures from any thread."""
 
-    def __init__(self, mount: ServiceMount, job_seconds: float = 0.2, fidelity: Fidelity | None = None) -> None:
+    def __init__(self, mount: ServiceMount, job_seconds: float = 0.2, fidelity: Fidelity | None = None,
+                 api_image: bool = False) -> None:
         self.mount = mount
+        self.api_image = api_image  # the API-edition image: its container serves /api_prompt only
         self.job_seconds = job_seconds
         self.fidelity = fidelity or Fidelity()
         self.flags: Json = {}  # what POST /free asked for (ComfyUI's prompt_queue.set_flag)
@@ -119,17 +121,47 @@ class ComfyUIEmulator:
         return web.Response(text="<!DOCTYPE html><html><head><title>ComfyUI</title></head>"
                                  "<body>ComfyUI (eascomfy sandbox)</body></html>", content_type="text/html")
 
+    async def serve_container(self, request: web.Request, path: str) -> web.StreamResponse:
+        """A request that reached the container directly (a synchronous service): ComfyUI's HTTP
+        API, or for the API-edition image its ``POST /api_prompt`` answered in the request (an
+        unverified reading: the guide calls that image only through the queue)."""
+        if not self.api_image:
+            return await self.handle(request, path)
+        if request.method != "POST" or path.rstrip("/") != "/api_prompt":
+            return web.Response(status=404, text=NOT_FOUND)
+        code, data = await self.api_prompt(path, await request.read())
+        return web.Response(status=code, body=data, content_type="application/json")
+
+    async def container_answer(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """What the container answers a POST the EAS queue hands it: (status, body), the body
+        becoming the sink entry's data. The API-edition image runs ``/api_prompt``; any other
+        image is ComfyUI, whose ``POST /prompt`` queues the workflow and answers its id."""
+        if self.api_image:
+            return await self.api_prompt(path, body)
+        if path.removeprefix("/api").rstrip("/") != "/prompt":
+            return 404, NOT_FOUND.encode()
+        try:
+            status, answer = await self.submit(json.loads(body or b"null"))
+        except ValueError:
+            return 500, INTERNAL_ERROR.encode()
+        return status, json.dumps(answer).encode()
+
     async def _post_prompt(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
         try:
             body = await request.json()
         except ValueError:  # ComfyUI does not catch it either
             return internal_error()
+        status, answer = await self.submit(body)
+        return web.json_response(answer, status=status)
+
+    async def submit(self, body: Any) -> tuple[int, Json]:
+        """``POST /prompt``'s body -> (status, answer): validated, then queued."""
         if not isinstance(body, dict) or "prompt" not in body:
             error = error_info("no_prompt", "No prompt provided", "No prompt provided")
-            return web.json_response({"error": error, "node_errors": {}}, status=400)
+            return 400, {"error": error, "node_errors": {}}
         check = await asyncio.to_thread(self.validate, body["prompt"])  # lists the mount
         if not check.ok:
-            return web.json_response({"error": check.error, "node_errors": check.node_errors}, status=400)
+            return 400, {"error": check.error, "node_errors": check.node_errors}
         if "number" in body:
             number: float = float(body["number"])
         else:
@@ -143,7 +175,7 @@ class ComfyUIEmulator:
         self._queued.notify()
         self._ensure_runner()
         await self._send_status()
-        return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": check.node_errors})
+        return 200, {"prompt_id": prompt_id, "number": number, "node_errors": check.node_errors}
 
     async def _get_prompt(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
         return web.json_response(self._status())
