@@ -304,6 +304,36 @@ def test_versions_and_rollback(client: Client) -> None:
     assert any(e.reason == "VersionSwitched" for e in events)
 
 
+def test_update_service_version_strict_and_loose_readings(sandbox: EasSandbox, client: Client) -> None:
+    """SDK docstring of UpdateServiceVersionRequest.version: "greater than 0 and smaller than the
+    current version of the service". Strict (default): only backwards; loose: 1..LatestVersion."""
+    create(client, service_config("roll_svc"))
+    wait_status(client, "roll_svc", "Running")
+    for instance in (2, 3):
+        update(client, "roll_svc", {"metadata": {"instance": instance}})
+        wait_status(client, "roll_svc", "Running")
+    switch = lambda v: client.update_service_version(REGION, "roll_svc", UpdateServiceVersionRequest(version=v))  # noqa: E731
+
+    assert sandbox.fidelity.version_switch == "below_current"
+    switch(1)  # 3 -> 1
+    wait_status(client, "roll_svc", "Running")
+    for forward in (1, 2, 3):  # not below the current version (1)
+        err = sdk_error(lambda: switch(forward))
+        assert (err.code, err.statusCode) == ("InvalidParameter", 400)
+        assert "smaller than the current version" in err.message
+
+    sandbox.fidelity.version_switch = "up_to_latest"
+    try:
+        switch(3)  # forward again
+        svc = wait_status(client, "roll_svc", "Running")
+        assert (svc.current_version, svc.latest_version, svc.total_instance) == (3, 3, 3)
+        switch(3)  # the current one: accepted
+        for bad in (0, 4):
+            assert sdk_error(lambda: switch(bad)).code == "InvalidParameter"
+    finally:
+        sandbox.fidelity.version_switch = "below_current"
+
+
 def test_labels(client: Client) -> None:
     create(client, service_config("lab_svc"), labels={"team": "a b", "env": "dev"})
     create(client, service_config("lab_other"), labels={"team": "other"})

@@ -66,7 +66,8 @@ class EasSandbox(ServerBacked):
         # Without a state_dir the state lives in a temporary directory removed with this object.
         self._tmp = tempfile.TemporaryDirectory(prefix="eas-sandbox-") if state_dir is None else None
         self.state_dir = Path(self._tmp.name) if self._tmp else Path(state_dir or ".")
-        self.store = ServiceStore(self.state_dir / "eas" / "state.json", region, self.timings, self.catalogue)
+        self.store = ServiceStore(self.state_dir / "eas" / "state.json", region, self.timings, self.catalogue,
+                                  fidelity=self.fidelity)
         self.backends: dict[str, Backend] = {}
         self.default_backend: Backend | None = None
         controls = {"fidelity": fidelity_control(self.fidelity)}

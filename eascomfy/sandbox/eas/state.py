@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..fidelity import Fidelity
 from .errors import invalid, not_found
 
 CREATING, UPDATING, RUNNING, FAILED = "Creating", "Updating", "Running", "Failed"
@@ -189,8 +190,10 @@ class ServiceStore:
         timings: Timings,
         catalogue: ImageCatalogue,
         clock: Callable[[], float] = time.time,
+        fidelity: Fidelity | None = None,
     ) -> None:
         self.path = path
+        self.fidelity = fidelity or Fidelity()
         self.region = region
         self.timings = timings
         self.catalogue = catalogue
@@ -297,9 +300,19 @@ class ServiceStore:
             self._save()
 
     def switch_version(self, name: str, version: Any) -> None:
+        """UpdateServiceVersion. Its SDK docstring (``UpdateServiceVersionRequest.version``; API
+        doc 412101): "greater than 0 and smaller than the current version of the service".
+        ``Fidelity.version_switch``: ``below_current`` takes that literally (0 < v < CurrentVersion,
+        so only backwards); ``up_to_latest`` accepts 1 <= v <= LatestVersion."""
         with self._lock:
             rec = self._writable(name)
-            if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= rec.latest_version:
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise invalid("Version must be an integer")
+            if self.fidelity.version_switch == "below_current":
+                if not 0 < version < rec.current_version:
+                    raise invalid(f"Version must be greater than 0 and smaller than the current version "
+                                  f"of the service ({rec.current_version})")
+            elif not 0 < version <= rec.latest_version:
                 raise invalid(f"Version must be an integer between 1 and {rec.latest_version}")
             entry = rec.versions[version - 1]
             rec.config = json.loads(entry["ServiceConfig"])
