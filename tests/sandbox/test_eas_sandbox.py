@@ -481,6 +481,27 @@ def test_injected_faults_reach_the_sdk(sandbox: EasSandbox, client: Client) -> N
     create(client, service_config("dropped"))  # faults are used up
 
 
+def test_throttling_retry_after_is_in_milliseconds_when_switched(sandbox: EasSandbox, client: Client) -> None:
+    """x-acs-retry-after is milliseconds to the SDK: tea-openapi's get_throttling_time_left puts
+    the integer in ThrottlingException.retry_after and darabonba's get_backoff_time sleeps
+    min(retry_after, 120000) ms. The default stays 1 (seconds) until the client reads ms."""
+    from darabonba.core import DaraCore
+    from darabonba.policy.retry import RetryOptions, RetryPolicyContext
+
+    assert sandbox.fidelity.retry_after_unit == "s"
+    sandbox.fidelity.retry_after_unit = "ms"
+    try:
+        sandbox.faults.add(kind="throttle", action="DescribeService")
+        err = sdk_error(lambda: describe(client, "x_svc"))
+        assert isinstance(err, ThrottlingException) and err.retry_after == 1000
+        options = RetryOptions({"retryCondition": [{"exception": ["ThrottlingException"]}]})
+        assert DaraCore.get_backoff_time(options, RetryPolicyContext(1, exception=err)) == 1000  # one second
+        resp = requests.get(f"{sandbox.url}/api/v2/services", headers={"x-acs-action": "ListServices"})
+        assert "x-acs-retry-after" not in resp.headers  # only throttling answers carry it
+    finally:
+        sandbox.fidelity.retry_after_unit = "s"
+
+
 def test_recorder_lists_actions_and_writes(sandbox: EasSandbox, client: Client) -> None:
     create(client, service_config("rec_svc"))
     describe(client, "rec_svc")

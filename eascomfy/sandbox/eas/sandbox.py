@@ -71,7 +71,7 @@ class EasSandbox(ServerBacked):
         self.backends: dict[str, Backend] = {}
         self.default_backend: Backend | None = None
         controls = {"fidelity": fidelity_control(self.fidelity)}
-        self._server = SandboxServer(self._build_app, eas_error_response, action_of, port=port, name="eas",
+        self._server = SandboxServer(self._build_app, self.error_response, action_of, port=port, name="eas",
                                      controls=controls)
         self.openapi = OpenApi(self.store, region, self._server)
 
@@ -113,6 +113,12 @@ class EasSandbox(ServerBacked):
     def intranet_endpoint(self, name: str) -> str:
         return self.openapi.intranet_endpoint(name)
 
+    def error_response(self, request: web.Request, status: int, code: str, message: str) -> web.Response:
+        """An error in EAS's shape; a throttling answer asks the client to wait one second, in the
+        unit ``Fidelity.retry_after_unit`` names (the SDK's own retry reads milliseconds)."""
+        retry_after = "1000" if self.fidelity.retry_after_unit == "ms" else "1"
+        return eas_error_response(request, status, code, message, retry_after)
+
     # -- the application -----------------------------------------------------------------------
     def _build_app(self, server: SandboxServer) -> web.Application:
         app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024 * 1024)
@@ -137,7 +143,7 @@ class EasSandbox(ServerBacked):
         except Exception:  # a sandbox bug: answer like the service would, keep the trace in the log
             log.exception("EAS sandbox failed on %s %s", request.method, request.path)
             error = EasError(500, "InternalError", "The request processing has failed due to some unknown error.")
-        return eas_error_response(request, error.status, error.code, error.message)
+        return self.error_response(request, error.status, error.code, error.message)
 
     # -- service endpoints -----------------------------------------------------------------------
     async def _predict(self, request: web.Request) -> web.StreamResponse:
