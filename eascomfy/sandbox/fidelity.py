@@ -57,8 +57,10 @@ class Fidelity:
     - ``retry_after_unit``: the unit of ``x-acs-retry-after`` on a throttling answer; the SDK's
       retry (darabonba ``core.py`` ``get_backoff_time``) reads milliseconds. Default ``s`` (the
       value 1) until the client reads milliseconds: with ``ms`` (1000) today's client sleeps 1000 s.
-    - ``versions_service_config``: ListServiceVersions returns ``ServiceConfig`` only for services
-      deployed from a custom image (SDK docstring); ``always`` returns it for every service.
+    - ``versions_service_config``: ``custom_images`` returns ListServiceVersions' ``ServiceConfig``
+      only for versions deployed from a custom image (SDK docstring), none for the official
+      ``pai-eas/...`` images; ``always`` returns it for every version. Default ``always`` until the
+      client's ``versions`` and ``rollback`` work without it.
     - ``event_message``: DescribeServiceEvent ``Message`` is JSON (SDK docstring: "formatted and
       returned in the JSON format"), ``{"versionId": N, "message": "..."}``; ``text`` is plain.
     - ``event_order``: the page order of DescribeServiceEvent (undocumented).
@@ -75,7 +77,7 @@ class Fidelity:
     async_from: str = "metadata_type"
     version_switch: str = "below_current"
     retry_after_unit: str = "s"
-    versions_service_config: str = "custom_images"
+    versions_service_config: str = "always"
     event_message: str = "json"
     event_order: str = "oldest_first"
     intranet_endpoint: str = "host"

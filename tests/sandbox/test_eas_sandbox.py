@@ -304,6 +304,25 @@ def test_versions_and_rollback(client: Client) -> None:
     assert any(e.reason == "VersionSwitched" for e in events)
 
 
+def test_versions_omit_service_config_for_official_images(sandbox: EasSandbox, client: Client) -> None:
+    """SDK docstring of ListServiceVersionsResponseBodyVersions.service_config: "returned only if
+    the service is deployed by using a custom image"."""
+    create(client, service_config("official_svc"))
+    wait_status(client, "official_svc", "Running")
+    update(client, "official_svc", {"containers": [{"image": "registry.example.com/me/comfyui:mine"}]})
+    wait_status(client, "official_svc", "Running")
+    listing = lambda: client.list_service_versions(  # noqa: E731
+        REGION, "official_svc", eas_models.ListServiceVersionsRequest()).body.versions
+    assert [bool(v.service_config) for v in listing()] == [True, True]  # the default: always
+    sandbox.fidelity.versions_service_config = "custom_images"
+    try:
+        custom, official = listing()
+        assert json.loads(custom.service_config)["containers"][0]["image"].startswith("registry.example.com/")
+        assert official.service_config is None and (official.image_id, official.image_available) == (1, "true")
+    finally:
+        sandbox.fidelity.versions_service_config = "always"
+
+
 def test_update_service_version_strict_and_loose_readings(sandbox: EasSandbox, client: Client) -> None:
     """SDK docstring of UpdateServiceVersionRequest.version: "greater than 0 and smaller than the
     current version of the service". Strict (default): only backwards; loose: 1..LatestVersion."""

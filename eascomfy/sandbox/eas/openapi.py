@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import re
 import time
@@ -141,10 +142,23 @@ class OpenApi:
         }
 
     def _versions(self, call: Call) -> dict[str, Any]:
-        versions = list(reversed(self.store.get(call.service).versions))  # newest first
+        """Newest first. ``ServiceConfig`` "is returned only if the service is deployed by using a
+        custom image" (SDK ``ListServiceVersionsResponseBodyVersions.service_config`` docstring):
+        a version whose image is an official one (``pai-eas/...``) has none, unless
+        ``Fidelity.versions_service_config`` is ``always``."""
+        versions = [self._version_view(v) for v in reversed(self.store.get(call.service).versions)]
         number, size = int_param(call.query, "PageNumber", 1), int_param(call.query, "PageSize", 100)
         page = page_of(versions, number, size)
         return {"PageNumber": number, "PageSize": size, "TotalCount": len(versions), "Versions": page}
+
+    def _version_view(self, version: dict[str, Any]) -> dict[str, Any]:
+        if self.store.fidelity.versions_service_config == "always":
+            return dict(version)
+        containers = json.loads(version["ServiceConfig"]).get("containers") or [{}]
+        image = str((containers[0] or {}).get("image", "")) if isinstance(containers, list) else ""
+        if self.store.catalogue.is_official(image):
+            return {k: v for k, v in version.items() if k != "ServiceConfig"}
+        return dict(version)
 
     def _switch_version(self, call: Call) -> dict[str, Any]:
         version = call.json().get("Version")

@@ -75,6 +75,12 @@ class ImageCatalogue:
         hosts = (f"eas-registry-vpc.{region}.cr.aliyuncs.com", f"eas-registry.{region}.cr.aliyuncs.com")
         return [f"{host}/{self.repository}:{tag}" for host in hosts for tag in self.tags]
 
+    def is_official(self, image: str) -> bool:
+        """An image of PAI's official registry (``eas-registry[-vpc].<region>.cr.aliyuncs.com/pai-eas/...``),
+        as the console's official-image deployment picks it; anything else is a custom image."""
+        m = OFFICIAL_IMAGE_RE.match(image)
+        return m is not None and m["repo"].startswith("pai-eas/")
+
     def can_pull(self, image: str, region: str) -> bool:
         m = OFFICIAL_IMAGE_RE.match(image)
         if m is None or m["repo"] != self.repository:
