@@ -353,6 +353,35 @@ def test_update_service_version_strict_and_loose_readings(sandbox: EasSandbox, c
         sandbox.fidelity.version_switch = "below_current"
 
 
+def test_event_messages_are_json_and_the_page_order_switches(sandbox: EasSandbox, client: Client) -> None:
+    """SDK docstring of DescribeServiceEventResponseBodyEvents.message: "formatted and returned in
+    the JSON format" ({"versionId": N, "message": "..."}); the page order is undocumented."""
+    create(client, service_config("ev_svc"))
+    wait_status(client, "ev_svc", "Running")
+    update(client, "ev_svc", {"metadata": {"instance": 2}})
+    wait_status(client, "ev_svc", "Running")
+
+    def events(**kwargs: Any) -> list[eas_models.DescribeServiceEventResponseBodyEvents]:
+        request = eas_models.DescribeServiceEventRequest(**kwargs)
+        return client.describe_service_event(REGION, "ev_svc", request).body.events
+
+    oldest_first = events()
+    parsed = [json.loads(e.message) for e in oldest_first]
+    assert all(set(p) == {"versionId", "message"} for p in parsed)
+    assert [p["versionId"] for p in parsed] == [1, 1, 2, 2] and "Creating" in parsed[0]["message"]
+    assert oldest_first[0].message.startswith('{"versionId":1,"message":')
+    assert [e.time for e in oldest_first] == sorted(e.time for e in oldest_first)
+
+    sandbox.fidelity.update(event_message="text", event_order="newest_first")
+    try:
+        newest_first = events()
+        assert [e.reason for e in newest_first] == [e.reason for e in reversed(oldest_first)]
+        assert newest_first[-1].message == parsed[0]["message"]  # plain text
+        assert [e.reason for e in events(page_size=2, page_num=1)] == [e.reason for e in newest_first[:2]]
+    finally:
+        sandbox.fidelity.update(event_message="json", event_order="oldest_first")
+
+
 def test_labels(client: Client) -> None:
     create(client, service_config("lab_svc"), labels={"team": "a b", "env": "dev"})
     create(client, service_config("lab_other"), labels={"team": "other"})

@@ -166,15 +166,23 @@ class OpenApi:
         return {"Message": f"Service [{call.service}] is switching to version {version}"}
 
     def _events(self, call: Call) -> dict[str, Any]:
+        """DescribeServiceEvent. ``Message`` "is formatted and returned in the JSON format" (SDK
+        ``DescribeServiceEventResponseBodyEvents.message`` docstring): ``{"versionId": N,
+        "message": "..."}`` with the service version the event belongs to, or plain text
+        (``Fidelity.event_message``). The page order is undocumented: ``Fidelity.event_order``."""
         q = call.query
         start, end, kind = time_param(q, "StartTime"), time_param(q, "EndTime"), q.get("EventType")
+        as_json = self.store.fidelity.event_message == "json"
         events = [
-            {k: v for k, v in e.items() if k != "ts"}
+            {"Type": e["Type"], "Reason": e["Reason"], "Time": e["Time"],
+             "Message": _event_json(e) if as_json else e["Message"]}
             for e in self.store.get(call.service).events
             if (not kind or e["Type"] == kind)
             and (start is None or e["ts"] >= start)
             and (end is None or e["ts"] <= end)
         ]
+        if self.store.fidelity.event_order == "newest_first":
+            events.reverse()
         number, size = int_param(q, "PageNum", 1), int_param(q, "PageSize", 100)
         return {
             "PageNum": number,
@@ -274,3 +282,9 @@ class OpenApi:
             "AccessToken": rec.access_token,
             "Labels": [{"LabelKey": k, "LabelValue": v} for k, v in sorted(rec.labels.items())],
         }
+
+
+def _event_json(event: dict[str, Any]) -> str:
+    """An event's ``Message`` in EAS's JSON form (compact, as in the issue's example)."""
+    return json.dumps({"versionId": event.get("version", 0), "message": event["Message"]},
+                      ensure_ascii=False, separators=(",", ":"))

@@ -489,4 +489,5 @@ class ServiceStore:
 
     @staticmethod
     def _event(rec: ServiceRecord, kind: str, reason: str, message: str, at: float) -> None:
-        rec.events.append({"Type": kind, "Reason": reason, "Message": message, "Time": iso(at), "ts": at})
+        rec.events.append({"Type": kind, "Reason": reason, "Message": message, "Time": iso(at), "ts": at,
+                           "version": rec.current_version})
