@@ -27,6 +27,7 @@ from eascomfy.sandbox.eas.signing import authorization_header, canonical_query, 
 REGION = "cn-hangzhou"
 COMFY = f"eas-registry-vpc.{REGION}.cr.aliyuncs.com/pai-eas/comfyui"
 FAST = Timings(creating=0.15, updating=0.15, ready=0.15, stopping=0.1, starting=0.15, deleting=0.1)
+VPC_HOST = f"1000000000000000.vpc.{REGION}.pai-eas.aliyuncs.com"  # <uid>.vpc.<region>.pai-eas.aliyuncs.com
 
 
 def service_config(name: str, image: str = f"{COMFY}:1.9", instance: int = 1, **extra: Any) -> dict[str, Any]:
@@ -198,7 +199,7 @@ def test_create_describe_and_endpoint_readiness(sandbox: EasSandbox, client: Cli
     created = create(client, service_config("demo_svc"), workspace_id="123456")
     assert (created.service_name, created.status, created.region) == ("demo_svc", "Creating", REGION)
     assert created.internet_endpoint == f"{sandbox.url}/api/predict/demo_svc"
-    assert created.intranet_endpoint == f"{sandbox.url}/vpc/api/predict/demo_svc"
+    assert created.intranet_endpoint == f"http://{VPC_HOST}/api/predict/demo_svc"  # the API doc's form
 
     svc = describe(client, "demo_svc")
     assert svc.status == "Creating" and svc.running_instance == 0
@@ -214,10 +215,51 @@ def test_create_describe_and_endpoint_readiness(sandbox: EasSandbox, client: Cli
     assert probe(created.internet_endpoint + "/", Authorization=token).text == "no healthy upstream"
     wait_until(lambda: probe(created.internet_endpoint + "/", Authorization=token).status_code == 200)
     assert probe(created.internet_endpoint + "/prompt", Authorization=token).json() == {"ok": True}
-    assert probe(created.intranet_endpoint + "/", Authorization=token).status_code == 200
+    assert probe(f"{sandbox.url}/vpc/api/predict/demo_svc/", Authorization=token).status_code == 200
     assert probe(created.internet_endpoint + "/").status_code == 401
     assert probe(created.internet_endpoint + "/", Authorization="Bearer " + token).status_code == 401
     assert probe(f"{sandbox.url}/api/predict/nope/", Authorization=token).status_code == 404
+
+
+def test_describe_service_follows_the_api_docs_example(sandbox: EasSandbox, client: Client) -> None:
+    """The Service struct's example (help.aliyun.com .../api-eas-2021-07-01-struct-service): a
+    running service has Reason RUNNING and Message "Service start successfully"; the intranet
+    endpoint is the account uid's VPC host. The sandbox serves that host when a request carries it."""
+    create(client, service_config("doc_svc"))
+    svc = wait_status(client, "doc_svc", "Running")
+    assert (svc.reason, svc.message) == ("RUNNING", "Service start successfully")
+    assert svc.intranet_endpoint == f"http://{VPC_HOST}/api/predict/doc_svc" and svc.caller_uid == "1000000000000000"
+    seen: list[PredictContext] = []
+
+    async def backend(request: web.Request, ctx: PredictContext) -> web.StreamResponse:
+        seen.append(ctx)
+        return web.json_response({})
+
+    sandbox.backends["doc_svc"] = backend
+    through_vpc = {"Authorization": svc.access_token, "Host": VPC_HOST}
+    wait_until(lambda: requests.get(f"{sandbox.url}/api/predict/doc_svc/x", headers=through_vpc).status_code == 200)
+    assert seen[-1].internal and seen[-1].subpath == "/x"
+    requests.get(f"{svc.internet_endpoint}/x", headers={"Authorization": svc.access_token})
+    assert not seen[-1].internal
+
+
+def test_a_name_owned_by_another_account_is_forbidden(sandbox: EasSandbox, client: Client) -> None:
+    """agentscope-runtime's pai_deployer.py reads Forbidden.PrivilegeCheckFailed on DescribeService
+    as "Given service name is owned by another user"."""
+    sandbox.mark_foreign("their_svc")
+    for call in (lambda: describe(client, "their_svc"),
+                 lambda: update(client, "their_svc", {"metadata": {"instance": 2}}),
+                 lambda: client.delete_service(REGION, "their_svc"),
+                 lambda: create(client, service_config("their_svc"))):
+        err = sdk_error(call)
+        assert isinstance(err, ClientException)
+        assert (err.code, err.statusCode) == ("Forbidden.PrivilegeCheckFailed", 403)
+    assert not client.list_services(eas_models.ListServicesRequest()).body.services  # not listed: not ours
+    control = f"{sandbox.url}/_sandbox/foreign"
+    assert requests.delete(control, json={"name": "their_svc"}).json() == []
+    assert sdk_error(lambda: describe(client, "their_svc")).code == "InvalidService.NotFound"
+    assert requests.post(control, json={"name": "other_svc"}).json() == ["other_svc"]
+    assert sdk_error(lambda: describe(client, "other_svc")).code == "Forbidden.PrivilegeCheckFailed"
 
 
 def test_backend_hook(sandbox: EasSandbox, client: Client) -> None:
@@ -509,7 +551,14 @@ def test_endpoints(sandbox: EasSandbox, client: Client) -> None:
     body = client.describe_service_endpoints(REGION, "ep_svc").body
     assert body.access_token == describe(client, "ep_svc").access_token
     assert body.endpoints[0].internet_endpoints == [f"{sandbox.url}/api/predict/ep_svc"]
-    assert body.endpoints[0].intranet_endpoints == [f"{sandbox.url}/vpc/api/predict/ep_svc"]
+    assert body.endpoints[0].intranet_endpoints == [f"http://{VPC_HOST}/api/predict/ep_svc"]
+    sandbox.fidelity.intranet_endpoint = "path"  # the sandbox's reachable form
+    try:
+        body = client.describe_service_endpoints(REGION, "ep_svc").body
+        assert body.endpoints[0].intranet_endpoints == [f"{sandbox.url}/vpc/api/predict/ep_svc"]
+        assert describe(client, "ep_svc").intranet_endpoint == f"{sandbox.url}/vpc/api/predict/ep_svc"
+    finally:
+        sandbox.fidelity.intranet_endpoint = "host"
 
 
 # -- faults, recording, persistence ----------------------------------------------------------------

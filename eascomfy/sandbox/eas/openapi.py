@@ -20,10 +20,23 @@ from ..server import SandboxServer
 from .errors import EasError, api_not_found, invalid, new_request_id, not_found
 from .params import Call, bool_param, config_json, int_param, json_param, page_of, time_param
 from .signing import NonceCache, verify_signature
-from .state import CREATING, RUNNING, STARTING, UPDATING, WAITING, ServiceRecord, ServiceStore, iso
+from .state import CREATING, RUNNING, STARTING, UPDATING, WAITING, ServiceRecord, ServiceStore, iso, service_name_of
 
 API_VERSION = "2021-07-01"
 SANDBOX_UID = "1000000000000000"
+PRIVILEGE_CHECK_FAILED = "Forbidden.PrivilegeCheckFailed"
+
+
+def intranet_host(region: str) -> str:
+    """The VPC endpoint host of the sandbox account's services in ``region``."""
+    return f"{SANDBOX_UID}.vpc.{region}.pai-eas.aliyuncs.com"
+
+
+def foreign(name: str) -> EasError:
+    """A service name another account owns: agentscope-runtime's ``pai_deployer.py`` reads
+    ``Forbidden.PrivilegeCheckFailed`` on DescribeService as "Given service name is owned by
+    another user"; the status (403) and the message are unverified."""
+    return EasError(403, PRIVILEGE_CHECK_FAILED, f"Privilege check failed: service {name} belongs to another account")
 MAX_SIGNED_URL_SECONDS = 12 * 3600
 DEFAULT_SIGNED_URL_SECONDS = 3600
 SERVICE_PATH = re.compile(r"^/api/v2/services/(?P<cluster>[^/]+)/(?P<service>[^/]+)(?:/(?P<op>[a-z_]+))?/?$")
@@ -38,6 +51,7 @@ class OpenApi:
         self.region = region
         self._server = server
         self._nonces = NonceCache()
+        self.foreign: set[str] = set()  # names another account owns (a test hook)
         self._service_ops: dict[tuple[str, str], Callable[[Call], dict[str, Any]]] = {
             ("GET", ""): self._describe,
             ("PUT", ""): self._update,
@@ -59,9 +73,18 @@ class OpenApi:
         }
 
     def internet_endpoint(self, name: str) -> str:
+        """The sandbox's reachable stand-in for ``http://<uid>.<region>.pai-eas.aliyuncs.com``."""
         return f"{self._server.url}/api/predict/{name}"
 
     def intranet_endpoint(self, name: str) -> str:
+        """``Fidelity.intranet_endpoint``: ``host`` is the API doc's form (the Service struct's
+        example ``http://10123*****.vpc.cn-shanghai.aliyuncs.com/api/predict/echo``; groups'
+        endpoints ``http://<uid>.<region>.pai-eas.aliyuncs.com``, whose intranet host "gains
+        ``.vpc``"): reachable from inside the VPC only, so not from the machine running the
+        sandbox (a request to the sandbox carrying that Host header is served as internal);
+        ``path`` is the sandbox's reachable ``<url>/vpc/api/predict/<svc>``."""
+        if self.store.fidelity.intranet_endpoint == "host":
+            return f"http://{intranet_host(self.region)}/api/predict/{name}"
         return f"{self._server.url}/vpc/api/predict/{name}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -89,13 +112,19 @@ class OpenApi:
                 if unquote(m["cluster"]) != self.region:
                     raise not_found()
                 call.service = unquote(m["service"])
+                if call.service in self.foreign:
+                    raise foreign(call.service)
         if handler is None:
             raise api_not_found()
         return handler
 
     def _create(self, call: Call) -> dict[str, Any]:
         labels = {str(k): str(v) for k, v in json_param(call.query, "Labels", dict).items()}
-        rec = self.store.create(call.json(), labels, call.query.get("WorkspaceId", ""))
+        config = call.json()
+        name = service_name_of(config)
+        if name in self.foreign:  # names are unique per region across accounts (unverified for create)
+            raise foreign(name)
+        rec = self.store.create(config, labels, call.query.get("WorkspaceId", ""))
         return {
             "ServiceId": rec.service_id,
             "ServiceName": rec.name,

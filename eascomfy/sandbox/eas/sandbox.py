@@ -20,7 +20,7 @@ from aiohttp import web
 from ..fidelity import Fidelity, fidelity_control
 from ..server import CONTROL_PREFIX, RecordedRequest, SandboxServer, ServerBacked
 from .errors import EasError, api_not_found, eas_error_response
-from .openapi import OpenApi
+from .openapi import OpenApi, intranet_host
 from .params import config_json
 from .state import WAITING, ImageCatalogue, ServiceRecord, ServiceStore, Timings
 
@@ -70,7 +70,7 @@ class EasSandbox(ServerBacked):
                                   fidelity=self.fidelity)
         self.backends: dict[str, Backend] = {}
         self.default_backend: Backend | None = None
-        controls = {"fidelity": fidelity_control(self.fidelity)}
+        controls = {"fidelity": fidelity_control(self.fidelity), "foreign": self._foreign_control}
         self._server = SandboxServer(self._build_app, self.error_response, action_of, port=port, name="eas",
                                      controls=controls)
         self.openapi = OpenApi(self.store, region, self._server)
@@ -102,6 +102,23 @@ class EasSandbox(ServerBacked):
     def set_stuck(self, name: str, status: str | None = WAITING) -> None:
         """Keep ``name`` in ``status`` instead of Running (e.g. Waiting for resources); None frees it."""
         self.store.set_stuck(name, status)
+
+    def mark_foreign(self, name: str, foreign: bool = True) -> None:
+        """Make ``name`` a service another account owns: calls naming it (CreateService too)
+        answer 403 ``Forbidden.PrivilegeCheckFailed``. Also ``POST /_sandbox/foreign {"name": ...}``
+        (``DELETE`` with the same body undoes it)."""
+        if foreign:
+            self.openapi.foreign.add(name)
+        else:
+            self.openapi.foreign.discard(name)
+
+    async def _foreign_control(self, request: web.Request) -> web.StreamResponse:
+        if request.method in ("POST", "DELETE"):
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+                return web.json_response({"error": 'give {"name": "<service>"}'}, status=400)
+            self.mark_foreign(body["name"], request.method == "POST")
+        return web.json_response(sorted(self.openapi.foreign))
 
     def writes(self) -> list[RecordedRequest]:
         """Recorded OpenAPI calls that are not GETs (service endpoint traffic is not included)."""
@@ -176,12 +193,16 @@ class EasSandbox(ServerBacked):
         ctx = PredictContext(
             service=rec.name,
             subpath=request.match_info["subpath"],
-            internal=request.path.startswith("/vpc/"),
+            internal=self._internal(request),
             kind=kind,
             config=json.loads(config_json(rec.config)),
             service_uid=rec.service_uid,
         )
         return await self.route_to_backend(request, ctx)
+
+    def _internal(self, request: web.Request) -> bool:
+        """Came through the intranet: the ``/vpc`` path form, or the VPC host name (``Host`` header)."""
+        return request.path.startswith("/vpc/") or request.host.split(":")[0] == intranet_host(self.region)
 
     async def route_to_backend(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
         """The hook for service emulators (e.g. ComfyUI): ``backends[name]``, else

@@ -31,6 +31,7 @@ from .errors import invalid, not_found
 CREATING, UPDATING, RUNNING, FAILED = "Creating", "Updating", "Running", "Failed"
 STOPPING, STOPPED, STARTING, DELETING = "Stopping", "Stopped", "Starting", "Deleting"
 WAITING = "Waiting"
+RUNNING_REASON, RUNNING_MESSAGE = "RUNNING", "Service start successfully"
 
 SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
 OFFICIAL_IMAGE_RE = re.compile(
@@ -454,7 +455,10 @@ class ServiceStore:
             return Transition(at, FAILED, "ImagePullFailed", self._pull_failure(bad), "Warning")
         if rec.stuck:
             return Transition(at, rec.stuck, *self._stuck_text(rec.stuck), "Warning")
-        return Transition(at, RUNNING, "Running", f"Service is running with {rec.instance} instance(s)")
+        # DescribeService's Reason and Message of a running service, as in the API doc's example
+        # (help.aliyun.com/zh/pai/user-guide/api-eas-2021-07-01-struct-service): RUNNING and
+        # "Service start successfully"
+        return Transition(at, RUNNING, RUNNING_REASON, RUNNING_MESSAGE)
 
     def _advance(self, rec: ServiceRecord) -> bool:
         step = rec.pending
