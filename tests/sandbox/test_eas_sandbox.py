@@ -614,10 +614,59 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         client = make_client(first)
         create(client, service_config("keep_svc"), labels={"k": "v"})
         token = wait_status(client, "keep_svc", "Running").access_token
-    assert (tmp_path / "eas" / "state.json").is_file()
+    assert (tmp_path / "eas" / REGION / "state.json").is_file()  # one file per region
     with EasSandbox(state_dir=tmp_path, timings=FAST) as second:
         svc = describe(make_client(second), "keep_svc")
         assert (svc.status, svc.access_token, svc.labels[0].label_key) == ("Running", token, "k")
         assert svc.internet_endpoint == f"{second.url}/api/predict/keep_svc"
         probe = lambda: requests.get(svc.internet_endpoint + "/", headers={"Authorization": token})  # noqa: E731
         wait_until(lambda: probe().status_code == 200)
+
+
+# -- regions -----------------------------------------------------------------------------------------
+def region_client(sandbox: EasSandbox, region: str) -> Client:
+    """As the SDK is pointed at a region: its endpoint (here the sandbox's port for it)."""
+    return Client(Config(access_key_id=SANDBOX_ACCESS_KEY_ID, access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+                         endpoint=sandbox.endpoint_for(region), protocol="http", region_id=region))
+
+
+def test_every_region_at_its_own_endpoint(tmp_path: Path) -> None:
+    """issue 10 item 10: CreateService carries no region, the endpoint is the region; a cn-shanghai
+    create must land in cn-shanghai, and the same name may exist in two regions."""
+    shanghai_image = "eas-registry-vpc.cn-shanghai.cr.aliyuncs.com/pai-eas/comfyui:1.9"
+    with EasSandbox(state_dir=tmp_path, timings=FAST, regions=["cn-shanghai"]) as sandbox:
+        hz, sh = region_client(sandbox, REGION), region_client(sandbox, "cn-shanghai")
+        assert sandbox.endpoint_for("cn-shanghai") != sandbox.endpoint and set(sandbox.urls) == {REGION, "cn-shanghai"}
+        created = create(sh, service_config("twin_svc", image=shanghai_image))
+        assert created.region == "cn-shanghai"
+        assert created.internet_endpoint == f"{sandbox.url_for('cn-shanghai')}/api/predict/twin_svc"
+        assert created.intranet_endpoint == "http://1000000000000000.vpc.cn-shanghai.pai-eas.aliyuncs.com/api/predict/twin_svc"
+        assert sandbox.recorder.all()[-1].site == "cn-shanghai"
+        assert sdk_error(lambda: hz.describe_service(REGION, "twin_svc")).code == "InvalidService.NotFound"
+        assert sdk_error(lambda: sh.describe_service(REGION, "twin_svc")).code == "InvalidService.NotFound"
+        assert not hz.list_services(eas_models.ListServicesRequest()).body.services
+        wait_until(lambda: sh.describe_service("cn-shanghai", "twin_svc").body.status == "Running")
+        token = sh.describe_service("cn-shanghai", "twin_svc").body.access_token
+        wait_until(lambda: requests.get(created.internet_endpoint + "/", headers={"Authorization": token}).status_code == 200)
+        assert requests.get(f"{sandbox.url}/api/predict/twin_svc/", headers={"Authorization": token}).status_code == 404
+
+        create(hz, service_config("twin_svc"))  # the same name in cn-hangzhou: another service
+        twin = wait_status(hz, "twin_svc", "Running")
+        assert twin.region == REGION and twin.access_token != token and twin.service_id != created.service_id
+        # a registry of another region cannot be pulled (the image catalogue is per region)
+        create(hz, service_config("wrong_registry", image=shanghai_image))
+        assert "Failed to pull image" in wait_status(hz, "wrong_registry", "Failed").message
+        assert sandbox.get_service("twin_svc", "cn-shanghai")["region"] == "cn-shanghai"
+    assert {p.parent.name for p in (tmp_path / "eas").glob("*/state.json")} == {REGION, "cn-shanghai"}
+    with EasSandbox(state_dir=tmp_path, timings=FAST, regions=["cn-shanghai"]) as again:
+        assert region_client(again, "cn-shanghai").describe_service("cn-shanghai", "twin_svc").body.access_token == token
+
+
+def test_a_single_region_state_dir_is_split_by_region(tmp_path: Path) -> None:
+    """State written before the sandbox served several regions (all in eas/state.json) is kept."""
+    with EasSandbox(state_dir=tmp_path, timings=FAST) as first:
+        create(make_client(first), service_config("old_svc"))
+    (tmp_path / "eas" / REGION / "state.json").replace(tmp_path / "eas" / "state.json")
+    with EasSandbox(state_dir=tmp_path, timings=FAST) as second:
+        assert describe(make_client(second), "old_svc").service_name == "old_svc"
+    assert (tmp_path / "eas" / "state.json.migrated").is_file() and not (tmp_path / "eas" / "state.json").exists()

@@ -122,7 +122,7 @@ class Attachment:
         self.eas, self.oss = eas, oss
         self._job_seconds = job_seconds
         self._previous = eas.default_backend
-        self._services: dict[str, ServiceBackend] = {}
+        self._services: dict[tuple[str, str], ServiceBackend] = {}  # (region, name) -> backend
         self._lock = threading.Lock()
 
     @property
@@ -138,14 +138,16 @@ class Attachment:
                 backend.comfyui.job_seconds = seconds
 
     async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
-        return await self._backend(ctx.service, ctx.config, ctx.service_uid).handle(request, ctx)
+        return await self._backend(ctx.service, ctx.config, ctx.service_uid, ctx.region).handle(request, ctx)
 
-    def comfyui(self, service: str) -> ComfyUIEmulator:
+    def comfyui(self, service: str, region: str | None = None) -> ComfyUIEmulator:
         """The service's ComfyUI (made now if needed), e.g. to set ``job_seconds`` or ``fail``."""
-        return self._backend(service, *self._config(service)).comfyui
+        region = region or self.eas.region
+        return self._backend(service, *self._config(service, region), region).comfyui
 
-    def queue(self, service: str) -> EasQueue:
-        queue = self._backend(service, *self._config(service)).queue
+    def queue(self, service: str, region: str | None = None) -> EasQueue:
+        region = region or self.eas.region
+        queue = self._backend(service, *self._config(service, region), region).queue
         if queue is None:
             raise ValueError(f"{service} is not an Async service: it has no queue")
         return queue
@@ -164,24 +166,24 @@ class Attachment:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _config(self, service: str) -> tuple[Json, str]:
-        record = self.eas.get_service(service)
+    def _config(self, service: str, region: str) -> tuple[Json, str]:
+        record = self.eas.get_service(service, region)
         if record is None:
-            raise KeyError(f"no service {service!r} in the EAS sandbox")
+            raise KeyError(f"no service {service!r} in {region} in the EAS sandbox")
         return record["config"], str(record["service_uid"])
 
-    def _backend(self, service: str, config: Json, uid: str) -> ServiceBackend:
+    def _backend(self, service: str, config: Json, uid: str, region: str) -> ServiceBackend:
         edition, mount = edition_of(config), ServiceMount.of_service(self.oss, service, config)
         asynchronous = is_async(config, self.eas.fidelity)
         instances = max(1, int((config.get("metadata") or {}).get("instance") or 1))
         with self._lock:
-            backend = self._services.get(service)
+            backend = self._services.get((region, service))
             if backend is None or (backend.edition, backend.mount, backend.uid, backend.asynchronous) != (
                     edition, mount, uid, asynchronous):
                 if backend is not None:
                     backend.close()
                 queue_dir = self.eas.state_dir / "queue" / uid if uid else None
-                backend = self._services[service] = ServiceBackend(service, edition, mount, instances, self._job_seconds,
+                backend = self._services[(region, service)] = ServiceBackend(service, edition, mount, instances, self._job_seconds,
                                                                    self.eas.fidelity, uid, queue_dir, asynchronous)
             backend.instances = instances
             return backend

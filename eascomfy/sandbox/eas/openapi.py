@@ -74,7 +74,7 @@ class OpenApi:
 
     def internet_endpoint(self, name: str) -> str:
         """The sandbox's reachable stand-in for ``http://<uid>.<region>.pai-eas.aliyuncs.com``."""
-        return f"{self._server.url}/api/predict/{name}"
+        return f"{self._server.url_for(self.region)}/api/predict/{name}"
 
     def intranet_endpoint(self, name: str) -> str:
         """``Fidelity.intranet_endpoint``: ``host`` is the API doc's form (the Service struct's
@@ -85,7 +85,7 @@ class OpenApi:
         ``path`` is the sandbox's reachable ``<url>/vpc/api/predict/<svc>``."""
         if self.store.fidelity.intranet_endpoint == "host":
             return f"http://{intranet_host(self.region)}/api/predict/{name}"
-        return f"{self._server.url}/vpc/api/predict/{name}"
+        return f"{self._server.url_for(self.region)}/vpc/api/predict/{name}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One ``/api/v2/...`` call: authenticate, route, answer (errors raise ``EasError``)."""
@@ -241,7 +241,7 @@ class OpenApi:
             "EndpointType": "DefaultGateway",
             "BackendId": "",
             "PathType": "",
-            "Port": self._server.port,
+            "Port": self._server.ports[self.region],
             "InternetEndpoints": [self.internet_endpoint(rec.name)],
             "IntranetEndpoints": [self.intranet_endpoint(rec.name)],
         }
@@ -270,7 +270,8 @@ class OpenApi:
         seconds = min(int_param(call.query, "Expire", DEFAULT_SIGNED_URL_SECONDS), MAX_SIGNED_URL_SECONDS)
         expire = int(time.time()) + seconds
         path = f"{'/vpc' if bool_param(call.query, 'Internal') else ''}/{kind}/{rec.name}/"
-        return {"SignedUrl": f"{self._server.url}{path}?expire={expire}&signature={self.link_signature(path, expire)}"}
+        url = self._server.url_for(self.region)
+        return {"SignedUrl": f"{url}{path}?expire={expire}&signature={self.link_signature(path, expire)}"}
 
     def link_signature(self, path: str, expire: int) -> str:
         """The signature of a signed WebUI link (``DescribeServiceSignedUrl``)."""

@@ -1,8 +1,8 @@
 """The state behind the EAS emulator: services, their versions, labels, events and lifecycle.
 
 Nothing here speaks HTTP. ``ServiceStore`` keeps every service of one region in memory, persists
-the whole state to one JSON file (written atomically) after each change, and raises ``EasError``
-with the code and status the OpenAPI answers.
+the whole state to one JSON file per region (``eas/<region>/state.json``, written atomically)
+after each change, and raises ``EasError`` with the code and status the OpenAPI answers.
 
 Lifecycle is driven by time, not threads: an operation puts the service in a transitional status
 (``Creating``, ``Updating``, ``Stopping``, ``Starting``, ``Deleting``) and schedules one pending
@@ -187,6 +187,28 @@ def validate_name(name: str) -> None:
         )
 
 
+def split_single_region_state(eas_dir: Path) -> None:
+    """State dirs written before the sandbox served several regions kept every service in
+    ``eas/state.json``; move each region's services to ``eas/<region>/state.json`` (unless that
+    already exists) and keep the old file as ``state.json.migrated``."""
+    legacy = eas_dir / "state.json"
+    if not legacy.is_file():
+        return
+    data = json.loads(legacy.read_text(encoding="utf-8"))
+    by_region: dict[str, dict[str, Any]] = {}
+    for name, service in (data.get("services") or {}).items():
+        by_region.setdefault(str(service.get("region", "")), {})[name] = service
+    for region, services in by_region.items():
+        target = eas_dir / region / "state.json"
+        if region and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"url_key": data.get("url_key"), "services": services}, indent=1, sort_keys=True),
+                           encoding="utf-8")
+            os.replace(tmp, target)
+    os.replace(legacy, legacy.with_name("state.json.migrated"))
+
+
 class ServiceStore:
     """All services of one region, persisted to ``path`` (JSON) after every change. Thread-safe."""
 
@@ -215,7 +237,7 @@ class ServiceStore:
         if not self.path.exists():
             return
         data = json.loads(self.path.read_text(encoding="utf-8"))
-        self.url_key = data.get("url_key", self.url_key)
+        self.url_key = data.get("url_key") or self.url_key
         self._services = {n: ServiceRecord.from_dict(s) for n, s in data.get("services", {}).items()}
 
     def _save(self) -> None:
