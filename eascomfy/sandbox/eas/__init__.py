@@ -36,7 +36,8 @@ Modules:
 - ``signing``: ACS3-HMAC-SHA256, checked on every call;
 - ``params``: query parameters, paging and the JSON body of a call;
 - ``errors``: ``EasError`` and the error body;
-- ``state``: services, versions, labels, events, lifecycle timings and persistence.
+- ``state``: services, versions, labels, events, lifecycle timings and persistence;
+- ``images``: ``ImageCatalogue``, the official images the emulated registry can pull.
 
 Re-exported here: ``EasSandbox``, ``PredictContext``, ``Timings`` and ``ImageCatalogue``, e.g.
 ``from eascomfy.sandbox.eas import EasSandbox, Timings``.
@@ -45,6 +46,7 @@ Re-exported here: ``EasSandbox``, ``PredictContext``, ``Timings`` and ``ImageCat
 from __future__ import annotations
 
 from .sandbox import EasSandbox, PredictContext
-from .state import ImageCatalogue, Timings
+from .images import ImageCatalogue
+from .state import Timings
 
 __all__ = ["EasSandbox", "ImageCatalogue", "PredictContext", "Timings"]

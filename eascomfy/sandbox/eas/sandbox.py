@@ -24,7 +24,8 @@ from ..server import CONTROL_PREFIX, RecordedRequest, SandboxServer, ServerBacke
 from .errors import EasError, api_not_found, eas_error_response
 from .openapi import OpenApi, intranet_host
 from .params import config_json
-from .state import WAITING, ImageCatalogue, ServiceRecord, ServiceStore, Timings, split_single_region_state
+from .images import ImageCatalogue
+from .state import WAITING, ServiceRecord, ServiceStore, Timings, split_single_region_state
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from ..fidelity import Fidelity
 from .errors import invalid, not_found
+from .images import ImageCatalogue
 
 CREATING, UPDATING, RUNNING, FAILED = "Creating", "Updating", "Running", "Failed"
 STOPPING, STOPPED, STARTING, DELETING = "Stopping", "Stopped", "Starting", "Deleting"
@@ -34,11 +35,6 @@ WAITING = "Waiting"
 RUNNING_REASON, RUNNING_MESSAGE = "RUNNING", "Service start successfully"
 
 SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
-OFFICIAL_IMAGE_RE = re.compile(
-    r"^eas-registry(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.cr\.aliyuncs\.com/(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?$"
-)
-COMFYUI_VERSIONS = ("1.7", "1.8", "1.9", "2.0", "2.1", "2.2")
-COMFYUI_EDITIONS = ("", "-api", "-cluster")
 
 
 def iso(ts: float) -> str:
@@ -57,36 +53,6 @@ class Timings:
     stopping: float = 0.2
     starting: float = 0.3
     deleting: float = 0.2
-
-
-@dataclass(frozen=True)
-class ImageCatalogue:
-    """The official images the emulated registry hosts.
-
-    An image on the official registry (``eas-registry[-vpc].<region>.cr.aliyuncs.com``) in
-    ``repository`` can be pulled only if the registry is the sandbox region's and its tag is in
-    ``tags``; any other image (other repositories, other registries) counts as a custom image and
-    is always pullable.
-    """
-
-    repository: str = "pai-eas/comfyui"
-    tags: tuple[str, ...] = tuple(v + e for v in COMFYUI_VERSIONS for e in COMFYUI_EDITIONS)
-
-    def images(self, region: str) -> list[str]:
-        hosts = (f"eas-registry-vpc.{region}.cr.aliyuncs.com", f"eas-registry.{region}.cr.aliyuncs.com")
-        return [f"{host}/{self.repository}:{tag}" for host in hosts for tag in self.tags]
-
-    def is_official(self, image: str) -> bool:
-        """An image of PAI's official registry (``eas-registry[-vpc].<region>.cr.aliyuncs.com/pai-eas/...``),
-        as the console's official-image deployment picks it; anything else is a custom image."""
-        m = OFFICIAL_IMAGE_RE.match(image)
-        return m is not None and m["repo"].startswith("pai-eas/")
-
-    def can_pull(self, image: str, region: str) -> bool:
-        m = OFFICIAL_IMAGE_RE.match(image)
-        if m is None or m["repo"] != self.repository:
-            return True
-        return m["region"] == region and (m["tag"] or "latest") in self.tags
 
 
 @dataclass
