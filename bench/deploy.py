@@ -17,8 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 from eascomfy.adapters.eas import EasClient, static_credential
+from eascomfy.control.deploy import deploy
+from eascomfy.core.image import with_image_version
 from eascomfy.core.spec import load_spec
-from eascomfy.deploy import deploy, with_image_version
 from eascomfy.local.scaffold import init_spec
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.eas import EasSandbox, Timings

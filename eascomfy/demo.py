@@ -34,8 +34,10 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     import tempfile
     from importlib import resources
 
-    from . import deploy as ops
-    from . import jobs
+    from .control.deploy import deploy, plan_service
+    from .control.lifecycle import status
+    from .control.wait import Poll
+    from .core.image import check_image_update, with_image_version
     from .adapters.credentials import AccessKey, credential_client
     from .adapters.eas import EasClient
     from .adapters.oss import OssClient
@@ -46,12 +48,17 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from .sandbox.eas import Timings
     from .sandbox.stack import SandboxStack
     from .local.specfile import rewrite_image_version
-    from .storage.mount import Mount, check_bucket, init_layout, node_files, parse_oss_uri
+    from .storage.mount import NODES, Mount, check_bucket, init_layout, model_path, node_files, parse_oss_uri
     from .storage.upload import CrcCache, MiB, Uploader
+    from .workflows.check import check_workflow, errors_only, inventory
+    from .workflows.journal import Journal
+    from .workflows.queue import results, submit
+    from .workflows.run import run
+    from .workflows.target import Target
 
     steps = 13
     fast = Timings(creating=0.3, updating=0.3, ready=0.2, stopping=0.1, starting=0.2, deleting=0.1)
-    poll = ops.Poll(first=0.1, probe=0.1)
+    poll = Poll(first=0.1, probe=0.1)
     with contextlib.ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eascomfy-demo-")))
         work = directory or scratch / "project"
@@ -66,9 +73,9 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         spec = load_spec(path)
         bucket_name, prefix = parse_oss_uri(spec.data["storage"]["oss"])
         bucket = OssClient(bucket_name, region, key=key, endpoint=sandbox.oss.url)
-        loc = Mount(bucket, prefix)
+        mount = Mount(bucket, prefix)
         check_bucket(bucket, region, create=True)
-        created = init_layout(bucket, loc.prefix)
+        created = init_layout(bucket, mount.prefix)
         progress.info(f"[2/{steps}] storage init: bucket {bucket.name} created, {len(created)} ComfyUI folders")
         # Stand-ins for the guide's models and custom node (the sandbox only checks they are there).
         models = work / "models"
@@ -79,20 +86,20 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         vhs.mkdir(parents=True, exist_ok=True)
         (vhs / "__init__.py").write_text("# stand-in for ComfyUI-VideoHelperSuite (VHS_VideoCombine)\n")
         uploader = Uploader(bucket, part_size=1 * MiB, workers=3, cache=CrcCache(scratch / "crc-cache.json"))
-        pushed = uploader.push_many([(f, loc.key(f"models/checkpoints/{f.name}")) for f in sorted(models.iterdir())])
-        listed = ", ".join(f"{loc.url(r.key)} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
+        pushed = uploader.push_many([(f, mount.key(model_path("checkpoints", f.name))) for f in sorted(models.iterdir())])
+        listed = ", ".join(f"{mount.url(r.key)} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
         progress.info(f"[3/{steps}] models push: {listed}, CRC64 verified")
-        nodes = uploader.push_many([(f, loc.key(f"custom_nodes/{rel}")) for f, rel in node_files(vhs)])
+        nodes = uploader.push_many([(f, mount.key(f"{NODES}{rel}")) for f, rel in node_files(vhs)])
         progress.info(f"[4/{steps}] nodes push: {vhs.name} ({len(nodes)} file) to custom_nodes/")
         progress.info(f"[5/{steps}] plan:")
-        first_plan, _ = ops.plan_service(spec, client)
+        first_plan, _ = plan_service(spec, client)
         for line in first_plan.lines():
             progress.info(f"  {line}")
         progress.info(f"[6/{steps}] deploy:")
-        created_result = ops.deploy(spec, client, progress, timeout=30, poll=poll)
+        created_result = deploy(spec, client, progress, timeout=30, poll=poll)
         progress.info(f"[7/{steps}] update-image 2.2:")
-        ops.check_image_update(spec, "2.2")
-        updated = ops.deploy(ops.with_image_version(spec, "2.2"), client, progress, timeout=30, poll=poll)
+        check_image_update(spec, "2.2")
+        updated = deploy(with_image_version(spec, "2.2"), client, progress, timeout=30, poll=poll)
         rewrite_image_version(path, "2.2")
         progress.info(f"  wrote image.version 2.2 to {path}")
 
@@ -100,19 +107,19 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         workflow_file = work / "seed-workflow.api.json"
         workflow_file.write_text(text, encoding="utf-8")
         flow = parse_workflow(json.loads(text), str(workflow_file))
-        problems = jobs.check_workflow(flow, mount=jobs.inventory(bucket, loc.prefix))
+        problems = check_workflow(flow, mount=inventory(mount))
         progress.info(f"[8/{steps}] check {workflow_file.name}: {len(flow)} nodes, models and custom nodes on the mount: "
-                 f"{len(jobs.errors_only(problems))} problems")
+                 f"{len(errors_only(problems))} problems")
         for problem in problems:
             progress.info(f"  {problem.line()}")
         live = client.require(spec.name)
-        target = jobs.Target(live.internet_endpoint, live.access_token, spec.name, spec.edition, spec)
-        journal = jobs.Journal(work / "jobs.jsonl")
+        target = Target(live.internet_endpoint, live.access_token, spec.name, spec.edition, spec)
+        journal = Journal(work / "jobs.jsonl")
         with target.client(progress) as service:
-            sent = jobs.submit(service, [(flow, [])], journal, progress, prefix="txt2img")
+            sent = submit(service, [(flow, [])], journal, progress, prefix="txt2img")
         progress.info(f"[9/{steps}] submit: task {sent.task_ids[0]} queued (POST /api_prompt), journal {journal.path}")
         outputs = work / "outputs"
-        got = jobs.results(target, journal, progress, follow=True, storage=jobs.Storage(bucket, loc.prefix), download=outputs)
+        got = results(target, journal, progress, follow=True, mount=mount, download=outputs)
         journal.close()
         pulled = [f["path"] for r in got.written for f in r["files"]]
         progress.info(f"[10/{steps}] results: {len(got.written)} result from the sink, outputs pulled: "
@@ -122,16 +129,16 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
                              oss=spec.data["storage"]["oss"], image_version="2.2", force=True)
         std_spec = load_spec(std_path)
         progress.info(f"[11/{steps}] run on a Standard-edition service (same mount):")
-        ops.deploy(std_spec, client, progress, timeout=30, poll=poll)
+        deploy(std_spec, client, progress, timeout=30, poll=poll)
         std_live = client.require(std_spec.name)
-        with jobs.Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(progress) as service:
-            ran = jobs.run(service, flow, progress, out_dir=outputs / "run", timeout=60)
+        with Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(progress) as service:
+            ran = run(service, flow, progress, out_dir=outputs / "run", timeout=60)
         progress.info(f"  prompt {ran.prompt_id}: {ran.status} in {ran.seconds:.1f} s, "
                  + ", ".join(Path(f["path"]).name for f in ran.files))
         progress.info(f"[12/{steps}] signed-url (printed on stdout at the end)")
         url = client.signed_url(spec.name, 3600)
         progress.info(f"[13/{steps}] status:")
-        live, events = ops.status(client, spec.name)
+        live, events = status(client, spec.name)
         data: dict[str, Any] = {
             "file": str(path),
             "service": spec.name,

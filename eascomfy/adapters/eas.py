@@ -9,8 +9,10 @@
 - Retries (exponential backoff with jitter, ``x-acs-retry-after`` honoured): throttling always
   (the request was refused before it was processed); 5xx and connection errors only for calls
   that are safe to repeat: reads, idempotent writes, and writes that re-read the service first
-  to see whether the failed attempt took effect (``settled``). A 409 on a retried CreateService
-  counts as success only if the existing service has the config that was sent.
+  to see whether the failed attempt took effect (``settled``). What "took effect" means for a
+  create or an update is the caller's to say (``applied``: is this live service the config I
+  sent?); a 409 on a retried CreateService counts as success only if ``applied`` accepts the
+  existing service.
 - The service AccessToken and signed URLs are registered with ``redact`` as soon as they are read.
 """
 
@@ -25,8 +27,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, TypeVar
 
-from ..core.merge import canonical
-from ..core.plan import normalize
 from ..errors import CloudError
 from ..redact import register_secret
 from ..retry import Retry
@@ -40,6 +40,7 @@ AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "InvalidAc
 T = TypeVar("T")
 RetryKind = Literal["throttle", "transient"]
 Log = Callable[[str], None]
+Applied = Callable[["LiveService"], bool]  # does this live service already have what was sent?
 
 
 def _quiet(message: str) -> None:
@@ -316,7 +317,7 @@ class EasClient:
                 f"service {name} does not exist in {self.region}",
                 code=NOT_FOUND,
                 service=name,
-                hint="check --service/--region, or create it with `eascomfy deploy`",
+                hint="check the service name and region, or create it with `eascomfy deploy`",
             )
         return live
 
@@ -373,12 +374,10 @@ class EasClient:
         return url
 
     # -- writes --------------------------------------------------------------------------------
-    def _same_config(self, name: str, config: dict[str, Any]) -> bool:
-        live = self.describe(name)
-        return live is not None and normalize(live.config) == canonical(normalize(config))
-
-    def create(self, config: dict[str, Any], labels: dict[str, str]) -> None:
-        """CreateService; a retry first checks whether the failed attempt created it after all."""
+    def create(self, config: dict[str, Any], labels: dict[str, str], *, applied: Applied | None = None) -> None:
+        """CreateService. After a 5xx or a lost connection it is retried only with ``applied``: the
+        service is read again and, if it exists, ``applied(live)`` tells whether the failed attempt
+        created it after all (done) or another config holds the name (ServiceAlreadyExists)."""
         from alibabacloud_eas20210701 import models
 
         name = str(config.get("metadata", {}).get("name") or config.get("name"))
@@ -388,7 +387,7 @@ class EasClient:
             live = self.describe(name)
             if live is None:
                 return False
-            if normalize(live.config) == canonical(normalize(config)):
+            if applied is not None and applied(live):
                 self.log(f"CreateService {name}: the service exists with the config sent; an earlier attempt created it")
                 return True
             raise CloudError(
@@ -398,14 +397,21 @@ class EasClient:
                 hint="run `eascomfy plan` to see the difference",
             )
 
-        self._call("CreateService", lambda: self._sdk.create_service(request), name, settled=settled)
+        self._call("CreateService", lambda: self._sdk.create_service(request), name, settled=settled if applied else None)
 
-    def update(self, name: str, config: dict[str, Any], update_type: str = "replace") -> None:
+    def update(self, name: str, config: dict[str, Any], update_type: str = "replace", *, applied: Applied | None = None) -> None:
+        """UpdateService. After a 5xx or a lost connection it is retried only with ``applied``: the
+        service is read again and ``applied(live)`` tells whether the failed attempt took effect."""
         from alibabacloud_eas20210701 import models
 
         request = models.UpdateServiceRequest(update_type=update_type, body=json.dumps(config, ensure_ascii=False))
         call = lambda: self._sdk.update_service(self.region, name, request)  # noqa: E731
-        self._call("UpdateService", call, name, settled=lambda: self._same_config(name, config))
+
+        def settled() -> bool:
+            live = self.describe(name)
+            return live is not None and applied is not None and applied(live)
+
+        self._call("UpdateService", call, name, settled=settled if applied else None)
 
     def set_labels(self, name: str, labels: dict[str, str]) -> None:
         from alibabacloud_eas20210701 import models

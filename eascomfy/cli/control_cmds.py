@@ -1,7 +1,8 @@
 """The control-plane commands: plan, deploy, update-image, signed-url, status, versions, rollback,
-start, stop, restart, delete.
+start, stop, restart, delete. Each parses its options, builds one SpecRef, calls the library
+(``control``, ``core``) and prints through ``out`` and ``views``.
 
-Cheap to import: typer and the output module only; the library, the adapter and the SDKs are
+Cheap to import: typer, the options and the views only; the library, the adapter and the SDKs are
 imported inside the command bodies.
 """
 
@@ -9,59 +10,33 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from ..errors import EXIT_PLAN_CHANGES, EascomfyError, UsageError
-from .views import deploy_text, status_text
 from .options import DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
-
-if TYPE_CHECKING:
-    from .output import Out
-    from ..adapters.eas import EasClient, Event, LiveService
-    from ..core.spec import Spec
-    from ..deploy import DeployResult
+from .views import deploy_text, lifecycle_text, plan_text, status_text, versions_text
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the service is ready.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to be ready.", metavar="S")]
 NoRollbackOpt = Annotated[bool, typer.Option("--no-rollback", help="Leave a failed update in place.")]
-DEFAULT_TIMEOUT = 1800.0
+DEFAULT_TIMEOUT = 1800.0  # control.wait.DEFAULT_TIMEOUT, spelled here so --help imports nothing
 
 
-def _target(file: Path, env: str | None, service: str | None, region: str | None, out: Out) -> tuple[str, str]:
+def _target(ref: SpecRef, service: str | None, region: str | None) -> tuple[str, str]:
     """(service name, region): from --service/--region, or from the spec."""
     if service:
         if not region:
+            from ..errors import UsageError
+
             raise UsageError("--service needs --region", "e.g. --service comfy_dev --region cn-hangzhou")
         return service, region
-    spec = SpecRef(out, file, env, None).spec
-    return spec.name, region or spec.region
-
-
-def _read_plan(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"--plan {path}: {exc.strerror or exc}") from None
-    except ValueError:
-        raise UsageError(f"--plan {path}: not a plan file (not JSON)", "write one with `eascomfy plan --out FILE`") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--plan {path}: not a plan file", "write one with `eascomfy plan --out FILE`")
-    return data
-
-
-def _client(region: str, out: Out) -> "EasClient":
-    from ..deploy import connect
-
-    return connect(region, out)
+    return ref.spec.name, region or ref.spec.region
 
 
 # -- plan / deploy / update-image ------------------------------------------------------------------
-def plan(
+def plan_cmd(
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     edition: EditionOpt = None,
@@ -76,25 +51,22 @@ def plan(
     """Show what deploy would change on the live service (one read call)."""
     changed = False
     with session("plan", output) as out:
-        from ..deploy import plan_service
+        from ..control.deploy import connect, plan_service, save_plan
 
         spec = SpecRef(out, file, env, edition).spec
-        result, _ = plan_service(spec, _client(spec.region, out))
-        changed = result.has_changes
+        plan, _ = plan_service(spec, connect(spec.region, out))
+        changed = plan.has_changes
         if plan_file is not None:
-            import json
-
-            from ..core.plan import saved_plan
-            from ..local.files import write_atomic
-
-            write_atomic(plan_file, json.dumps(saved_plan(result), indent=2, sort_keys=True) + "\n")
+            save_plan(plan, plan_file)
             out.info(f"plan saved to {plan_file}; apply exactly it with `eascomfy deploy --plan {plan_file}`")
-        out.emit(result.to_dict(), "\n".join(result.lines()))
+        out.emit(plan.to_dict(), plan_text(plan))
     if detailed_exitcode and changed:
+        from ..errors import EXIT_PLAN_CHANGES
+
         raise typer.Exit(EXIT_PLAN_CHANGES)
 
 
-def deploy(
+def deploy_cmd(
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     edition: EditionOpt = None,
@@ -110,18 +82,17 @@ def deploy(
 ) -> None:
     """Create or update the service, wait until it answers, roll back a failed update."""
     with session("deploy", output) as out:
-        from .. import deploy as ops
+        from ..control.deploy import connect, deploy
+        from ..core.planfile import read_plan
 
-        saved = _read_plan(plan_file) if plan_file is not None else None
+        saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
-        client = _client(spec.region, out)
-        result = ops.deploy(
-            spec, client, out, dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback, saved=saved
-        )
+        result = deploy(spec, connect(spec.region, out), out, dry_run=dry_run, wait=wait, timeout=timeout,
+                        rollback=not no_rollback, saved=saved)
         out.emit(result.to_dict(), deploy_text(result))
 
 
-def update_image(
+def update_image_cmd(
     version: Annotated[str, typer.Argument(help="Official image version, e.g. 2.2 (the edition's suffix is kept).", metavar="VERSION")],
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
@@ -135,34 +106,18 @@ def update_image(
 ) -> None:
     """Switch the service to another official image version, through the same path as deploy."""
     with session("update-image", output) as out:
-        from .. import deploy as ops
+        from ..control.deploy import connect, update_image
+        from ..core.image import with_image_version
 
         spec = SpecRef(out, file, env, edition).spec
-        ops.check_image_update(spec, version)
-        client = _client(spec.region, out)
-        result = ops.deploy(
-            ops.with_image_version(spec, version),
-            client,
-            out,
-            dry_run=dry_run,
-            wait=wait,
-            timeout=timeout,
-            rollback=not no_rollback,
-        )
-        written = None
-        if not (dry_run or no_write):
-            from ..local.specfile import write_image_version
-
-            written = write_image_version(spec, version)
-            if written:
-                out.info(f"wrote image.version {version} to {written}")
-        data = {**result.to_dict(), "version": version, "file_written": bool(written),
-                "file": str(written) if written else None}
-        out.emit(data, deploy_text(result))
+        updated = with_image_version(spec, version)  # refused here, before anything connects
+        change = update_image(updated, connect(spec.region, out), out, write=not no_write, dry_run=dry_run,
+                              wait=wait, timeout=timeout, rollback=not no_rollback)
+        out.emit(change.to_dict(), deploy_text(change.result))
 
 
 # -- signed-url / status / versions ----------------------------------------------------------------
-def signed_url(
+def signed_url_cmd(
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     service: ServiceOpt = None,
@@ -173,15 +128,16 @@ def signed_url(
 ) -> None:
     """Print a logon-free WebUI link (to stdout only; it is never logged)."""
     with session("signed-url", output) as out:
-        from ..deploy import check_expire
+        from ..control.deploy import connect
+        from ..core.limits import check_expire
 
         check_expire(expire)
-        name, region_id = _target(file, env, service, region, out)
-        url = _client(region_id, out).signed_url(name, expire, internal=internal)
+        name, region_id = _target(SpecRef(out, file, env), service, region)
+        url = connect(region_id, out).signed_url(name, expire, internal=internal)
         out.emit_secret({"service": name, "region": region_id, "expire": expire, "internal": internal}, "signed_url", url)
 
 
-def status(
+def status_cmd(
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     service: ServiceOpt = None,
@@ -190,15 +146,16 @@ def status(
 ) -> None:
     """State, instances, endpoints, image and the last events of the service."""
     with session("status", output) as out:
-        from ..deploy import status as get_status
+        from ..control.deploy import connect
+        from ..control.lifecycle import status
 
-        name, region_id = _target(file, env, service, region, out)
-        live, events = get_status(_client(region_id, out), name)
+        name, region_id = _target(SpecRef(out, file, env), service, region)
+        live, events = status(connect(region_id, out), name)
         data = {**live.to_dict(), "region": region_id, "events": [e.__dict__ for e in events]}
         out.emit(data, status_text(live, region_id, events))
 
 
-def versions(
+def versions_cmd(
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     service: ServiceOpt = None,
@@ -207,25 +164,16 @@ def versions(
 ) -> None:
     """The service's versions, newest first (the current one is marked *)."""
     with session("versions", output) as out:
-        name, region_id = _target(file, env, service, region, out)
-        client = _client(region_id, out)
-        live = client.require(name)
-        found = client.versions(name)
-        data = [
-            {"version": v.version, "build_time": v.build_time, "image": v.image, "runnable": v.runnable,
-             "current": v.version == live.current_version, "message": v.message}
-            for v in found
-        ]
-        lines = [
-            f"{'*' if v.version == live.current_version else ' '} {v.version:>3}  {v.build_time}  {v.image}"
-            + ("" if v.runnable else "  (not runnable)")
-            for v in found
-        ]
-        out.emit(data, "\n".join(lines) or "no versions")
+        from ..control.deploy import connect
+        from ..control.lifecycle import versions
+
+        name, region_id = _target(SpecRef(out, file, env), service, region)
+        found = versions(connect(region_id, out), name)
+        out.emit(found.to_dict(), versions_text(found))
 
 
 # -- changes to a live service ---------------------------------------------------------------------
-def rollback(
+def rollback_cmd(
     version: Annotated[Optional[int], typer.Argument(help="Version to switch to (default: the previous one).")] = None,
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
@@ -237,43 +185,44 @@ def rollback(
 ) -> None:
     """Switch the service back to an earlier version."""
     with session("rollback", output) as out:
-        from ..deploy import rollback as do_rollback
+        from ..control.deploy import connect, rollback
 
-        name, region_id = _target(file, env, service, region, out)
-        target = do_rollback(_client(region_id, out), name, out, version, wait=wait, timeout=timeout)
+        name, region_id = _target(SpecRef(out, file, env), service, region)
+        target = rollback(connect(region_id, out), name, out, version, wait=wait, timeout=timeout)
         out.emit({"service": name, "version": target}, f"{name}: now on version {target}")
 
 
 def _lifecycle(action: str, file: Path, env: str | None, service: str | None, region: str | None,
                wait: bool, timeout: float, output: str | None) -> None:
     with session(action, output) as out:
-        from ..deploy import lifecycle
+        from ..control.deploy import connect
+        from ..control.lifecycle import lifecycle
 
-        name, region_id = _target(file, env, service, region, out)
-        live = lifecycle(_client(region_id, out), name, action, out, wait=wait, timeout=timeout)  # type: ignore[arg-type]
+        name, region_id = _target(SpecRef(out, file, env), service, region)
+        live = lifecycle(connect(region_id, out), name, action, out, wait=wait, timeout=timeout)  # type: ignore[arg-type]
         state = live.status if live else "requested"
-        out.emit({"service": name, "action": action, "status": state}, f"{name}: {action} {'done' if live else 'requested'} ({state})")
+        out.emit({"service": name, "action": action, "status": state}, lifecycle_text(name, action, live))
 
 
-def start(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
-          wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
+def start_cmd(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
+              wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
     """Start a stopped service and wait until it answers."""
     _lifecycle("start", file, env, service, region, wait, timeout, output)
 
 
-def stop(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
-         wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
+def stop_cmd(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
+             wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
     """Stop the service (instances released; config and versions kept)."""
     _lifecycle("stop", file, env, service, region, wait, timeout, output)
 
 
-def restart(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
-            wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
+def restart_cmd(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
+                wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
     """Restart all instances and wait until the service answers again."""
     _lifecycle("restart", file, env, service, region, wait, timeout, output)
 
 
-def delete(
+def delete_cmd(
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     service: ServiceOpt = None,
@@ -283,32 +232,31 @@ def delete(
 ) -> None:
     """Delete the service (asks first unless --yes)."""
     with session("delete", output) as out:
-        from ..deploy import delete as do_delete
+        from ..control.deploy import connect
+        from ..control.lifecycle import delete
+        from ..errors import EascomfyError, UsageError
 
-        name, region_id = _target(file, env, service, region, out)
+        name, region_id = _target(SpecRef(out, file, env), service, region)
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError(f"refusing to delete {name} without confirmation", "pass --yes (stdin is not a terminal)")
             if not typer.confirm(f"Delete service {name} in {region_id}?", default=False, err=True):
                 raise EascomfyError("aborted: nothing deleted")
-        deleted = do_delete(_client(region_id, out), name, out)
+        deleted = delete(connect(region_id, out), name, out)
         out.emit({"service": name, "region": region_id, "deleted": deleted},
                  f"{name}: {'deleting' if deleted else 'not found, nothing to delete'}")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the cloud commands to the app."""
-    for func, name in (
-        (plan, "plan"),
-        (deploy, "deploy"),
-        (update_image, "update-image"),
-        (signed_url, "signed-url"),
-        (status, "status"),
-        (versions, "versions"),
-        (rollback, "rollback"),
-        (start, "start"),
-        (stop, "stop"),
-        (restart, "restart"),
-        (delete, "delete"),
-            ):
-        app.command(name)(func)
+    """Attach the control-plane commands to the app."""
+    app.command("plan")(plan_cmd)
+    app.command("deploy")(deploy_cmd)
+    app.command("update-image")(update_image_cmd)
+    app.command("signed-url")(signed_url_cmd)
+    app.command("status")(status_cmd)
+    app.command("versions")(versions_cmd)
+    app.command("rollback")(rollback_cmd)
+    app.command("start")(start_cmd)
+    app.command("stop")(stop_cmd)
+    app.command("restart")(restart_cmd)
+    app.command("delete")(delete_cmd)

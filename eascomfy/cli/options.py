@@ -37,19 +37,6 @@ EditionOpt = Annotated[
 DEFAULT_SPEC = Path("eascomfy.yaml")
 
 
-def session(command: str, output: str | None = None):  # type: ignore[no-untyped-def]
-    """The per-command output session (imported lazily: --help never pays for it)."""
-    from .output import session as _session
-
-    return _session(command, _check_output(output))
-
-
-def _check_output(value: str | None) -> str | None:
-    if value is not None and value not in (TEXT, JSON):
-        raise typer.BadParameter(f"expected text or json, got {value!r}", param_hint="--output")
-    return value
-
-
 ServiceOpt = Annotated[
     Optional[str], typer.Option("--service", help="Act on this live service instead of the spec's (needs --region).", metavar="NAME")
 ]
@@ -68,11 +55,26 @@ FLAGS = {
     "instance_type": "--instance-type",
     "image_version": "--image-version",
     "oss": "--oss",
+    "version": "VERSION",  # update-image's and rollback's argument
 }
 
 
 def flag_for(param: str) -> str:
     return FLAGS.get(param, "--" + param.replace("_", "-"))
+
+
+# The library's hints say what to do without naming flags; where a flag or command says it better,
+# the CLI words the hint, by the error's code (or a usage error's param). Only a hint the library
+# gave is reworded.
+HINTS = {
+    "InvalidService.NotFound": "check --service/--region, or create it with `eascomfy deploy`",
+    "StalePlan": "run `eascomfy plan --out FILE` again and review it",
+    "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used
+}
+
+
+def hint_for(code: str | None, param: str | None) -> str | None:
+    return HINTS.get(code or "") or HINTS.get(param or "")
 
 
 def session(command: str, output: str | None = None):  # type: ignore[no-untyped-def]

@@ -132,10 +132,12 @@ def session(command: str, output: str | None = None) -> Iterator[Out]:
         raise
     except EascomfyError as exc:
         code = exc.exit_code
-        if exc.param:  # the library named its parameter; people know the flag
-            from .options import flag_for
+        from .options import flag_for, hint_for
 
+        if exc.param:  # the library named its parameter; people know the flag
             exc.message = f"{flag_for(exc.param)}: {exc.message}"
+        if exc.hint:  # the CLI's wording of it, with its flags, where it has one
+            exc.hint = hint_for(getattr(exc, "code", None), exc.param) or exc.hint
         if out.json:
             out.finish(exc.to_dict(), code)
         else:

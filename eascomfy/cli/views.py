@@ -1,5 +1,6 @@
-"""How results look to people: the text forms of deploy results, status and events (the JSON
-forms are the objects' ``to_dict``). Pure functions of their inputs; nothing here prints."""
+"""How results look to people: the text forms of plans, deploy results, status, versions and
+events (the JSON forms are the objects' ``to_dict``). Pure functions of their inputs; nothing here
+prints."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..adapters.eas import Event, LiveService
-    from ..deploy import DeployResult
+    from ..control.deploy import DeployResult
+    from ..control.lifecycle import Versions
+    from ..core.plan import Plan
+
+
+def plan_text(plan: "Plan") -> str:
+    return "\n".join(plan.lines())
 
 
 def deploy_text(result: "DeployResult") -> str:
@@ -36,3 +43,17 @@ def status_text(live: "LiveService", region: str, events: "list[Event]") -> str:
     if events:
         lines += ["last events:", *events_lines(events)]
     return "\n".join(lines)
+
+
+def versions_text(versions: "Versions") -> str:
+    lines = [
+        f"{'*' if v.version == versions.current else ' '} {v.version:>3}  {v.build_time}  {v.image}"
+        + ("" if v.runnable else "  (not runnable)")
+        for v in versions.found
+    ]
+    return "\n".join(lines) or "no versions"
+
+
+def lifecycle_text(name: str, action: str, live: "LiveService | None") -> str:
+    state = live.status if live else "requested"
+    return f"{name}: {action} {'done' if live else 'requested'} ({state})"

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
 
-
 if TYPE_CHECKING:
-    from ..core.workflow import Problem, Workflow
-    from ..jobs import Storage, Target
-    from .output import Out
+    from ..workflows.check import CheckReport
+    from ..workflows.target import Target
 
 WorkflowArg = Annotated[Path, typer.Argument(help="An API-format workflow (Workflow > Export (API)).", metavar="WORKFLOW.json")]
 SetOpt = Annotated[
@@ -41,30 +39,13 @@ JournalOpt = Annotated[
 ]
 
 
-def _spec_given(file: Path) -> bool:
-    return file != DEFAULT_SPEC or file.exists()
+def _target(ref: SpecRef, service: str | None, region: str | None, url: str | None, token: str | None,
+            command: str) -> "Target":
+    """The service the options name; the spec is loaded only when neither a URL nor a service is given."""
+    from ..workflows.target import resolve_target
 
-
-def _target(out: "Out", file: Path, env: str | None, service: str | None, region: str | None,
-            url: str | None, token: str | None, command: str) -> "Target":
-    from ..jobs import resolve_target
-    spec = SpecRef(out, file, env).spec if not url and not service else None
-    return resolve_target(out, spec=spec, service=service, region=region, url=url, token=token, command=command)
-
-
-def _load(workflow: Path, sets: list[str] | None) -> "Workflow":
-    from ..core.workflow import Override, apply_overrides, load_workflow
-
-    return apply_overrides(load_workflow(workflow), [Override.parse(s) for s in sets or []])
-
-
-def _storage(file: Path, env: str | None, out: "Out") -> "Storage":
-    from ..core.spec import load_spec
-    from ..jobs import Storage
-    from ..storage.mount import Mount
-
-    mount = Mount.open(load_spec(file, env=env), out)
-    return Storage(mount.bucket, mount.prefix)
+    spec = ref.spec if not url and not service else None
+    return resolve_target(ref.out, spec=spec, service=service, region=region, url=url, token=token, command=command)
 
 
 def _confirm(question: str) -> bool:
@@ -77,67 +58,16 @@ def _confirm(question: str) -> bool:
         return True
 
 
+def _check_text(report: "CheckReport") -> str:
+    errors = report.errors
+    lines = [f"problem: {p.line()}" for p in errors] + [f"unverified: {p.line()}" for p in report.unverified]
+    summary = (f"{report.workflow}: {len(errors)} problem{'s' if len(errors) != 1 else ''}" if errors
+               else f"{report.workflow}: ok ({report.nodes} nodes; checked {', '.join(report.checked)})")
+    return "\n".join(lines + [summary])
+
+
 # -- check -------------------------------------------------------------------------------------------------
-class Online:
-    """What the online checks could reach: the edition, the mount's inventory, ``/object_info``;
-    what they could not reach becomes a note (the offline checks still run)."""
-
-    def __init__(self) -> None:
-        self.checked, self.notes = ["format", "graph"], []
-        self.problems: list[Problem] = []
-        self.edition: Any = None
-        self.target: Target | None = None
-        self.info: dict[str, Any] | None = None
-        self.mount: Any = None
-
-    def from_spec(self, file: Path, env: str | None, out: "Out") -> None:
-        from ..core.workflow import Problem
-        from ..errors import CloudError, EascomfyError
-        from ..jobs import inventory, require_edition
-        spec = SpecRef(out, file, env).spec
-        self.edition = spec.edition
-        try:
-            require_edition(spec.edition, "check")
-        except EascomfyError as exc:  # Serverless: no API calls at all
-            self.problems.append(Problem(None, None, exc.message, exc.hint, code="edition"))
-            return
-        self.checked.append("edition")
-        if (spec.data.get("storage") or {}).get("oss"):
-            try:
-                store = _storage(file, env, out)
-                self.mount = inventory(store.bucket, store.prefix)
-                self.checked.append("storage")
-            except CloudError as exc:
-                self.notes.append(f"storage not checked: {exc}")
-        else:
-            self.notes.append("storage not checked: the spec has no storage.oss")
-        if spec.edition.can("async_api"):
-            self.notes.append(f"the {spec.edition.title} serves no /object_info: node types were checked against "
-                              "custom_nodes/ on the mount; run it with `eascomfy submit`")
-            return
-        try:
-            self.target = _target(out, file, env, None, None, None, None, "check")
-        except CloudError as exc:
-            self.notes.append(f"service not checked: {exc}")
-
-    def object_info(self, out: "Out") -> None:
-        from ..errors import CloudError
-
-        if self.target is None:
-            return
-        try:
-            with self.target.client(out) as client:
-                self.info = client.object_info()
-        except CloudError as exc:
-            self.notes.append(f"service not checked: {exc}")
-            return
-        if self.info is None:
-            self.notes.append("the service serves no /object_info (API edition?): node types not checked there")
-        else:
-            self.checked.append("object_info")
-
-
-def check(
+def check_cmd(
     workflow: WorkflowArg,
     sets: SetOpt = None,
     file: FileOpt = DEFAULT_SPEC,
@@ -153,39 +83,32 @@ def check(
     nodes on the mount, node types on the service, and what the edition can run. Lists every problem."""
     with session("check", output) as out:
         from ..errors import EascomfyError
-        from ..jobs import check_workflow, errors_only
+        from ..workflows.check import OnlineCheck
+        from ..workflows.matrix import load_with_overrides
 
-        flow = _load(workflow, sets)
-        found = Online()
+        ref = SpecRef(out, file, env)
+        flow = load_with_overrides(workflow, sets or [])
+        found = OnlineCheck(out)
         if offline:
             found.notes.append("offline checks only (--offline)")
         elif service_url or service:
-            found.target = _target(out, file, env, service, region, service_url, token, "check")
-            found.edition = found.target.edition
-        elif _spec_given(file):
-            found.from_spec(file, env, out)
+            found.given(_target(ref, service, region, service_url, token, "check"))
+        elif ref.given:
+            found.from_spec(ref.spec)
         else:
             found.notes.append("offline checks only (no spec or service at hand)")
-        found.object_info(out)
-        problems = found.problems + check_workflow(flow, info=found.info, mount=found.mount)
-        checked, notes, edition = found.checked, found.notes, found.edition
-        errors = errors_only(problems)
-        unverified = [p for p in problems if p.severity != "error"]
-        for note in notes:
+        report = found.check(flow, str(workflow))
+        for note in report.notes:
             out.info(note)
-        data = {"workflow": str(workflow), "nodes": len(flow), "checked": checked, "edition": edition.name if edition else None,
-                "problems": [p.to_dict() for p in errors], "unverified": [p.to_dict() for p in unverified], "notes": notes}
-        lines = [f"problem: {p.line()}" for p in errors] + [f"unverified: {p.line()}" for p in unverified]
-        summary = (f"{workflow}: {len(errors)} problem{'s' if len(errors) != 1 else ''}" if errors
-                   else f"{workflow}: ok ({len(flow)} nodes; checked {', '.join(checked)})")
-        out.emit(data, "\n".join(lines + [summary]))
-        if errors:
-            raise EascomfyError(f"{len(errors)} problem{'s' if len(errors) != 1 else ''} in {workflow}; nothing was sent",
+        out.emit(report.to_dict(), _check_text(report))
+        if report.errors:
+            count = len(report.errors)
+            raise EascomfyError(f"{count} problem{'s' if count != 1 else ''} in {workflow}; nothing was sent",
                                 "fix each one above")
 
 
 # -- run ---------------------------------------------------------------------------------------------------
-def run(
+def run_cmd(
     workflow: WorkflowArg,
     sets: SetOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the outputs go.", metavar="DIR")] = Path("outputs"),
@@ -204,13 +127,14 @@ def run(
     download every output into DIR. Ctrl-C offers to interrupt the job on the server."""
     with session("run", output) as out:
         from ..errors import EascomfyError
-        from ..jobs import run as run_job
+        from ..workflows.matrix import load_with_overrides
+        from ..workflows.run import run
 
-        flow = _load(workflow, sets)
-        target = _target(out, file, env, service, region, service_url, token, "run")
+        flow = load_with_overrides(workflow, sets or [])
+        target = _target(SpecRef(out, file, env), service, region, service_url, token, "run")
         with target.client(out) as client:
-            report = run_job(client, flow, out, out_dir=out_dir, timeout=timeout, allow_partial=allow_partial,
-                             check=not no_check, confirm=_confirm)
+            report = run(client, flow, out, out_dir=out_dir, timeout=timeout, allow_partial=allow_partial,
+                         check=not no_check, confirm=_confirm)
         lines = [f"  {f['path']} ({f['size']} bytes)" for f in report.files]
         out.emit({**report.to_dict(), "service": target.service},
                  "\n".join([f"prompt {report.prompt_id}: {report.status} in {report.seconds:.1f} s, "
@@ -220,7 +144,7 @@ def run(
 
 
 # -- submit ------------------------------------------------------------------------------------------------
-def submit(
+def submit_cmd(
     workflow: WorkflowArg,
     sets: SetOpt = None,
     count: Annotated[int, typer.Option("--count", help="Send the workflow N times.", min=1, metavar="N")] = 1,
@@ -238,22 +162,23 @@ def submit(
 ) -> None:
     """Queue jobs on an API-edition service (POST /api_prompt?task_id=…), each task id journaled first."""
     with session("submit", output) as out:
-        from ..core.workflow import graph_problems, load_workflow
-        from ..errors import UsageError
-        from ..jobs import Journal, JobError, errors_only, load_jobs, read_matrix, submit as submit_jobs, task_prefix
+        from ..core.workflow import load_workflow
+        from ..errors import EascomfyError, UsageError
+        from ..workflows.check import refuse_broken_graph
+        from ..workflows.journal import Journal
+        from ..workflows.matrix import load_jobs, read_matrix
+        from ..workflows.queue import submit, task_prefix
 
         if matrix is not None and count != 1:
             raise UsageError("pass --count or --matrix, not both")
         jobs = load_jobs(load_workflow(workflow), sets or [], count, read_matrix(matrix) if matrix else None)
-        problems = errors_only(graph_problems(jobs[0][0]))
-        if problems:
-            raise JobError(f"{workflow}: the graph is broken; nothing was sent", [p.line() for p in problems])
-        target = _target(out, file, env, service, region, service_url, token, "submit")
+        refuse_broken_graph(jobs[0][0], str(workflow))
+        target = _target(SpecRef(out, file, env), service, region, service_url, token, "submit")
         journal = Journal.for_service(target.service, journal_file)
         try:
             with target.client(out, connections=concurrency) as client:
-                report = submit_jobs(client, jobs, journal, out, prefix=task_prefix(prefix or workflow.stem),
-                                     source=str(workflow), concurrency=concurrency)
+                report = submit(client, jobs, journal, out, prefix=task_prefix(prefix or workflow.stem),
+                                source=str(workflow), concurrency=concurrency)
         finally:
             journal.close()
         data = {**report.to_dict(), "service": target.service}
@@ -262,13 +187,11 @@ def submit(
                 f"next: eascomfy results --follow" + (f" --journal {journal_file}" if journal_file else ""))
         out.emit(data, text)
         if report.failed:
-            from ..errors import EascomfyError
-
             raise EascomfyError(f"{len(report.failed)} job(s) were not accepted (see the journal)")
 
 
 # -- results -----------------------------------------------------------------------------------------------
-def results(
+def results_cmd(
     follow: Annotated[bool, typer.Option("--follow", help="Keep reading until every submitted task has a result.")] = False,
     task_id: Annotated[Optional[str], typer.Option("--task-id", help="Only this task.", metavar="ID")] = None,
     download: Annotated[Optional[Path], typer.Option("--download", help="Also fetch each result's outputs from the mount into DIR/<task id>/.", metavar="DIR")] = None,
@@ -288,13 +211,16 @@ def results(
     downloaded) before it is committed, so a crash loses nothing and a restart resumes."""
     with session("results", output) as out:
         from ..errors import EascomfyError
-        from ..jobs import Journal, results as collect
+        from ..workflows.journal import Journal
+        from ..storage.mount import Mount
+        from ..workflows.queue import results
 
-        target = _target(out, file, env, service, region, service_url, token, "results")
-        storage = _storage(file, env, out) if download is not None and _spec_given(file) else None
+        ref = SpecRef(out, file, env)
+        target = _target(ref, service, region, service_url, token, "results")
+        mount = Mount.open(ref.spec, out) if download is not None and ref.given else None
         journal = Journal.for_service(target.service, journal_file)
         try:
-            report = collect(target, journal, out, follow=follow, task_id=task_id, storage=storage, download=download,
+            report = results(target, journal, out, follow=follow, task_id=task_id, mount=mount, download=download,
                              drain_idle=idle)
         finally:
             journal.close()
@@ -310,5 +236,7 @@ def results(
 
 
 def register(app: typer.Typer) -> None:
-    for func, name in ((check, "check"), (run, "run"), (submit, "submit"), (results, "results")):
-        app.command(name)(func)
+    app.command("check")(check_cmd)
+    app.command("run")(run_cmd)
+    app.command("submit")(submit_cmd)
+    app.command("results")(results_cmd)

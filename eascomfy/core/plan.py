@@ -9,6 +9,11 @@ removed from the spec (storage, a fallback instance type, an env variable) would
 service forever; ``replace`` makes the service config exactly what was rendered. See
 docs/control-plane.md.
 
+One canonical form: ``render`` returns the config with its keys sorted; the plan carries it as
+it is (``Plan.desired``, the body sent) with its fingerprint computed once (``Plan.desired_sha``),
+which the applied-sha label, saved plans and the "did my lost write land?" check all reuse. Only the
+live side is made canonical here (``normalize``), once per read.
+
 Drift: the sha256 of the canonical JSON last applied is stored in the ``eascomfy/applied-sha``
 label. When the live config no longer hashes to it, someone changed the service outside
 eascomfy (the console, another tool); ``plan`` says so.
@@ -16,7 +21,6 @@ eascomfy (the console, another tool); ``plan`` says so.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -84,6 +88,7 @@ class Plan:
     managed: bool = True  # the live service carries eascomfy's managed-by label
     live_version: int | None = None  # CurrentVersion before the change: the rollback target
     live_sha: str | None = None  # config_sha of the normalized live config the plan was made against
+    desired_sha: str = ""  # config_sha(desired), computed once by make_plan
 
     @property
     def has_changes(self) -> bool:
@@ -121,27 +126,31 @@ class Plan:
         return out
 
 
-def _drop(doc: dict[str, Any], path: tuple[str, ...]) -> None:
-    node: Any = doc
-    for part in path[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
-            return
-    if isinstance(node, dict):
-        node.pop(path[-1], None)
+def _drop(doc: Any, path: tuple[str, ...]) -> Any:
+    """``doc`` without the key at ``path``: copies only the mappings along the path, keeps key order."""
+    if not isinstance(doc, dict) or path[0] not in doc:
+        return doc
+    if len(path) == 1:
+        return {k: v for k, v in doc.items() if k != path[0]}
+    child = _drop(doc[path[0]], path[1:])
+    return doc if child is doc[path[0]] else {**doc, path[0]: child}
+
+
+def _without_eas_fields(config: dict[str, Any]) -> dict[str, Any]:
+    for path in EAS_ADDED_FIELDS:
+        config = _drop(config, path)
+    return config
 
 
 def normalize(live_config: dict[str, Any]) -> dict[str, Any]:
     """The live config as eascomfy would have rendered it: EAS's own fields dropped, keys sorted."""
-    doc = copy.deepcopy(live_config)
-    for path in EAS_ADDED_FIELDS:
-        _drop(doc, path)
-    return canonical(doc)
+    return canonical(_without_eas_fields(live_config))
 
 
 def config_sha(config: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a (normalized) config: what the applied-sha label holds."""
-    text = json.dumps(canonical(normalize(config)), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """sha256 of a config's JSON, EAS's own fields dropped and keys sorted: what the applied-sha
+    label holds. The same for a rendered config and the live config it became."""
+    text = json.dumps(_without_eas_fields(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -181,16 +190,18 @@ def make_plan(
     live_labels: dict[str, str] | None = None,
     live_version: int | None = None,
 ) -> Plan:
-    """Compare the rendered config and labels with the live service (None: it does not exist)."""
-    desired = canonical(desired)
-    labels = {**desired_labels, APPLIED_SHA_LABEL: config_sha(desired)}
+    """Compare the rendered config and labels with the live service (None: it does not exist).
+    ``desired`` is what ``render`` returned, already canonical: it is carried as it is."""
+    desired_sha = config_sha(desired)
+    labels = {**desired_labels, APPLIED_SHA_LABEL: desired_sha}
     user_keys = sorted(k for k in desired_labels if not k.startswith(OWN_LABEL_PREFIX))
     if user_keys:
         labels[USER_LABELS_LABEL] = ",".join(user_keys)
     if live_config is None:
-        return Plan(service, region, "create", desired, labels_set=labels)
+        return Plan(service, region, "create", desired, labels_set=labels, desired_sha=desired_sha)
     live_labels = live_labels or {}
     live = normalize(live_config)
+    live_sha = config_sha(live)
     changes = diff(desired, live)
     applied = live_labels.get(APPLIED_SHA_LABEL)
     labels_set = {k: v for k, v in labels.items() if live_labels.get(k) != v}
@@ -207,38 +218,10 @@ def make_plan(
         changes=changes,
         labels_set=labels_set,
         labels_remove=labels_remove,
-        drift=applied is not None and applied != config_sha(live),
-        live_sha=config_sha(live),
+        drift=applied is not None and applied != live_sha,
+        live_sha=live_sha,
+        desired_sha=desired_sha,
         managed=live_labels.get(MANAGED_BY_LABEL) == "eascomfy",
         live_version=live_version,
     )
 
-
-# -- saved plans (plan --out, deploy --plan) ---------------------------------------------------------
-PLAN_FORMAT = "eascomfy-plan/1"
-
-
-def saved_plan(plan: Plan) -> dict[str, Any]:
-    """A plan as a reviewable file: what will change, and fingerprints of both sides."""
-    return {
-        "format": PLAN_FORMAT,
-        **plan.to_dict(),
-        "desired_sha": config_sha(plan.desired),
-        "live_sha": plan.live_sha,
-        "live_version": plan.live_version,
-    }
-
-
-def stale_reasons(saved: dict[str, Any], current: Plan) -> list[str]:
-    """Why a saved plan no longer describes what deploy would do now (empty: it still does)."""
-    if saved.get("format") != PLAN_FORMAT:
-        return [f"not an eascomfy plan file (format {saved.get('format')!r}, expected {PLAN_FORMAT!r})"]
-    now = saved_plan(current)
-    reasons = []
-    if (saved.get("service"), saved.get("region")) != (now["service"], now["region"]):
-        reasons.append(f"it is for service {saved.get('service')} in {saved.get('region')}, not {now['service']} in {now['region']}")
-    if saved.get("desired_sha") != now["desired_sha"] or saved.get("labels_set") != now["labels_set"]:
-        reasons.append("the spec renders differently now than when the plan was made")
-    if (saved.get("live_sha"), saved.get("live_version")) != (now["live_sha"], now["live_version"]):
-        reasons.append("the live service changed since the plan was made")
-    return reasons

@@ -11,6 +11,7 @@ import oss2
 import pytest
 
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
+from eascomfy.sandbox.fidelity import Fidelity
 from eascomfy.sandbox.oss import OssSandbox
 from tests.conftest import run_cli
 from tests.storage.conftest import BUCKET, REGION, write_spec
@@ -61,8 +62,8 @@ def test_emulator_refuses_v1_with_the_documented_error(oss) -> None:
     assert v4.get_object("k").read() == b"v"
 
 
-def test_old_bucket_option_accepts_v1(tmp_path: Path) -> None:
-    with OssSandbox(tmp_path, region=REGION, allow_v1=True) as old:
+def test_old_bucket_switch_accepts_v1(tmp_path: Path) -> None:
+    with OssSandbox(tmp_path, region=REGION, fidelity=Fidelity(signature_v1="accepted")) as old:
         old.create_bucket(BUCKET)
         bucket = _v1_bucket(old)
         bucket.put_object("k", b"v1 still works here")

@@ -152,7 +152,7 @@ def test_result_names_escaping_the_download_folder_are_refused(sandbox: Sandbox,
 def test_follow_started_before_submit_waits_for_the_whole_run(sandbox: Sandbox, tmp_path: Path) -> None:
     """A follower reading the journal between a chunk's `submit` lines and their `sent` lines must not
     take "every sent task has a result" for the end while the submit is still running."""
-    from eascomfy.jobs import Journal
+    from eascomfy.workflows.journal import Journal
 
     journal = tmp_path / "j.jsonl"
     Journal(journal).append([

@@ -13,9 +13,14 @@ Range), HeadObject, GetObjectMeta, DeleteObject, DeleteMultipleObjects, and the 
 ListMultipartUploads). Any other sub-resource (``?acl``, ``?tagging``...) answers 501
 NotImplemented rather than being mistaken for a plain object request.
 
+One endpoint (port) per region served: a bucket lives in the region whose endpoint created it,
+and any bucket operation through another region's endpoint answers 403 AccessDenied, EC
+0003-00001403, with the right ``<Endpoint>`` (GetBucketLocation answers anywhere unless
+``Fidelity.bucket_location`` says otherwise; ListBuckets lists every region's buckets).
+
 Every request must be signed with Signature V4 (``oss2.AuthV4``), in the Authorization header or
 as a presigned URL, with a key pair known to ``credentials.secret_for``; V1 (``oss2.Auth``) is
-refused as new OSS accounts and buckets refuse it, unless ``OssSandbox(allow_v1=True)``.
+refused as new OSS accounts and buckets refuse it, unless ``Fidelity.signature_v1`` is ``accepted``.
 Object responses carry ``ETag``, ``x-oss-hash-crc64ecma`` (CRC of the whole object), ``Last-Modified``
 and ``Content-Length``, so oss2's CRC checks run for real. Bodies stream to disk in 1 MiB chunks
 while CRC64 and MD5 are computed; nothing holds a whole object in memory.

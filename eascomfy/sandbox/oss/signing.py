@@ -7,7 +7,8 @@ buckets created since 2025-09-01 ("Guidelines for upgrading V1 signatures to V4 
 alibabacloud.com/help/en/oss/developer-reference/guidelines-for-upgrading-v1-signatures-to-v4-signatures):
 403 with EC 0002-00000080 (help.aliyun.com/en/oss/user-guide/0002-00000080). The documents give
 the status and the EC, not the ``Code``/``Message``; ``AccessDenied`` and the message below are
-this emulator's guess (docs/unverified.md). ``allow_v1=True`` emulates an old account's old bucket.
+this emulator's guess (docs/unverified.md). ``Fidelity.signature_v1 = "accepted"`` (the
+service passes ``allow_v1``) emulates an old account's old bucket.
 """
 
 from __future__ import annotations

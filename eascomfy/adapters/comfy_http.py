@@ -1,14 +1,10 @@
-"""Clients for a ComfyUI service on EAS: the only module that imports ``httpx``, ``websocket``
-(websocket-client) and ``eas_prediction``.
+"""ComfyUI on an EAS endpoint over HTTP and its ``/ws`` event stream: the only module that imports
+``httpx`` and, with ``eas_queue``, ``websocket`` (websocket-client).
 
-- ``ServiceClient``: plain HTTP to the service endpoint (``/prompt``, ``/history``, ``/view``,
-  ``/object_info``, ``/interrupt``, ``/queue``; the API edition's ``/api_prompt``) over ONE
-  ``httpx.Client`` (keep-alive connection pool, safe to share between threads), and ComfyUI's
-  ``/ws`` event stream.
-- ``SinkReader``: the API edition's ``<service>/sink`` queue through the unmodified
-  ``eas_prediction.QueueClient`` (its URLs, headers, codec and commit). Its ``Watcher.run()`` cannot
-  be stopped or given a timeout (it reconnects forever), so the websocket loop is ours, on the URL
-  and headers ``QueueClient.watch`` builds.
+``ServiceClient``: plain HTTP to the service endpoint (``/prompt``, ``/history``, ``/view``,
+``/object_info``, ``/interrupt``, ``/queue``; the API edition's ``/api_prompt``) over ONE
+``httpx.Client`` (keep-alive connection pool, safe to share between threads), and ComfyUI's
+``/ws`` event stream (``EventSocket``).
 
 Every request sends ``Authorization: <token>`` (raw, as EAS expects). Errors become ``CloudError``
 in one place (``_error``) and never carry the token: it is registered with ``redact`` on entry,
@@ -21,10 +17,9 @@ import json
 import os
 import time
 import urllib.parse
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import CloudError
 from ..redact import register_secret
@@ -35,10 +30,12 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-TOKEN_HINT = "check --token / EASCOMFY_SERVICE_TOKEN, or let eascomfy read it from the spec's service (DescribeService)"
+TOKEN_HINT = ("check the service token (EASCOMFY_SERVICE_TOKEN), or let eascomfy read it from the spec's service "
+              "(DescribeService)")
 
 
-def _quiet(message: str) -> None:
+def quiet(message: str) -> None:
+    """The default log: nothing."""
     return None
 
 
@@ -85,7 +82,7 @@ class Sent:
 class ServiceClient:
     """One service endpoint (``http(s)://…/api/predict/<service>``) with its token."""
 
-    def __init__(self, endpoint: str, token: str, *, timeout: float = 30.0, connections: int = 16, log: Log = _quiet) -> None:
+    def __init__(self, endpoint: str, token: str, *, timeout: float = 30.0, connections: int = 16, log: Log = quiet) -> None:
         import httpx
 
         register_secret(token)
@@ -257,121 +254,3 @@ class EventSocket:
             self._ws.close()
         except Exception:  # noqa: BLE001 - closing a broken socket
             pass
-
-
-# -- the sink queue (API edition) -------------------------------------------------------------------
-@dataclass(frozen=True)
-class SinkFrame:
-    index: int
-    tags: dict[str, str]
-    data: bytes
-
-
-class SinkReader:
-    """``<service>/sink`` through ``eas_prediction.QueueClient``: watch (``auto_commit=False``,
-    at most ``window`` uncommitted in flight), commit each result once it is stored."""
-
-    def __init__(self, endpoint: str, token: str, *, window: int = 8, tags: Mapping[str, str] | None = None,
-                 log: Log = _quiet) -> None:
-        import logging
-
-        with warnings.catch_warnings():  # its generated *_pb2 modules call deprecated protobuf APIs
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from eas_prediction import QueueClient
-
-        register_secret(token)
-        parts = urllib.parse.urlsplit(endpoint.rstrip("/"))
-        service = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        self.log, self.window, self.tags = log, window, dict(tags or {})
-        self._client = QueueClient(f"{parts.scheme}://{parts.netloc}", f"{service}/sink")
-        sdk_logger = self._client.logger  # the SDK adds a handler printing to stdout: keep stdout ours
-        sdk_logger.handlers.clear()
-        sdk_logger.propagate = False
-        logging.getLogger("eas_prediction").setLevel(logging.CRITICAL)
-        self._client.set_token(token)
-        self._client.init()
-        self._client.set_logger(None)
-        self._ws: Any = None
-
-    def __repr__(self) -> str:
-        return f"SinkReader(service={self._client.service_name!r})"
-
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        from eas_prediction.exception import PredictException
-
-        try:
-            return fn()
-        except PredictException as exc:
-            code = int(exc.code) if str(exc.code).isdigit() else None
-            if code in (401, 403):
-                raise CloudError(f"{what}: the service refused the token (HTTP {code})", code="Unauthorized",
-                                 status=code, hint=TOKEN_HINT) from None
-            raise CloudError(f"{what}: the queue answered {exc.code}", code="QueueError", status=code) from None
-        except OSError as exc:
-            raise CloudError(f"{what}: connection failed ({type(exc).__name__})", code="ConnectionError") from None
-
-    def commit(self, index: int) -> None:
-        self._call(f"commit sink entry {index}", lambda: self._client.commit(index))
-
-    def _connect(self) -> Any:
-        import websocket
-
-        watcher = self._client.watch(0, self.window, index_only=False, auto_commit=False, tags=self.tags)
-        return websocket.create_connection(watcher.url, header=watcher.headers, http_no_proxy=list(LOOPBACK))
-
-    def frames(self, idle: float) -> Iterator[SinkFrame | None]:
-        """Results as they come; None after ``idle`` seconds without one (the caller decides whether
-        to go on). A dropped connection is reopened with backoff; what this watcher held
-        uncommitted is then delivered again (the caller skips what it already stored)."""
-        import websocket
-        from eas_prediction.queue_client import DataFrameCodec
-
-        backoff = 0.1
-        while True:
-            if self._ws is None:
-                try:
-                    self._ws = self._connect()
-                    backoff = 0.1
-                except (websocket.WebSocketException, OSError) as exc:
-                    status = getattr(exc, "status_code", None)
-                    if status in (401, 403):
-                        raise CloudError(f"watch the sink: the service refused the token (HTTP {status})",
-                                         code="Unauthorized", status=status, hint=TOKEN_HINT) from None
-                    self.log(f"cannot watch the sink ({type(exc).__name__}); retrying in {backoff:.1f} s")
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    yield None
-                    continue
-            self._ws.settimeout(idle)
-            try:
-                raw = self._ws.recv()
-            except websocket.WebSocketTimeoutException:
-                self._ping()
-                yield None
-                continue
-            except (websocket.WebSocketException, OSError) as exc:
-                self.log(f"sink connection lost ({type(exc).__name__}); reconnecting")
-                self._drop()
-                continue
-            if isinstance(raw, bytes) and raw:
-                frame = DataFrameCodec.decode(raw)
-                yield SinkFrame(int(frame.index), dict(frame.tags), bytes(frame.data))
-
-    def _ping(self) -> None:
-        try:
-            self._ws.ping("ping")
-        except Exception:  # noqa: BLE001 - noticed on the next recv
-            pass
-
-    def _drop(self) -> None:
-        if self._ws is not None:
-            try:
-                self._ws.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._ws = None
-
-    def close(self) -> None:
-        """Close the watch (uncommitted results go back to the queue) and the SDK's threads."""
-        self._drop()
-        self._client.destroy()

@@ -1,0 +1,69 @@
+"""The operations on a live service besides deploying it: status, versions, start / stop /
+restart (and wait), delete. Talks to EAS only through ``adapters.eas.EasClient``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..adapters.eas import EasClient, Event, LiveService, Version
+from ..ports import Progress
+from .wait import NotReady, Poll, Watcher
+
+Lifecycle = Literal["start", "stop", "restart"]
+
+
+def status(client: EasClient, name: str, last: int = 5) -> tuple[LiveService, list[Event]]:
+    live = client.require(name)
+    return live, client.events(name)[-last:]
+
+
+@dataclass
+class Versions:
+    """A service's versions, newest first, and the one it runs."""
+
+    current: int
+    found: list[Version]
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [
+            {"version": v.version, "build_time": v.build_time, "image": v.image, "runnable": v.runnable,
+             "current": v.version == self.current, "message": v.message}
+            for v in self.found
+        ]
+
+
+def versions(client: EasClient, name: str) -> Versions:
+    live = client.require(name)
+    return Versions(live.current_version, client.versions(name))
+
+
+def lifecycle(
+    client: EasClient, name: str, action: Lifecycle, progress: Progress, *, wait: bool, timeout: float, poll: Poll = Poll()
+) -> LiveService | None:
+    """Start, stop or restart; then wait until ready (start, restart) or Stopped (stop)."""
+    client.require(name)
+    since = time.time() - 1
+    client.lifecycle(name, action)
+    progress.info(f"{action} {name}: requested")
+    if not wait:
+        return None
+    watcher = Watcher(client, name, progress, timeout, poll, since)
+    try:
+        if action == "stop":
+            return watcher.until(lambda s: s is not None and s.status == "Stopped")
+        time.sleep(poll.first)  # let the service leave Running before waiting for it
+        return watcher.ready()
+    except NotReady as exc:
+        raise exc.error(name) from None
+
+
+def delete(client: EasClient, name: str, progress: Progress) -> bool:
+    """DeleteService; False when there was nothing to delete."""
+    if client.describe(name) is None:
+        progress.info(f"{name} does not exist in {client.region}: nothing to delete")
+        return False
+    client.lifecycle(name, "delete")
+    progress.info(f"{name}: deleting")
+    return True

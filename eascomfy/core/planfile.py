@@ -1,0 +1,80 @@
+"""The saved-plan format (``plan --out FILE``, ``deploy --plan FILE``): a plan as a reviewable
+JSON file, with fingerprints of both sides, so a deploy can refuse a plan that no longer holds.
+
+A plan file says what will change (the plan's JSON form) plus ``desired_sha`` (the rendered
+config), ``live_sha`` and ``live_version`` (the live service it was made against). Errors about
+the file carry ``param="plan"``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import EascomfyError, UsageError
+from .plan import Plan
+
+PLAN_FORMAT = "eascomfy-plan/1"
+_WRITE_ONE = "save one with `eascomfy plan`"
+
+
+def saved_plan(plan: Plan) -> dict[str, Any]:
+    """A plan as a reviewable file: what will change, and fingerprints of both sides."""
+    return {
+        "format": PLAN_FORMAT,
+        **plan.to_dict(),
+        "desired_sha": plan.desired_sha,
+        "live_sha": plan.live_sha,
+        "live_version": plan.live_version,
+    }
+
+
+def dumps(plan: Plan) -> str:
+    """The text of a plan file."""
+    return json.dumps(saved_plan(plan), indent=2, sort_keys=True) + "\n"
+
+
+def read_plan(path: Path) -> dict[str, Any]:
+    """A plan file as saved; refused when it cannot be read or is not a JSON mapping."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}", param="plan") from None
+    except ValueError:
+        raise UsageError(f"{path}: not a plan file (not JSON)", _WRITE_ONE, param="plan") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a plan file", _WRITE_ONE, param="plan")
+    return data
+
+
+class StalePlan(EascomfyError):
+    """A saved plan that no longer describes what deploy would do: refused before any write."""
+
+    code = "StalePlan"
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"the saved plan is stale: {'; '.join(reasons)}", "save a new plan with `eascomfy plan` and review it")
+        self.reasons = reasons
+
+
+def check_saved(saved: dict[str, Any], current: Plan) -> None:
+    """``StalePlan`` unless ``saved`` still describes ``current``."""
+    reasons = stale_reasons(saved, current)
+    if reasons:
+        raise StalePlan(reasons)
+
+
+def stale_reasons(saved: dict[str, Any], current: Plan) -> list[str]:
+    """Why a saved plan no longer describes what deploy would do now (empty: it still does)."""
+    if saved.get("format") != PLAN_FORMAT:
+        return [f"not an eascomfy plan file (format {saved.get('format')!r}, expected {PLAN_FORMAT!r})"]
+    now = saved_plan(current)
+    reasons = []
+    if (saved.get("service"), saved.get("region")) != (now["service"], now["region"]):
+        reasons.append(f"it is for service {saved.get('service')} in {saved.get('region')}, not {now['service']} in {now['region']}")
+    if saved.get("desired_sha") != now["desired_sha"] or saved.get("labels_set") != now["labels_set"]:
+        reasons.append("the spec renders differently now than when the plan was made")
+    if (saved.get("live_sha"), saved.get("live_version")) != (now["live_sha"], now["live_version"]):
+        reasons.append("the live service changed since the plan was made")
+    return reasons

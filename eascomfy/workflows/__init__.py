@@ -1,0 +1,14 @@
+"""Running workflows on a service: check, run (synchronous: Standard and Cluster editions), submit
+and results (asynchronous: the API edition's queue), with a local journal that makes results
+exactly-once.
+
+- ``target``: the service's endpoint, token and edition (given, or from DescribeService).
+- ``check``: the workflow against its graph, the mount and the service's ``/object_info``.
+- ``matrix``: the jobs one submit sends (``count`` copies, or one per matrix entry).
+- ``journal``: the durable JSON-lines journal of submits and results.
+- ``run``: a synchronous run, followed on the websocket, its outputs downloaded.
+- ``queue``: submit to ``/api_prompt`` and collect results from the sink.
+
+Talks to services only through ``adapters.comfy_http``, ``adapters.eas_queue`` and
+``adapters.eas``; progress goes to a ``Progress`` (the CLI's Out).
+"""

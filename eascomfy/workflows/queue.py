@@ -1,0 +1,243 @@
+"""The API edition's queue: ``submit`` posts jobs to ``/api_prompt`` (each task id journaled
+before it is sent), ``results`` reads the ``sink`` queue and stores each result durably before
+it is committed (``Collector``), its outputs fetched from the mount on request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..core.workflow import Workflow, parse_sink_result
+from ..errors import CloudError, UsageError
+from ..local.files import safe_local_path, write_atomic
+from .journal import SAFE_ID, Journal
+
+if TYPE_CHECKING:
+    from ..adapters.comfy_http import ServiceClient
+    from ..adapters.eas_queue import SinkFrame, SinkReader
+    from ..ports import Progress
+    from ..storage.mount import Mount
+    from .target import Target
+
+DRAIN_IDLE = 1.0  # results without follow: stop after this long without a new result
+FOLLOW_TICK = 0.5  # results with follow: how often the journal is re-read while the sink is quiet
+
+
+@dataclass
+class SubmitReport:
+    journal: str
+    task_ids: list[str]
+    failed: dict[str, str]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        sent = len(self.task_ids) - len(self.failed)
+        return {"journal": self.journal, "sent": sent, "failed": self.failed, "task_ids": self.task_ids,
+                "seconds": round(self.seconds, 3), "per_second": round(sent / self.seconds, 1) if self.seconds else None}
+
+
+def task_prefix(text: str) -> str:
+    return SAFE_ID.sub("-", text).strip("-.") or "job"
+
+
+def submit(client: "ServiceClient", jobs: list[tuple[Workflow, list[str]]], journal: Journal, progress: "Progress", *,
+           prefix: str = "job", source: str = "", concurrency: int = 16, chunk: int = 128) -> SubmitReport:
+    """Post each job to ``/api_prompt?task_id=<unique id>``, ``concurrency`` in flight over the
+    client's pooled connections. Each chunk's ids are journaled (fsync) before it is sent and
+    marked sent after; the next chunk is journaled while one is in flight."""
+    run_id = time.strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:4]
+    width = max(4, len(str(len(jobs))))
+    bodies: dict[int, bytes] = {}  # identical workflows (--count) are serialized once
+    tasks = []
+    for n, (flow, overrides) in enumerate(jobs):
+        body = bodies.get(id(flow))
+        if body is None:
+            body = bodies[id(flow)] = json.dumps(flow, separators=(",", ":")).encode()
+        tasks.append((f"{prefix}-{run_id}-{n:0{width}d}", body, overrides))
+    started = time.monotonic()
+    failed: dict[str, str] = {}
+    first_error: list[CloudError] = []
+    in_flight: deque[tuple[list[tuple[str, bytes, list[str]]], list[Future[Any]]]] = deque()
+    done = 0
+
+    def settle() -> bool:
+        """Journal the outcome of the oldest chunk in flight; False when all of it failed."""
+        nonlocal done
+        batch, futures = in_flight.popleft()
+        records = []
+        for (task_id, _, _), future in zip(batch, futures):
+            try:
+                sent = future.result()
+                records.append({"event": "sent", "task_id": task_id, "index": sent.index, "request_id": sent.request_id,
+                                "time": time.time()})
+            except CloudError as exc:
+                failed[task_id] = exc.message
+                first_error.append(exc)
+                records.append({"event": "send_failed", "task_id": task_id, "error": exc.message, "time": time.time()})
+        journal.append(records)
+        done += len(batch)
+        progress.info(f"  sent {done - len(failed)}/{len(tasks)}" + (f", {len(failed)} failed" if failed else ""))
+        return any("index" in r for r in records)
+
+    # While this run is open, `results --follow` knows ids may be journaled but not yet marked sent.
+    journal.append([{"event": "submit_started", "run": run_id, "pid": os.getpid(), "time": time.time()}])
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="submit") as pool:
+            for start in range(0, len(tasks), chunk):
+                batch = tasks[start:start + chunk]
+                journal.append({"event": "submit", "task_id": t, "workflow": source, "overrides": o, "time": time.time()}
+                               for t, _, o in batch)
+                in_flight.append((batch, [pool.submit(client.api_prompt, body, t) for t, body, _ in batch]))
+                if len(in_flight) > 1 and not settle():
+                    break
+            while in_flight:
+                settle()
+    finally:
+        journal.append([{"event": "submit_done", "run": run_id, "time": time.time()}])
+    report = SubmitReport(str(journal.path), [t for t, _, _ in tasks[:done]], failed, time.monotonic() - started)
+    if failed and len(failed) == done:
+        raise CloudError(f"no job was accepted: {first_error[0].message}", code=first_error[0].code,
+                         hint=first_error[0].hint)
+    return report
+
+
+@dataclass
+class ResultsReport:
+    journal: str
+    written: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+    pending: list[str] = field(default_factory=list)
+    unconfirmed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.written if not r["ok"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"journal": self.journal, "written": self.written, "duplicates_skipped": self.duplicates,
+                "failed": len(self.failed), "pending": self.pending, "unconfirmed": self.unconfirmed,
+                "refused": self.refused}
+
+
+def _fetch(mount: "Mount", files: Iterable[Any], dest: Path, progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
+    """Output files from the mount into ``dest``: names escaping it refused, missing ones noted."""
+    fetched, refused = [], []
+    for item in files:
+        target = safe_local_path(dest, item.relative)
+        if target is None:
+            progress.warn(f"refused output name {item.relative!r} of node {item.node}: it would be written outside {dest}")
+            refused.append(item.relative)
+            continue
+        key = mount.key(f"{item.type}/{item.relative}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        try:
+            mount.bucket.download(key, str(partial))
+        except CloudError as exc:
+            partial.unlink(missing_ok=True)
+            if exc.code not in ("NoSuchKey", "NotFound") and exc.status != 404:
+                raise
+            progress.warn(f"output {item.relative} is not on the mount ({mount.url(key)})")
+            fetched.append({**item.to_dict(), "path": None, "missing": True})
+            continue
+        with open(partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(partial, target)
+        fetched.append({**item.to_dict(), "path": str(target), "size": target.stat().st_size})
+    return fetched, refused
+
+
+class Collector:
+    """Stores sink results: outputs (with ``download``), the result file, the journal line, in
+    that order, each durable; only then is the entry committed on the queue."""
+
+    def __init__(self, journal: Journal, reader: "SinkReader", progress: "Progress", *,
+                 mount: "Mount | None" = None, download: Path | None = None) -> None:
+        self.journal, self.reader, self.progress = journal, reader, progress
+        self.mount, self.download = mount, download
+        self.state = journal.read()
+        self.report = ResultsReport(str(journal.path))
+
+    def handle(self, frame: "SinkFrame") -> None:
+        task_id = frame.tags.get("task_id") or f"index-{frame.index}"
+        if task_id in self.state.results:
+            self.reader.commit(frame.index)  # delivered again after a crash: already stored
+            self.report.duplicates += 1
+            return
+        result = parse_sink_result(frame.tags, frame.data)
+        files: list[dict[str, Any]] = []
+        if self.download is not None and self.mount is not None and result.outputs:
+            where = safe_local_path(self.download, SAFE_ID.sub("_", task_id))
+            if where is None:
+                self.report.refused += [o.relative for o in result.outputs]
+            else:
+                files, refused = _fetch(self.mount, result.outputs, where, self.progress)
+                self.report.refused += refused
+        path = self.journal.result_path(task_id)
+        record = {"event": "result", "task_id": task_id, "ok": result.ok, "code": result.code, "index": frame.index,
+                  "request_id": frame.tags.get("requestId"), "file": str(path), "outputs": [o.relative for o in result.outputs],
+                  "error": result.error, "known": task_id in self.state.submitted}
+        body = {**{k: v for k, v in record.items() if k != "event"}, "files": files, "tags": frame.tags, "data": result.data}
+        write_atomic(path, json.dumps(body, indent=1, ensure_ascii=False), durable=True)
+        record["time"] = time.time()
+        self.journal.append([record])
+        self.state.feed(record)
+        self.reader.commit(frame.index)
+        self.report.written.append({**record, "files": files})
+        if result.ok:
+            self.progress.info(f"  {task_id}: done, {len(result.outputs)} output{'s' if len(result.outputs) != 1 else ''}")
+        else:
+            self.progress.warn(f"{task_id} failed: {result.error}")
+
+    def finish(self) -> ResultsReport:
+        self.state = self.journal.read(self.state)
+        self.report.pending = self.state.pending()
+        self.report.unconfirmed = self.state.unconfirmed()
+        return self.report
+
+
+def results(target: Target, journal: Journal, progress: "Progress", *, follow: bool = False, task_id: str | None = None,
+            mount: "Mount | None" = None, download: Path | None = None, window: int = 8,
+            drain_idle: float = DRAIN_IDLE) -> ResultsReport:
+    """Read the sink. Without ``follow``: what is there, until it is quiet for ``drain_idle`` s
+    (an empty sink is waited on for that long too, for a job about to finish).
+    With it: until every task sent through this journal has a result (or ``task_id`` has one)."""
+    from ..adapters.eas_queue import SinkReader
+
+    if download is not None and mount is None:
+        raise UsageError("needs the service's storage (the spec's storage.oss)", "give the service's spec", param="download")
+    reader = SinkReader(target.endpoint, target.token, window=window, tags={"task_id": task_id} if task_id else None,
+                        log=progress.debug)
+    collector = Collector(journal, reader, progress, mount=mount, download=download)
+
+    def finished() -> bool:
+        state = collector.state = journal.read(collector.state)
+        if task_id:
+            return task_id in state.results
+        return bool(state.submitted) and not state.pending() and not state.submitting()
+
+    try:
+        if follow and finished():
+            return collector.finish()
+        for frame in reader.frames(FOLLOW_TICK if follow else drain_idle):
+            if frame is not None:
+                if task_id and frame.tags.get("task_id") != task_id:
+                    continue
+                collector.handle(frame)
+                if not follow or not finished():
+                    continue
+                break
+            if not follow or finished():
+                break
+    finally:
+        reader.close()
+    return collector.finish()

@@ -1,0 +1,215 @@
+"""A synchronous run (Standard and Cluster editions): send the workflow to ``/prompt``, follow it
+on ComfyUI's websocket (or by polling ``/history``), download its outputs through ``/view``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from ..core.workflow import (
+    Workflow,
+    execution_error_line,
+    node_error_lines,
+    output_files,
+    prompt_error_lines,
+    title,
+)
+from ..errors import CloudError, UsageError, WaitTimeout
+from ..local.files import safe_local_path
+from ..retry import Retry
+from .check import JobError, check_workflow, errors_only
+
+if TYPE_CHECKING:
+    from ..adapters.comfy_http import EventSocket, ServiceClient
+    from ..ports import Progress
+
+
+@dataclass
+class RunReport:
+    prompt_id: str
+    status: str
+    seconds: float
+    files: list[dict[str, Any]]
+    refused: list[str]
+    node_errors: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt_id": self.prompt_id, "status": self.status, "seconds": round(self.seconds, 3),
+                "files": self.files, "refused": self.refused, "node_errors": self.node_errors}
+
+
+class _Follower:
+    """Progress of one prompt from ComfyUI's events, as lines for people."""
+
+    def __init__(self, prompt_id: str, workflow: Workflow, progress: "Progress") -> None:
+        self.prompt_id, self.workflow, self.progress = prompt_id, workflow, progress
+        self._quarter: dict[str, int] = {}
+
+    def name(self, node: Any) -> str:
+        item = self.workflow.get(str(node))
+        return f"node {node} ({title(item)})" if item else f"node {node}"
+
+    def event(self, event: Mapping[str, Any]) -> bool:
+        """Report one event; True when it ends the prompt."""
+        kind, data = event.get("type"), event.get("data") or {}
+        if not isinstance(data, Mapping) or (data.get("prompt_id") not in (None, self.prompt_id)):
+            return False
+        if kind == "executing":
+            if data.get("node") is None:
+                return data.get("prompt_id") == self.prompt_id
+            self.progress.info(f"  running {self.name(data['node'])}")
+        elif kind == "progress" and data.get("max"):
+            quarter = int(4 * int(data.get("value", 0)) / int(data["max"]))
+            if quarter > self._quarter.get(str(data.get("node")), 0):
+                self._quarter[str(data.get("node"))] = quarter
+                self.progress.info(f"  {self.name(data.get('node'))}: step {data.get('value')}/{data['max']}")
+        elif kind == "executed":
+            count = len(output_files({str(data.get("node")): data.get("output") or {}}))
+            self.progress.info(f"  {self.name(data.get('node'))} wrote {count} file{'s' if count != 1 else ''}")
+        elif kind == "execution_cached" and data.get("nodes"):
+            self.progress.info(f"  cached: {', '.join(map(str, data['nodes']))}")
+        return kind in ("execution_success", "execution_error", "execution_interrupted") and data.get("prompt_id") == self.prompt_id
+
+
+def _left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+def _timeout_error(prompt_id: str, timeout: float, client: "ServiceClient") -> WaitTimeout:
+    try:
+        client.cancel(prompt_id)
+        what = "interrupted it on the server"
+    except CloudError:
+        what = "could not interrupt it on the server"
+    return WaitTimeout(f"prompt {prompt_id} did not finish within {timeout:g} s; {what}", "allow it more time",
+                       param="timeout")
+
+
+# /history is polled from 0.1 s up to 2 s apart; the deadline ends the wait, never the attempt count.
+HISTORY_POLL = Retry(attempts=sys.maxsize, base=0.1, cap=2.0)
+
+
+class _NotYet(Exception):
+    """The prompt has no history entry yet: look again."""
+
+
+def wait_history(client: "ServiceClient", prompt_id: str, deadline: float, timeout: float,
+                 policy: Retry = HISTORY_POLL) -> dict[str, Any]:
+    """Poll ``/history/<id>`` on ``policy``'s backoff until the entry is there; past ``deadline``
+    the prompt is interrupted on the server and the wait ends in ``WaitTimeout``."""
+    def look() -> dict[str, Any]:
+        entry = client.history(prompt_id)
+        if entry is not None:
+            return entry
+        if _left(deadline) <= 0:
+            raise _timeout_error(prompt_id, timeout, client)
+        raise _NotYet
+
+    until_deadline = replace(policy, sleep=lambda wait: policy.sleep(max(0.0, min(wait, _left(deadline)))))
+    return until_deadline.call(look, lambda exc: isinstance(exc, _NotYet))
+
+
+def _follow(client: "ServiceClient", events: "EventSocket | None", follower: _Follower, deadline: float,
+            timeout: float) -> dict[str, Any]:
+    """Follow the websocket until the prompt ends (or the socket drops), then read its history."""
+    if events is not None:
+        try:
+            while _left(deadline) > 0:
+                event = events.next(min(1.0, max(_left(deadline), 0.01)))
+                if event is not None and follower.event(event):
+                    break
+        except ConnectionError as exc:
+            follower.progress.debug(f"{exc}; polling /history instead")
+        finally:
+            events.close()
+    return wait_history(client, follower.prompt_id, deadline, timeout)
+
+
+def _history_error(entry: Mapping[str, Any], workflow: Workflow) -> str | None:
+    status = entry.get("status") or {}
+    if status.get("status_str") != "error":
+        return None
+    for kind, data in status.get("messages") or []:
+        if kind == "execution_error":
+            return execution_error_line(data or {}, workflow)
+        if kind == "execution_interrupted":
+            return "interrupted"
+    return "ComfyUI reported an error"
+
+
+def download_outputs(client: "ServiceClient", outputs: Mapping[str, Any], dest: Path,
+                     progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
+    """Every output file through ``/view`` into ``dest``; names that would escape it are refused."""
+    files, refused = [], []
+    for item in output_files(outputs):
+        target = safe_local_path(dest, item.relative)
+        if target is None:
+            progress.warn(f"refused output name {item.relative!r} of node {item.node}: it would be written outside {dest}")
+            refused.append(item.relative)
+            continue
+        size = client.download({"filename": item.filename, "subfolder": item.subfolder, "type": item.type}, target)
+        files.append({**item.to_dict(), "path": str(target), "size": size})
+        progress.info(f"  saved {target} ({size} bytes)")
+    return files, refused
+
+
+def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, out_dir: Path, timeout: float,
+        allow_partial: bool = False, check: bool = True, confirm: Callable[[str], bool] = lambda q: True) -> RunReport:
+    """Send the workflow to ``/prompt``, follow it, download its outputs."""
+    started = time.monotonic()
+    deadline = started + timeout
+    if check:
+        info = client.object_info()
+        if info is None:
+            raise UsageError(f"{client.endpoint} serves no /object_info: it is not a Standard/Cluster-edition ComfyUI; "
+                             "nothing was sent", "an API-edition service queues work: use eascomfy submit")
+        problems = errors_only(check_workflow(workflow, info=info))
+        if problems:
+            raise JobError(f"the workflow cannot run on this service ({len(problems)} problem{'s' if len(problems) != 1 else ''}); "
+                           "nothing was sent", [p.line() for p in problems])
+    client_id = uuid.uuid4().hex
+    events = client.events(client_id, timeout=min(10.0, timeout))
+    try:
+        status, body = client.post_prompt(workflow, client_id)
+    except BaseException:
+        if events is not None:
+            events.close()
+        raise
+    if status == 400 or not isinstance(body, Mapping) or "prompt_id" not in body:
+        if events is not None:
+            events.close()
+        raise JobError("ComfyUI refused the workflow", prompt_error_lines(body, workflow),
+                       "fix the nodes above (eascomfy check WORKFLOW.json lists every problem)")
+    prompt_id = str(body["prompt_id"])
+    partial = node_error_lines(body.get("node_errors") or {}, workflow)
+    progress.info(f"queued as {prompt_id}" + (f" (number {body.get('number')})" if body.get("number") is not None else ""))
+    if partial:
+        for line in partial:
+            progress.warn(line)
+        if not allow_partial:
+            if events is not None:
+                events.close()
+            client.cancel(prompt_id)
+            raise JobError("ComfyUI accepted only some of the outputs; the job was cancelled", partial,
+                           "fix the nodes above, or allow a partial run to get the outputs that passed",
+                           param="allow_partial")
+    try:
+        entry = _follow(client, events, _Follower(prompt_id, workflow, progress), deadline, timeout)
+    except KeyboardInterrupt:
+        if confirm(f"interrupt prompt {prompt_id} on the server?"):
+            client.cancel(prompt_id)
+            progress.info(f"interrupted {prompt_id} on the server")
+        else:
+            progress.info(f"left {prompt_id} running on the server")
+        raise
+    failure = _history_error(entry, workflow)
+    files, refused = download_outputs(client, entry.get("outputs") or {}, out_dir, progress)
+    report = RunReport(prompt_id, "error" if failure else "success", time.monotonic() - started, files, refused, partial)
+    if failure:
+        raise JobError(f"prompt {prompt_id} failed", [failure], "see the node above; fix its inputs or the model")
+    return report
