@@ -151,7 +151,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="eascomfy-bench-", dir=args.workdir))
     py = sys.executable
     sandbox = subprocess.Popen(
-        [py, "-m", "eascomfy", "sandbox", "--state", str(work / "sandbox")],
+        [py, "-m", "eascomfy", "sandbox", "--state", str(work / "sandbox"), "--regions", "cn-hangzhou"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
