@@ -15,6 +15,7 @@ from typing import Any
 
 from ..adapters.eas import EasClient, LiveService
 from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan
+from ..core.limits import check_timeout
 from ..core.planfile import check_saved, dumps
 from ..core.render import labels as spec_labels
 from ..core.render import render
@@ -127,7 +128,8 @@ def deploy(
 ) -> DeployResult:
     """Create or update the service, wait until ready, roll back a failed update (unless
     ``rollback`` is False). With ``saved`` (a plan file, ``core.planfile``), refuse before any
-    write unless it still holds."""
+    write unless it still holds. A ``timeout`` of 0 or less is refused before any call."""
+    check_timeout(timeout)
     started = time.monotonic()
     plan, live = plan_service(spec, client)
     if saved is not None:
@@ -228,6 +230,7 @@ def rollback(
     poll: Poll = Poll(),
 ) -> int:
     """Switch to ``version`` (default: the one before the current) and record it as applied."""
+    check_timeout(timeout)
     live = client.require(name)
     target = version if version is not None else live.current_version - 1
     known = {v.version: v for v in client.versions(name)}
