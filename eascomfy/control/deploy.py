@@ -152,7 +152,7 @@ def deploy(
     try:
         result.live = wait_ready(client, plan.service, progress, timeout, poll, since=applied_at - 1)
     except NotReady as exc:
-        hint = _rollback(plan, live, client, progress, rollback, timeout, poll)
+        hint = None if exc.gone else _rollback(plan, live, client, progress, rollback, timeout, poll)
         raise exc.error(plan.service, hint) from None
     result.ready = True
     result.seconds = time.monotonic() - started

@@ -3,13 +3,40 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Callable
 
 import pytest
+from alibabacloud_eas20210701.client import Client
+from alibabacloud_tea_openapi.models import Config
 
+from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.eas import EasSandbox
 
-from .conftest import Project, api_calls, mark
+from .conftest import REGION, Project, api_calls, mark
+
+
+def console(sandbox: EasSandbox) -> Client:
+    """What a person in the console (or another tool) does, straight through the SDK."""
+    return Client(Config(access_key_id=SANDBOX_ACCESS_KEY_ID, access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+                         endpoint=sandbox.endpoint, protocol="http", region_id=REGION))
+
+
+def after_call(sandbox: EasSandbox, since: int, action: str, then: Callable[[], None]) -> threading.Thread:
+    """Run ``then`` in a thread as soon as the emulator has answered ``action`` (after ``since``)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(r.action == action and r.status == 200 for r in api_calls(sandbox, since)):
+                then()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 @pytest.mark.parametrize("value", ["-1", "0", "-0.5", "nan"])
@@ -30,3 +57,26 @@ def test_a_timeout_of_zero_or_less_is_refused_before_any_call(
     record = sandbox.get_service(p.name)
     assert record is not None and record["config"]["metadata"]["instance"] == 1 and record["latest_version"] == 1
     assert '"1.8"' in p.spec.read_text()
+
+
+def test_a_service_deleted_during_the_wait_fails_fast(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    """Someone deletes the service while deploy waits for it: DescribeService answers NotFound, and
+    deploy says so at once (exit 4) instead of polling a service that is gone until --timeout."""
+    p = project("vanish_svc")
+    assert p.cli("deploy").exit_code == 0
+    sandbox.set_stuck("vanish_svc", "Waiting")  # the update would wait for resources for ever
+    p.edit("instances: 1", "instances: 2")
+    before = mark(sandbox)
+    deleter = after_call(sandbox, before, "UpdateServiceLabel", lambda: console(sandbox).delete_service(REGION, "vanish_svc"))
+    started = time.monotonic()
+    res = p.cli("deploy", "--timeout", "8")
+    took = time.monotonic() - started
+    deleter.join(5)
+    assert res.exit_code == 4, res.stderr
+    assert took < 5, f"waited {took:.1f} s on a deleted service"
+    last = res.stderr.strip().splitlines()[-1]
+    assert "vanish_svc" in last and "deleted while waiting" in last, last
+    assert "rolled back" not in last and "Traceback" not in res.stderr
+    # nothing is sent to a service that is gone: no rollback, no label writes after the delete
+    writes = [r.action for r in api_calls(sandbox, before) if r.method != "GET"]
+    assert writes[-1] == "DeleteService" and "UpdateServiceVersion" not in writes, writes
