@@ -16,7 +16,9 @@ live side is made canonical here (``normalize``), once per read.
 
 Drift: the sha256 of the canonical JSON last applied is stored in the ``eascomfy/applied-sha``
 label. When the live config no longer hashes to it, someone changed the service outside
-eascomfy (the console, another tool); ``plan`` says so.
+eascomfy (the console, another tool); ``plan`` says so. Unless the live config is exactly the
+spec's: then the label is stale (a deploy stopped between UpdateService and UpdateServiceLabel),
+which is not drift; the plan only rewrites the label.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class Plan:
     live_version: int | None = None  # CurrentVersion before the change: the rollback target
     live_sha: str | None = None  # config_sha of the normalized live config the plan was made against
     desired_sha: str = ""  # config_sha(desired), computed once by make_plan
+    notes: list[str] = field(default_factory=list)  # what people should know about this plan
 
     @property
     def has_changes(self) -> bool:
@@ -104,6 +107,7 @@ class Plan:
             "labels_remove": self.labels_remove,
             "drift": self.drift,
             "managed": self.managed,
+            "notes": self.notes,
         }
 
     def lines(self) -> list[str]:
@@ -118,6 +122,7 @@ class Plan:
             out.append("! the live service was changed outside eascomfy (e.g. in the console) since the last deploy")
         if not self.managed and self.action != "create":
             out.append("! the live service is not marked as managed by eascomfy; deploy will take it over")
+        out += [f"  ({note})" for note in self.notes]
         if self.action != "create":
             out += [f"  {c.line()}" for c in self.changes]
         for key, value in sorted(self.labels_set.items()):
@@ -210,6 +215,14 @@ def make_plan(
         k for k in live_labels if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels
     )
     action: Action = "update" if changes else ("labels" if labels_set or labels_remove else "noop")
+    notes = []
+    stale = applied is not None and applied != live_sha
+    if stale and live_sha == desired_sha:
+        stale = False  # the config is the spec's: only the label missed the last deploy
+        notes.append(
+            "the applied-sha label is stale, but the live config already equals the spec "
+            "(an earlier deploy stopped before labelling it): only the label is rewritten"
+        )
     return Plan(
         service,
         region,
@@ -218,10 +231,11 @@ def make_plan(
         changes=changes,
         labels_set=labels_set,
         labels_remove=labels_remove,
-        drift=applied is not None and applied != live_sha,
+        drift=stale,
         live_sha=live_sha,
         desired_sha=desired_sha,
         managed=live_labels.get(MANAGED_BY_LABEL) == "eascomfy",
         live_version=live_version,
+        notes=notes,
     )
 

@@ -80,3 +80,37 @@ def test_a_service_deleted_during_the_wait_fails_fast(sandbox: EasSandbox, proje
     # nothing is sent to a service that is gone: no rollback, no label writes after the delete
     writes = [r.action for r in api_calls(sandbox, before) if r.method != "GET"]
     assert writes[-1] == "DeleteService" and "UpdateServiceVersion" not in writes, writes
+
+
+def test_a_stale_applied_label_is_not_drift_and_deploy_repairs_it(
+    sandbox: EasSandbox, project: Callable[..., Project]
+) -> None:
+    """A deploy that stopped between UpdateService and UpdateServiceLabel (a crash, a refused label
+    call) leaves the live config equal to the spec under an old applied-sha label: that is not a
+    change made outside eascomfy."""
+    from eascomfy.core.plan import APPLIED_SHA_LABEL, config_sha
+
+    p = project("stale_svc")
+    assert p.cli("deploy").exit_code == 0
+    p.edit("instances: 1", "instances: 2")
+    sandbox.faults.add(kind="status", status=400, code="InvalidParameter", action="UpdateServiceLabel", times=-1)
+    res = p.cli("deploy")
+    assert res.exit_code == 4 and "UpdateServiceLabel" not in res.stdout, res.stderr
+    sandbox.faults.clear()
+    record = sandbox.get_service("stale_svc")
+    assert record["config"]["metadata"]["instance"] == 2
+    assert record["labels"][APPLIED_SHA_LABEL] != config_sha(record["config"])  # the label is stale
+
+    res = p.cli("plan")
+    assert res.exit_code == 0, res.stderr
+    assert "outside eascomfy" not in res.stdout and "already equals the spec" in res.stdout, res.stdout
+    data = p.cli("-o", "json", "plan").json()["data"]
+    assert (data["action"], data["drift"], data["changes"]) == ("labels", False, [])
+    assert list(data["labels_set"]) == [APPLIED_SHA_LABEL]
+
+    res = p.cli("deploy")
+    assert res.exit_code == 0, res.stderr
+    record = sandbox.get_service("stale_svc")
+    assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
+    assert record["latest_version"] == 2  # repaired with a label call, not another update
+    assert p.cli("plan", "--detailed-exitcode").exit_code == 0
