@@ -20,11 +20,11 @@ from ..core.planfile import check_saved, dumps
 from ..core.render import labels as spec_labels
 from ..core.render import render
 from ..core.spec import Spec
-from ..errors import UsageError
+from ..errors import EascomfyError, UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
-from .wait import DEFAULT_TIMEOUT, RUNNING, NotReady, Poll, Watcher, wait_ready
+from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, Watcher, wait_ready
 
 
 def connect(region: str, progress: Progress) -> EasClient:
@@ -73,6 +73,7 @@ class DeployResult:
     live: LiveService | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    in_progress: str | None = None  # the status of a change already rolling out when deploy looked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +83,7 @@ class DeployResult:
             "status": self.live.to_dict() if self.live else None,
             "seconds": round(self.seconds, 3),
             "notes": self.notes,
+            "in_progress": self.in_progress,
         }
 
 
@@ -128,7 +130,11 @@ def deploy(
 ) -> DeployResult:
     """Create or update the service, wait until ready, roll back a failed update (unless
     ``rollback`` is False). With ``saved`` (a plan file, ``core.planfile``), refuse before any
-    write unless it still holds. A ``timeout`` of 0 or less is refused before any call."""
+    write unless it still holds. A ``timeout`` of 0 or less is refused before any call.
+
+    When the config already is the spec's but a change is still rolling out (another deploy's
+    update, a create), there is nothing to send, yet the service is not ready: deploy says so
+    and, when waiting, waits for that change as it would for its own (never rolling it back)."""
     check_timeout(timeout)
     started = time.monotonic()
     plan, live = plan_service(spec, client)
@@ -137,15 +143,29 @@ def deploy(
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)
-    if dry_run or plan.action == "noop":
+    busy = live is not None and plan.action in ("noop", "labels") and live.status in IN_PROGRESS
+    if busy:
+        assert live is not None
+        result.in_progress = live.status
+        result.notes.append(f"{plan.service} is {live.status}: a change is still in progress")
+        then = "waiting for it" if wait and not dry_run else "not ready yet; `eascomfy status` shows it"
+        progress.info(f"{plan.service} is {live.status}: a change is still in progress (another deploy, or a change "
+                      f"made elsewhere); {then}")
+    if dry_run or (plan.action == "noop" and not (busy and wait)):
         if dry_run:
             result.notes.append("dry run: nothing was changed")
         result.ready = live is not None and live.status == RUNNING
         result.seconds = time.monotonic() - started
         return result
     applied_at = time.time()
-    apply(plan, client)
-    result.applied = True
+    if plan.action != "noop":
+        apply(plan, client)
+        result.applied = True
+    if busy and wait:
+        result.live = _wait_in_progress(plan, client, progress, timeout, poll, applied_at - 1)
+        result.ready = True
+        result.seconds = time.monotonic() - started
+        return result
     if plan.action == "labels" or not wait:
         result.seconds = time.monotonic() - started
         return result
@@ -157,6 +177,22 @@ def deploy(
     result.ready = True
     result.seconds = time.monotonic() - started
     return result
+
+
+def _wait_in_progress(plan: Plan, client: EasClient, progress: Progress, timeout: float, poll: Poll, since: float) -> LiveService:
+    """Wait for a change someone else started (nothing of ours to roll back), then check that the
+    service ended on the spec's config: that change may have been rolled back meanwhile."""
+    try:
+        live = wait_ready(client, plan.service, progress, timeout, poll, since=since)
+    except NotReady as exc:
+        raise exc.error(plan.service, "nothing was sent: the change in progress was not eascomfy's to roll back") from None
+    if config_sha(live.config) != plan.desired_sha:
+        raise EascomfyError(
+            f"service {plan.service} changed while eascomfy waited for the change in progress: "
+            "its config is no longer the spec's (was that change rolled back?)",
+            "plan again, review, and deploy",
+        )
+    return live
 
 
 def _rollback(

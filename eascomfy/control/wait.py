@@ -21,6 +21,9 @@ from ..retry import Backoff, poll
 RUNNING, FAILED, DELETING = "Running", "Failed", "Deleting"
 FAILED_STATUSES = (FAILED, "DeleteFailed")
 GONE = "gone"  # what the waiter reports when DescribeService answers NotFound
+# A change is still rolling out (a create, an update, a start, or waiting for resources): the
+# service may already have the spec's config and still not be ready.
+IN_PROGRESS = ("Creating", "Updating", "Starting", "Waiting")
 DEFAULT_TIMEOUT = 1800.0
 
 

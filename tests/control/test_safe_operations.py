@@ -82,6 +82,35 @@ def test_a_service_deleted_during_the_wait_fails_fast(sandbox: EasSandbox, proje
     assert writes[-1] == "DeleteService" and "UpdateServiceVersion" not in writes, writes
 
 
+def test_no_changes_while_updating_says_so_and_waits(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    """A second deploy while the first one's update still rolls out: the config already is the
+    spec's, but the service is not ready; "no changes" alone would pass a pipeline too early."""
+    p = project("busy_svc")
+    assert p.cli("deploy").exit_code == 0
+    p.edit("instances: 1", "instances: 2")
+    assert p.cli("deploy", "--no-wait").exit_code == 0
+    sandbox.set_stuck("busy_svc", "Updating")  # the first deploy's update is still rolling out
+
+    before = mark(sandbox)
+    res = p.cli("deploy", "--no-wait")
+    assert res.exit_code == 0, res.stderr
+    assert "no changes, but it is Updating" in res.stdout and "not ready yet" in res.stdout, res.stdout
+    assert "a change is still in progress" in res.stderr, res.stderr
+    data = p.cli("-o", "json", "deploy", "--no-wait").json()["data"]
+    assert (data["applied"], data["ready"], data["plan"]["action"]) == (False, False, "noop")
+    assert any("Updating" in n for n in data["notes"]), data["notes"]
+
+    res = p.cli("deploy", "--timeout", "1")  # waits for the change in progress, as a deploy would
+    assert res.exit_code == 5, res.stderr
+    assert "did not get there within 1 s: status Updating" in res.stderr and "rolled back" not in res.stderr
+    assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]  # nothing was sent
+
+    sandbox.set_stuck("busy_svc", None)  # the rollout finishes
+    res = p.cli("-o", "json", "deploy")
+    assert res.exit_code == 0, res.stdout
+    assert res.json()["data"]["ready"] is True
+
+
 def test_a_stale_applied_label_is_not_drift_and_deploy_repairs_it(
     sandbox: EasSandbox, project: Callable[..., Project]
 ) -> None:
