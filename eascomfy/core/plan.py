@@ -19,6 +19,12 @@ label. When the live config no longer hashes to it, someone changed the service 
 eascomfy (the console, another tool); ``plan`` says so. Unless the live config is exactly the
 spec's: then the label is stale (a deploy stopped between UpdateService and UpdateServiceLabel),
 which is not drift; the plan only rewrites the label.
+
+Autoscaling: when the spec and the live service both have an autoscaler, the autoscaler owns the
+instance count (Terraform's ``ignore_changes`` trap, hashicorp/terraform#10308). The count is left
+out of the fingerprint, never shown as a change, and the body sent carries the live count, so a
+deploy never undoes what the autoscaler chose (UpdateType=replace needs the key: it is sent, not
+omitted).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any, Literal
 
 from .merge import canonical
 from .render import MANAGED_BY_LABEL
+from .wire import AUTOSCALER_KEY
 
 APPLIED_SHA_LABEL = "eascomfy/applied-sha"
 # The keys of the user's own labels last applied, so a label removed from the spec is removed from
@@ -49,6 +56,8 @@ EAS_ADDED_FIELDS: tuple[tuple[str, ...], ...] = (
     ("metadata", "update_time"),
     ("metadata", "service_id"),
 )
+
+INSTANCE = ("metadata", "instance")  # the replica count, which an autoscaler may own
 
 Action = Literal["create", "update", "labels", "noop"]
 ChangeKind = Literal["add", "remove", "change"]
@@ -122,7 +131,7 @@ class Plan:
             out.append("! the live service was changed outside eascomfy (e.g. in the console) since the last deploy")
         if not self.managed and self.action != "create":
             out.append("! the live service is not marked as managed by eascomfy; deploy will take it over")
-        out += [f"  ({note})" for note in self.notes]
+        out += [f"  note: {note}" for note in self.notes]
         if self.action != "create":
             out += [f"  {c.line()}" for c in self.changes]
         for key, value in sorted(self.labels_set.items()):
@@ -152,11 +161,44 @@ def normalize(live_config: dict[str, Any]) -> dict[str, Any]:
     return canonical(_without_eas_fields(live_config))
 
 
+def autoscaled(config: dict[str, Any] | None) -> bool:
+    """The config has an autoscaler: its instance count is the autoscaler's to choose."""
+    return isinstance(config, dict) and isinstance(config.get(AUTOSCALER_KEY), dict)
+
+
+def instances(config: dict[str, Any]) -> Any:
+    metadata = config.get("metadata")
+    return metadata.get("instance") if isinstance(metadata, dict) else None
+
+
 def config_sha(config: dict[str, Any]) -> str:
     """sha256 of a config's JSON, EAS's own fields dropped and keys sorted: what the applied-sha
-    label holds. The same for a rendered config and the live config it became."""
-    text = json.dumps(_without_eas_fields(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    label holds. The same for a rendered config and the live config it became. An autoscaled
+    config's instance count is left out: the autoscaler changes it, eascomfy does not."""
+    config = _without_eas_fields(config)
+    if autoscaled(config):
+        config = _drop(config, INSTANCE)
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """``doc`` with ``value`` at ``path`` (an existing key): copies only the mappings along it."""
+    if len(path) == 1:
+        return {**doc, path[0]: value}
+    return {**doc, path[0]: _set(doc[path[0]], path[1:], value)}
+
+
+def keep_autoscaled_count(desired: dict[str, Any], live: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``desired`` with the live instance count when both sides are autoscaled (the autoscaler
+    chose it), and a note when that differs from the spec's count; else ``desired`` as it is."""
+    count, spec_count = instances(live), instances(desired)
+    if not (autoscaled(desired) and autoscaled(live)) or count is None or spec_count is None:
+        return desired, None
+    if count == spec_count:
+        return desired, None
+    note = f"metadata.instance stays {count}, the autoscaler's choice; the spec's {spec_count} applies only without autoscaling"
+    return _set(desired, INSTANCE, count), note
 
 
 def _join(base: str, key: str | int) -> str:
@@ -207,6 +249,7 @@ def make_plan(
     live_labels = live_labels or {}
     live = normalize(live_config)
     live_sha = config_sha(live)
+    desired, kept = keep_autoscaled_count(desired, live)
     changes = diff(desired, live)
     applied = live_labels.get(APPLIED_SHA_LABEL)
     labels_set = {k: v for k, v in labels.items() if live_labels.get(k) != v}
@@ -215,7 +258,7 @@ def make_plan(
         k for k in live_labels if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels
     )
     action: Action = "update" if changes else ("labels" if labels_set or labels_remove else "noop")
-    notes = []
+    notes = [kept] if kept else []
     stale = applied is not None and applied != live_sha
     if stale and live_sha == desired_sha:
         stale = False  # the config is the spec's: only the label missed the last deploy

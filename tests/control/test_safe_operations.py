@@ -143,3 +143,37 @@ def test_a_stale_applied_label_is_not_drift_and_deploy_repairs_it(
     assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
     assert record["latest_version"] == 2  # repaired with a label call, not another update
     assert p.cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_the_instance_count_the_autoscaler_chose_is_neither_drift_nor_reset(
+    sandbox: EasSandbox, project: Callable[..., Project]
+) -> None:
+    """With `autoscaling:` the autoscaler owns the instance count (Terraform's ignore_changes trap,
+    hashicorp/terraform#10308): plan reports no drift for it and deploy sends the live count."""
+    p = project("scaled_svc")
+    p.edit("# autoscaling: {min: 1, max: 4, metric: qps, threshold: 10}", "autoscaling: {min: 1, max: 4}")
+    assert p.cli("deploy").exit_code == 0
+    sandbox.autoscale("scaled_svc", 3)
+
+    res = p.cli("plan", "--detailed-exitcode")
+    assert res.exit_code == 0, res.stdout
+    assert "outside eascomfy" not in res.stdout and "~ metadata.instance" not in res.stdout, res.stdout
+    assert "metadata.instance stays 3, the autoscaler's choice" in res.stdout
+    data = p.cli("-o", "json", "plan").json()["data"]
+    assert (data["action"], data["drift"]) == ("noop", False)
+
+    p.edit("# env: {TZ: Asia/Shanghai}", "env: {TZ: Asia/Shanghai}")  # an unrelated change
+    data = p.cli("-o", "json", "plan").json()["data"]
+    assert [c["path"] for c in data["changes"]] == ["containers[0].env"], data["changes"]
+    assert any("autoscaler" in n and "3" in n for n in data["notes"]), data["notes"]
+    res = p.cli("deploy")
+    assert res.exit_code == 0, res.stderr
+    record = sandbox.get_service("scaled_svc")
+    assert record["config"]["metadata"]["instance"] == 3  # the autoscaler's choice, not the spec's 1
+    assert record["config"]["containers"][0]["env"] == [{"name": "TZ", "value": "Asia/Shanghai"}]
+    assert p.cli("plan", "--detailed-exitcode").exit_code == 0
+
+    # without autoscaling, the spec owns the count again: the plan takes it back, visibly
+    p.edit("autoscaling: {min: 1, max: 4}", "# no autoscaling")
+    res = p.cli("plan")
+    assert "~ metadata.instance: 3 -> 1" in res.stdout and "- autoscaler" in res.stdout, res.stdout

@@ -96,6 +96,10 @@ class EasSandbox(ServerBacked):
         """Keep ``name`` in ``status`` instead of Running (e.g. Waiting for resources); None frees it."""
         self.store.set_stuck(name, status)
 
+    def autoscale(self, name: str, instances: int) -> None:
+        """Move ``name`` to ``instances`` as its autoscaler would (in place, no new version)."""
+        self.store.scale(name, instances)
+
     def writes(self) -> list[RecordedRequest]:
         """Recorded OpenAPI calls that are not GETs (service endpoint traffic is not included)."""
         return [r for r in self.recorder.all() if r.method != "GET" and r.path.startswith("/api/v2/")]
