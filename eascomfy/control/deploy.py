@@ -11,15 +11,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..adapters.eas import EasClient, LiveService
-from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan
+from ..core.guard import EnvironmentMismatch, beyond_image, choose_env, image_only
+from ..core.image import with_image_version
 from ..core.limits import check_timeout
+from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, diff, keep_autoscaled_count, make_plan, normalize
 from ..core.planfile import check_saved, dumps
 from ..core.render import labels as spec_labels
 from ..core.render import render
-from ..core.spec import Spec
+from ..core.spec import Spec, known_environments, load_spec
 from ..errors import EascomfyError, UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
@@ -43,11 +45,9 @@ def desired(spec: Spec) -> tuple[dict[str, Any], dict[str, str]]:
     return render(spec), spec_labels(spec)
 
 
-def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | None]:
-    """One read (DescribeService) and the plan against it."""
-    config, labels = desired(spec)
-    live = client.describe(spec.name)
-    plan = make_plan(
+def _plan(spec: Spec, wanted: tuple[dict[str, Any], dict[str, str]], live: LiveService | None) -> Plan:
+    config, labels = wanted
+    return make_plan(
         spec.name,
         spec.region,
         config,
@@ -56,7 +56,19 @@ def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | Non
         live.labels if live else None,
         live.current_version if live else None,
     )
-    return plan, live
+
+
+def plan_against(spec: Spec, live: LiveService | None) -> Plan:
+    """The plan for ``spec`` against ``live`` (what DescribeService returned; None: no service)."""
+    return _plan(spec, desired(spec), live)
+
+
+def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | None]:
+    """One read (DescribeService) and the plan against it; a spec the API cannot deploy is
+    refused before the read."""
+    wanted = desired(spec)
+    live = client.describe(spec.name)
+    return _plan(spec, wanted, live), live
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -140,6 +152,24 @@ def deploy(
     plan, live = plan_service(spec, client)
     if saved is not None:
         check_saved(saved, plan)
+    return execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
+                   rollback=rollback, poll=poll)
+
+
+def execute(
+    plan: Plan,
+    live: LiveService | None,
+    client: EasClient,
+    progress: Progress,
+    started: float,
+    *,
+    dry_run: bool,
+    wait: bool,
+    timeout: float,
+    rollback: bool,
+    poll: Poll,
+) -> DeployResult:
+    """Carry out a plan made against ``live``: print it, apply it, wait, roll back on failure."""
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)
@@ -231,9 +261,12 @@ class ImageUpdate:
 
 def update_image(
     spec: Spec,
+    version: str,
     client: EasClient,
     progress: Progress,
     *,
+    load: Callable[[str | None], Spec] | None = None,
+    allow_other_changes: bool = False,
     write: bool = True,
     dry_run: bool = False,
     wait: bool = True,
@@ -241,14 +274,39 @@ def update_image(
     rollback: bool = True,
     poll: Poll = Poll(),
 ) -> ImageUpdate:
-    """Deploy ``spec`` -- the spec on its new version, from ``core.image.with_image_version``,
-    which refuses before anything connects -- then, unless ``write`` is False or this is a dry
-    run, record the version where the spec's files set it (comments kept)."""
-    version = spec.data["image"]["version"]
-    result = deploy(spec, client, progress, dry_run=dry_run, wait=wait, timeout=timeout, rollback=rollback, poll=poll)
+    """Deploy the live service's spec on image ``version``, changing nothing but the image.
+
+    The spec is the one of the environment the service was deployed with (its labels,
+    ``core.guard.choose_env``): ``spec`` when that is its environment, else ``load(env)`` (the same
+    file under that environment). A plan that changes more than the image is refused (listing
+    those changes) unless ``allow_other_changes``. Then, unless ``write`` is False or this is a
+    dry run, the version is recorded where the spec's files set it (comments kept)."""
+    with_image_version(spec, version)  # the version is refused before any call
+    check_timeout(timeout)
+    started = time.monotonic()
+    live = client.require(spec.name)
+    env = choose_env(spec.env, live.labels, known_environments(spec.file), spec.name)
+    if env != spec.env:
+        progress.info(f"{spec.name}: environment {env} (from the service's labels)")
+        spec = (load or (lambda e: load_spec(spec.file, env=e)))(env)
+        if spec.name != live.name or spec.region != client.region:
+            raise EnvironmentMismatch(
+                f"service {live.name} was deployed with environment {env}, which now names service "
+                f"{spec.name} in {spec.region}",
+                "name the environment to use",
+                param="env",
+            )
+    updated = with_image_version(spec, version)
+    plan = plan_against(updated, live)
+    if beyond_image(plan.changes) and not allow_other_changes:
+        for line in plan.lines():
+            progress.info(line)
+        image_only(f"update-image {version}", plan.changes, allow_other_changes)
+    result = execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
+                     rollback=rollback, poll=poll)
     written = None
     if write and not dry_run:
-        written = write_image_version(spec, version)
+        written = write_image_version(updated, version)
         if written:
             progress.info(f"wrote image.version {version} to {written}")
     return ImageUpdate(version, result, written)
@@ -261,13 +319,24 @@ def rollback(
     progress: Progress,
     version: int | None = None,
     *,
+    spec: Spec | None = None,
+    allow_other_changes: bool = False,
     wait: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     poll: Poll = Poll(),
 ) -> int:
-    """Switch to ``version`` (default: the one before the current) and record it as applied."""
+    """Switch to ``version`` (default: the one before the current) and record it as applied.
+
+    With the ``spec`` the service was named from, an environment that differs from the one the
+    service was deployed with is refused. A version whose config differs from the live one beyond
+    the image (instances, resources...) is refused, listing those changes, unless
+    ``allow_other_changes``."""
     check_timeout(timeout)
     live = client.require(name)
+    if spec is not None:
+        env = choose_env(spec.env, live.labels, known_environments(spec.file), name, need=False)
+        if env != spec.env:
+            progress.info(f"{name}: environment {env} (from the service's labels)")
     target = version if version is not None else live.current_version - 1
     known = {v.version: v for v in client.versions(name)}
     if target not in known:
@@ -276,6 +345,7 @@ def rollback(
     if target == live.current_version:
         progress.info(f"{name} already runs version {target}")
         return target
+    _check_rollback(name, target, known[target].config, live, progress, allow_other_changes)
     since = time.time() - 1
     client.switch_version(name, target)
     client.set_labels(name, {APPLIED_SHA_LABEL: config_sha(known[target].config)})
@@ -287,3 +357,18 @@ def rollback(
             raise exc.error(name) from None
     return target
 
+
+
+def _check_rollback(
+    name: str, target: int, config: dict[str, Any], live: LiveService, progress: Progress, allowed: bool
+) -> None:
+    """Refuse a switch that changes more than the image, unless ``allowed``."""
+    if not config or not live.config:
+        progress.info(f"{name}: EAS did not return version {target}'s config: what else it changes is unknown")
+        return
+    current = normalize(live.config)
+    wanted, _ = keep_autoscaled_count(normalize(config), current)
+    changes = diff(wanted, current)
+    for change in changes:
+        progress.info(f"  {change.line()}")
+    image_only(f"rolling back {name} to version {target}", changes, allowed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 from . import wire
@@ -16,6 +17,10 @@ from .merge import canonical, deep_merge, merge_all
 from .spec import Spec
 
 MANAGED_BY_LABEL = "eascomfy/managed-by"
+# What was deployed: the spec file's name, and the environment (absent when none was), so that
+# update-image and rollback act on the environment the service runs (core/guard.py).
+SPEC_LABEL = "eascomfy/spec"
+ENV_LABEL = "eascomfy/env"
 
 
 def image_uri(spec: Spec) -> str:
@@ -163,6 +168,9 @@ def labels(spec: Spec) -> dict[str, str]:
     out = dict(spec.data.get("labels") or {})
     out[MANAGED_BY_LABEL] = "eascomfy"
     out["eascomfy/edition"] = spec.edition.name
+    out[SPEC_LABEL] = Path(spec.file).name
+    if spec.env is not None:
+        out[ENV_LABEL] = spec.env
     return out
 
 

@@ -77,6 +77,18 @@ def _overlay_files(path: Path) -> dict[str, Path]:
     return found
 
 
+def known_environments(path: str | Path) -> list[str]:
+    """The environments a spec file offers: ``environments.<name>`` and ``<stem>.<name>.yaml``
+    files beside it (sorted). Read without validating: for knowing whether a name is needed."""
+    path = Path(path)
+    try:
+        base, _ = _read(path)
+    except SpecError:
+        base = {}
+    block = base.get("environments") if isinstance(base, dict) else None
+    return sorted(set(block if isinstance(block, dict) else {}) | set(_overlay_files(path)))
+
+
 def _partial_problems(
     data: dict[str, Any], positions: Positions, where: str, at: PathT = (), overlay: bool = False
 ) -> None:

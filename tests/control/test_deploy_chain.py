@@ -107,10 +107,12 @@ def test_dry_run_and_no_wait_write_nothing_or_return_at_once(sandbox: EasSandbox
 
     p.edit("instances: 1", "instances: 3")
     before = mark(sandbox)
-    assert p.cli("update-image", "2.2", "--dry-run").exit_code == 0
+    res = p.cli("update-image", "2.2", "--dry-run")  # the spec moved beyond the image: refused
+    assert res.exit_code == 2 and "~ metadata.instance: 1 -> 3" in res.stderr, res.stderr
+    assert p.cli("update-image", "2.2", "--dry-run", "--allow-other-changes").exit_code == 0
     assert all(r.method == "GET" for r in api_calls(sandbox, before))
     assert '"1.8"' in p.spec.read_text()
-    res = p.cli("update-image", "2.2", "--no-write")
+    res = p.cli("update-image", "2.2", "--no-write", "--allow-other-changes")
     assert res.exit_code == 0, res.stderr
     assert '"1.8"' in p.spec.read_text()
     assert stored(sandbox, "dry_svc")["config"]["containers"][0]["image"] == f"{COMFY}:2.2-api"

@@ -177,3 +177,74 @@ def test_the_instance_count_the_autoscaler_chose_is_neither_drift_nor_reset(
     p.edit("autoscaling: {min: 1, max: 4}", "# no autoscaling")
     res = p.cli("plan")
     assert "~ metadata.instance: 3 -> 1" in res.stdout and "- autoscaler" in res.stdout, res.stdout
+
+
+def test_update_image_and_rollback_follow_the_environment_deployed_and_never_resize(
+    sandbox: EasSandbox, project: Callable[..., Project]
+) -> None:
+    """After `deploy --env prod` (4 instances), `update-image` without --env applied the base spec
+    and scaled prod to 1. The service's labels say which environment was deployed: update-image
+    follows it, refuses another one, and refuses any change beyond the image unless allowed."""
+    from alibabacloud_eas20210701.models import DeleteServiceLabelRequest
+
+    p = project("envimg_svc", version="1.8")
+    p.spec.write_text(p.spec.read_text() + "environments:\n  prod:\n    resources: {instances: 4}\n"
+                      "  dev:\n    labels: {tier: dev}\n")
+    assert p.cli("deploy", "--env", "prod").exit_code == 0
+    labels = sandbox.get_service("envimg_svc")["labels"]
+    assert (labels["eascomfy/env"], labels["eascomfy/spec"]) == ("prod", "eascomfy.yaml")
+
+    # no --env: the labels say prod; the image changes and the 4 instances stay
+    res = p.cli("update-image", "1.9")
+    assert res.exit_code == 0, res.stderr
+    assert "environment prod (from the service's labels)" in res.stderr
+    record = sandbox.get_service("envimg_svc")
+    assert record["config"]["metadata"]["instance"] == 4
+    assert record["config"]["containers"][0]["image"].endswith(":1.9-api") and record["labels"]["eascomfy/env"] == "prod"
+    assert 'version: "1.9"' in p.spec.read_text()
+    assert p.cli("plan", "--env", "prod", "--detailed-exitcode").exit_code == 0
+
+    # --env names another environment than the one deployed: refused, nothing sent
+    before = mark(sandbox)
+    for command in (["update-image", "2.0", "--env", "dev"], ["rollback", "--env", "dev"]):
+        res = p.cli(*command)
+        assert res.exit_code == 2, (command, res.stderr)
+        assert "--env: service envimg_svc was deployed with environment prod, not dev" in res.stderr, res.stderr
+    assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]
+
+    # an image change never resizes: the prod overlay now says 2 instances
+    p.edit("prod:\n    resources: {instances: 4}", "prod:\n    resources: {instances: 2}")
+    res = p.cli("update-image", "2.0")
+    assert res.exit_code == 2, res.stderr
+    assert "~ metadata.instance: 4 -> 2" in res.stderr and "--allow-other-changes" in res.stderr, res.stderr
+    data = p.cli("-o", "json", "update-image", "2.0", "--dry-run").json()
+    assert data["error"]["type"] == "usage" and [c["path"] for c in data["error"]["changes"]] == ["metadata.instance"]
+    assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]
+    assert 'version: "1.9"' in p.spec.read_text()
+    res = p.cli("update-image", "2.0", "--allow-other-changes")
+    assert res.exit_code == 0, res.stderr
+    assert sandbox.get_service("envimg_svc")["config"]["metadata"]["instance"] == 2
+
+    # rolling back to the 4-instance version changes more than the image: refused unless allowed
+    before = mark(sandbox)
+    res = p.cli("rollback")
+    assert res.exit_code == 2 and "~ metadata.instance: 2 -> 4" in res.stderr, res.stderr
+    assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]
+    res = p.cli("rollback", "--allow-other-changes")
+    assert res.exit_code == 0, res.stderr
+    record = sandbox.get_service("envimg_svc")
+    assert record["config"]["metadata"]["instance"] == 4 and record["labels"]["eascomfy/env"] == "prod"
+    p.edit("prod:\n    resources: {instances: 2}", "prod:\n    resources: {instances: 4}")
+
+    # no record of the environment (deployed before eascomfy labelled it) and a spec with
+    # environments: which one is meant is ambiguous, so nothing is sent until --env says it
+    console(sandbox).delete_service_label(REGION, "envimg_svc", DeleteServiceLabelRequest(keys=["eascomfy/env", "eascomfy/spec"]))
+    before = mark(sandbox)
+    res = p.cli("update-image", "2.1")
+    assert res.exit_code == 2, res.stderr
+    assert "no record of the environment it was deployed with" in res.stderr and "dev, prod" in res.stderr, res.stderr
+    assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]
+    res = p.cli("update-image", "2.1", "--env", "prod")
+    assert res.exit_code == 0, res.stderr
+    record = sandbox.get_service("envimg_svc")
+    assert record["config"]["metadata"]["instance"] == 4 and record["labels"]["eascomfy/env"] == "prod"
