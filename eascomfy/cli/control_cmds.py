@@ -107,21 +107,23 @@ def update_image_cmd(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     no_rollback: NoRollbackOpt = False,
     allow_other_changes: AllowOtherOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send a version that eascomfy's table of ComfyUI images does not list (a newer one).")
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
     """Switch the service to another official image version, through the same path as deploy.
 
     Without --env, the environment the service was deployed with (its labels) is used."""
     with session("update-image", output) as out:
-        from ..control.deploy import connect, update_image
-        from ..core.image import with_image_version
+        from ..control.deploy import check_update_image, connect, update_image
 
         ref = SpecRef(out, file, env, edition)
         spec = ref.spec
-        with_image_version(spec, version)  # refused here, before anything connects
+        check_update_image(spec, version, force)  # refused here, before anything connects
         change = update_image(spec, version, connect(spec.region, out), out, load=ref.load,
-                              allow_other_changes=allow_other_changes, write=not no_write, dry_run=dry_run,
-                              wait=wait, timeout=timeout, rollback=not no_rollback)
+                              allow_other_changes=allow_other_changes, force=force, write=not no_write,
+                              dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback)
         out.emit(change.to_dict(), deploy_text(change.result))
 
 

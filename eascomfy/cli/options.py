@@ -84,6 +84,7 @@ HINTS = {
     "BeyondTheImage": "pass --allow-other-changes to apply them too; `eascomfy plan` shows what a deploy would change",
     "EnvironmentMismatch": "pass the --env the service was deployed with, or deploy the other environment first",
     "AmbiguousEnvironment": "pass --env ENV; a deploy records it on the service",
+    "UnknownImageVersion": "pass --force for a version newer than eascomfy's table; a tag the registry lacks fails after the rollout",
     "StalePlan": "run `eascomfy plan --out FILE` again and review it",
     "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used
 }

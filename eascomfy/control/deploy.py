@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..adapters.eas import EasClient, LiveService
+from ..core.catalogue import check_known_version
 from ..core.guard import EnvironmentMismatch, beyond_image, choose_env, image_only
 from ..core.image import with_image_version
 from ..core.limits import check_timeout
@@ -246,6 +247,13 @@ def _rollback(
 
 
 # -- update-image ----------------------------------------------------------------------------------
+def check_update_image(spec: Spec, version: str, force: bool = False) -> None:
+    """What can be refused about an image update before anything connects: the edition, a custom
+    image, the version's form, and a version outside the known catalogue (unless ``force``)."""
+    with_image_version(spec, version)
+    check_known_version(version, force)
+
+
 @dataclass
 class ImageUpdate:
     """A deploy on another image version, and the spec file the version was written to."""
@@ -267,6 +275,7 @@ def update_image(
     *,
     load: Callable[[str | None], Spec] | None = None,
     allow_other_changes: bool = False,
+    force: bool = False,
     write: bool = True,
     dry_run: bool = False,
     wait: bool = True,
@@ -280,8 +289,9 @@ def update_image(
     ``core.guard.choose_env``): ``spec`` when that is its environment, else ``load(env)`` (the same
     file under that environment). A plan that changes more than the image is refused (listing
     those changes) unless ``allow_other_changes``. Then, unless ``write`` is False or this is a
-    dry run, the version is recorded where the spec's files set it (comments kept)."""
-    with_image_version(spec, version)  # the version is refused before any call
+    dry run, the version is recorded where the spec's files set it (comments kept). A version
+    outside the known catalogue (``core.catalogue``) is refused unless ``force``."""
+    check_update_image(spec, version, force)  # refused before any call
     check_timeout(timeout)
     started = time.monotonic()
     live = client.require(spec.name)

@@ -71,7 +71,7 @@ def test_create_redeploy_change_update_rollback_signed_url(sandbox: EasSandbox, 
 
     # a failed update (a tag the registry does not have) rolls back, exit 4, the spec is unchanged
     version_before = stored(sandbox, "chain_svc")["current_version"]
-    res = p.cli("update-image", "9.9")
+    res = p.cli("update-image", "9.9", "--force")  # newer than the table: sent, the registry lacks it
     assert res.exit_code == 4, res.stderr
     assert "rolled back to version" in res.stderr and "ImagePullFailed" in res.stderr
     record = stored(sandbox, "chain_svc")

@@ -248,3 +248,24 @@ def test_update_image_and_rollback_follow_the_environment_deployed_and_never_res
     assert res.exit_code == 0, res.stderr
     record = sandbox.get_service("envimg_svc")
     assert record["config"]["metadata"]["instance"] == 4 and record["labels"]["eascomfy/env"] == "prod"
+
+
+def test_an_image_version_outside_the_catalogue_is_refused_before_any_call(
+    sandbox: EasSandbox, project: Callable[..., Project]
+) -> None:
+    """`update-image 9.9` was sent, rolled out and failed on ImagePullFailed: the version is checked
+    against the known ComfyUI images first; --force sends a version newer than the table."""
+    p = project("catalogue_svc", version="1.8")
+    assert p.cli("deploy").exit_code == 0
+    text = p.spec.read_text()
+    before = mark(sandbox)
+    res = p.cli("update-image", "9.9")
+    assert res.exit_code == 2, res.stderr
+    assert "VERSION: 9.9 is not a known ComfyUI image version (known: 1.7, 1.8, 1.9, 2.0, 2.1, 2.2)" in res.stderr
+    assert "--force" in res.stderr
+    assert api_calls(sandbox, before) == [] and p.spec.read_text() == text
+
+    res = p.cli("update-image", "9.9", "--force")  # sent: the registry has the last word
+    assert res.exit_code == 4 and "ImagePullFailed" in res.stderr and "rolled back" in res.stderr, res.stderr
+    assert [r.action for r in api_calls(sandbox, before) if r.method != "GET"][0] == "UpdateService"
+    assert p.spec.read_text() == text
