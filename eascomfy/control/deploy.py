@@ -298,14 +298,7 @@ def update_image(
     env = choose_env(spec.env, live.labels, known_environments(spec.file), spec.name)
     if env != spec.env:
         progress.info(f"{spec.name}: environment {env} (from the service's labels)")
-        spec = (load or (lambda e: load_spec(spec.file, env=e)))(env)
-        if spec.name != live.name or spec.region != client.region:
-            raise EnvironmentMismatch(
-                f"service {live.name} was deployed with environment {env}, which now names service "
-                f"{spec.name} in {spec.region}",
-                "name the environment to use",
-                param="env",
-            )
+        spec = _spec_for(spec, env, live, client.region, load)
     updated = with_image_version(spec, version)
     plan = plan_against(updated, live)
     if beyond_image(plan.changes) and not allow_other_changes:
@@ -320,6 +313,30 @@ def update_image(
         if written:
             progress.info(f"wrote image.version {version} to {written}")
     return ImageUpdate(version, result, written)
+
+
+def _spec_for(
+    spec: Spec, env: str | None, live: LiveService, region: str, load: Callable[[str | None], Spec] | None
+) -> Spec:
+    """The same spec file under ``env``, the environment ``live`` was deployed with; refused when
+    the spec no longer has it, or when it now names another service."""
+    try:
+        found = load(env) if load is not None else load_spec(spec.file, env=env)
+    except UsageError as exc:
+        if exc.param != "env":
+            raise
+        raise EnvironmentMismatch(
+            f"service {live.name} was deployed with environment {env}, which the spec no longer defines",
+            "name the environment to use",
+            param="env",
+        ) from None
+    if (found.name, found.region) != (live.name, region):
+        raise EnvironmentMismatch(
+            f"service {live.name} was deployed with environment {env}, which now names service {found.name} in {found.region}",
+            "name the environment to use",
+            param="env",
+        )
+    return found
 
 
 # -- rollback --------------------------------------------------------------------------------------
@@ -366,7 +383,6 @@ def rollback(
         except NotReady as exc:
             raise exc.error(name) from None
     return target
-
 
 
 def _check_rollback(

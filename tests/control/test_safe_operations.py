@@ -249,6 +249,11 @@ def test_update_image_and_rollback_follow_the_environment_deployed_and_never_res
     record = sandbox.get_service("envimg_svc")
     assert record["config"]["metadata"]["instance"] == 4 and record["labels"]["eascomfy/env"] == "prod"
 
+    # the environment it runs was removed from the spec: refused, not an "unknown --env" nobody gave
+    p.edit("  prod:\n    resources: {instances: 4}\n", "")
+    res = p.cli("update-image", "2.2")
+    assert res.exit_code == 2 and "deployed with environment prod, which the spec no longer defines" in res.stderr, res.stderr
+
 
 def test_an_image_version_outside_the_catalogue_is_refused_before_any_call(
     sandbox: EasSandbox, project: Callable[..., Project]
