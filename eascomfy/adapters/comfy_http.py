@@ -57,18 +57,35 @@ def _error(what: str, exc: BaseException | None = None, response: "httpx.Respons
         return CloudError(f"{what}: HTTP {status}: {text or 'no body'}", code=f"HTTP{status}", status=status)
     import httpx
 
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return CloudError(f"{what}: cannot connect ({type(exc).__name__})", code="ConnectionError",
+    name = type(exc).__name__ if exc is not None else "error"
+    if isinstance(exc, _not_sent()):
+        return CloudError(f"{what}: cannot connect ({name})", code="ConnectionError",
                           hint="is the service running and the endpoint right? eascomfy status")
     if isinstance(exc, httpx.TimeoutException):
-        return CloudError(f"{what}: no answer in time ({type(exc).__name__})", code="Timeout")
-    name = type(exc).__name__ if exc is not None else "error"
-    return CloudError(f"{what}: connection failed ({name})", code="ConnectionError")
+        return AnswerLost(f"{what}: no answer in time ({name})", code="Timeout")
+    # Sent (or partly sent), then the connection failed: the server may have acted on it.
+    return AnswerLost(f"{what}: the connection failed after the request was sent ({name})", code="NoAnswer")
 
 
-def _retryable(exc: CloudError) -> bool:
-    """Failures where the request surely did not reach ComfyUI or the queue: safe to send again."""
-    return exc.code in ("ConnectionError", "ServiceUnavailable") and exc.status in (None, 503)
+class AnswerLost(CloudError):
+    """The request was written (or partly written) but no answer came: the server may or may not
+    have acted on it. Never sent again blindly; a caller that must know settles it another way."""
+
+
+def _not_sent() -> tuple[type[BaseException], ...]:
+    """httpx errors raised before any byte of the request was written: connecting, waiting for a
+    pooled connection, a request httpx refused to send, a proxy that would not connect."""
+    import httpx
+
+    return (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+            httpx.LocalProtocolError, httpx.ProxyError)
+
+
+def _retryable(exc: Exception) -> bool:
+    """Failures where the request surely did not reach ComfyUI or the queue: safe to send again.
+    A lost answer (``AnswerLost``) is never one of them."""
+    return (isinstance(exc, CloudError) and not isinstance(exc, AnswerLost)
+            and exc.code in ("ConnectionError", "ServiceUnavailable") and exc.status in (None, 503))
 
 
 @dataclass(frozen=True)
@@ -207,14 +224,16 @@ class ServiceClient:
     # -- the API edition ------------------------------------------------------------------------
     def api_prompt(self, body: bytes, task_id: str, attempts: int = 4) -> Sent:
         """``POST /api_prompt?task_id=`` with the bare workflow (JSON bytes). Sent again only when
-        it surely did not arrive (no connection, or the gateway's 503)."""
+        it surely did not arrive (no connection, or the gateway's 503); when it was sent and the
+        answer was lost, ``AnswerLost`` is raised: the job may be queued (the EAS queue documents
+        no dedupe by task id, so sending it again could queue it twice)."""
         def send() -> Sent:
             response = self.request("POST", "/api_prompt", f"submit {task_id}", params={"task_id": task_id},
                                     content=body, headers={"Content-Type": "application/json"})
             return Sent(response.text.strip(), response.headers.get("X-Eas-Queueservice-Request-Id", ""))
 
         policy = Retry(attempts=attempts - 1, base=0.1, cap=2.0)
-        return policy.call(send, lambda exc: isinstance(exc, CloudError) and _retryable(exc))
+        return policy.call(send, _retryable)
 
 
 class EventSocket:

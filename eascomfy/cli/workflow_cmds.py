@@ -183,7 +183,9 @@ def submit_cmd(
             journal.close()
         data = {**report.to_dict(), "service": target.service}
         text = (f"{len(report.task_ids) - len(report.failed)} job(s) queued on {target.service} in {report.seconds:.2f} s"
-                + (f", {len(report.failed)} failed" if report.failed else "") + f"; journal {report.journal}\n"
+                + (f", {len(report.failed)} failed" if report.failed else "")
+                + (f", {len(report.unknown)} answer(s) lost (maybe queued: results settles them)" if report.unknown else "")
+                + f"; journal {report.journal}\n"
                 f"next: eascomfy results --follow" + (f" --journal {journal_file}" if journal_file else ""))
         out.emit(data, text)
         if report.failed:
@@ -227,7 +229,8 @@ def results_cmd(
         written = report.written
         lines = [f"{r['task_id']}: {'ok' if r['ok'] else 'FAILED: ' + str(r['error'])}" for r in written]
         summary = (f"{len(written)} result(s) written ({len(report.failed)} failed), {report.duplicates} duplicate(s) skipped, "
-                   f"{len(report.pending)} pending; results in {journal.results_dir}")
+                   f"{len(report.pending)} pending" + (f", {len(report.unknown)} answer(s) lost" if report.unknown else "")
+                   + f"; results in {journal.results_dir}")
         out.emit({**report.to_dict(), "service": target.service, "results_dir": str(journal.results_dir)},
                  "\n".join(lines + [summary]))
         if report.failed or report.refused:

@@ -1,8 +1,9 @@
 """The job journal: JSON lines, each append one write and one fsync, that make submit and results
 exactly-once.
 
-``submit`` is written before a task is sent, ``sent`` (or ``send_failed``) after; ``result``
-after the result file (and its outputs) are on disk. ``results`` commits a sink entry only after
+``submit`` is written before a task is sent, ``sent`` (or ``send_failed``) after, or
+``unknown`` when the request went out and its answer was lost (the job may be queued: its
+result settles it); ``result`` after the result file (and its outputs) are on disk. ``results`` commits a sink entry only after
 its ``result`` line is durable, and commits without writing again an entry whose task already has
 one: a crash at any point loses nothing and writes nothing twice.
 """
@@ -27,6 +28,7 @@ class JournalState:
     submitted: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: set[str] = field(default_factory=set)
     send_failed: set[str] = field(default_factory=set)
+    unknown: set[str] = field(default_factory=set)  # sent, answer lost: maybe queued
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, int] = field(default_factory=dict)  # submit runs under way: run id -> pid
     offset: int = 0
@@ -38,8 +40,11 @@ class JournalState:
         elif event == "sent":
             self.sent.add(task_id)
             self.send_failed.discard(task_id)
+            self.unknown.discard(task_id)
         elif event == "send_failed":
             self.send_failed.add(task_id)
+        elif event == "unknown":
+            self.unknown.add(task_id)
         elif event == "result":
             self.results.setdefault(task_id, dict(record))
         elif event == "submit_started":
@@ -56,9 +61,14 @@ class JournalState:
         """Sent tasks without a result yet."""
         return sorted(t for t in self.sent if t not in self.results)
 
+    def lost_answers(self) -> list[str]:
+        """Sent, but the answer was lost, and no result yet: maybe queued."""
+        return sorted(t for t in self.unknown if t not in self.sent and t not in self.results)
+
     def unconfirmed(self) -> list[str]:
         """Recorded but neither marked sent nor failed (a submit that died mid-way): maybe sent."""
-        return sorted(t for t in self.submitted if t not in self.sent and t not in self.send_failed and t not in self.results)
+        return sorted(t for t in self.submitted if t not in self.sent and t not in self.send_failed
+                      and t not in self.unknown and t not in self.results)
 
 
 def _alive(pid: int) -> bool:

@@ -37,11 +37,13 @@ class SubmitReport:
     task_ids: list[str]
     failed: dict[str, str]
     seconds: float
+    unknown: list[str] = field(default_factory=list)  # sent, answer lost: maybe queued
 
     def to_dict(self) -> dict[str, Any]:
         sent = len(self.task_ids) - len(self.failed)
-        return {"journal": self.journal, "sent": sent, "failed": self.failed, "task_ids": self.task_ids,
-                "seconds": round(self.seconds, 3), "per_second": round(sent / self.seconds, 1) if self.seconds else None}
+        return {"journal": self.journal, "sent": sent, "failed": self.failed, "unknown": self.unknown,
+                "task_ids": self.task_ids, "seconds": round(self.seconds, 3),
+                "per_second": round(sent / self.seconds, 1) if self.seconds else None}
 
 
 def task_prefix(text: str) -> str:
@@ -52,7 +54,10 @@ def submit(client: "ServiceClient", jobs: list[tuple[Workflow, list[str]]], jour
            prefix: str = "job", source: str = "", concurrency: int = 16, chunk: int = 128) -> SubmitReport:
     """Post each job to ``/api_prompt?task_id=<unique id>``, ``concurrency`` in flight over the
     client's pooled connections. Each chunk's ids are journaled (fsync) before it is sent and
-    marked sent after; the next chunk is journaled while one is in flight."""
+    marked sent after; the next chunk is journaled while one is in flight. A job whose answer was
+    lost is never sent again here: it is journaled ``unknown`` and its result settles it."""
+    from ..adapters.comfy_http import AnswerLost
+
     run_id = time.strftime("%Y%m%d%H%M%S") + uuid.uuid4().hex[:4]
     width = max(4, len(str(len(jobs))))
     bodies: dict[int, bytes] = {}  # identical workflows (--count) are serialized once
@@ -64,6 +69,7 @@ def submit(client: "ServiceClient", jobs: list[tuple[Workflow, list[str]]], jour
         tasks.append((f"{prefix}-{run_id}-{n:0{width}d}", body, overrides))
     started = time.monotonic()
     failed: dict[str, str] = {}
+    unknown: list[str] = []
     first_error: list[CloudError] = []
     in_flight: deque[tuple[list[tuple[str, bytes, list[str]]], list[Future[Any]]]] = deque()
     done = 0
@@ -78,14 +84,18 @@ def submit(client: "ServiceClient", jobs: list[tuple[Workflow, list[str]]], jour
                 sent = future.result()
                 records.append({"event": "sent", "task_id": task_id, "index": sent.index, "request_id": sent.request_id,
                                 "time": time.time()})
+            except AnswerLost as exc:
+                unknown.append(task_id)
+                records.append({"event": "unknown", "task_id": task_id, "error": exc.message, "time": time.time()})
             except CloudError as exc:
                 failed[task_id] = exc.message
                 first_error.append(exc)
                 records.append({"event": "send_failed", "task_id": task_id, "error": exc.message, "time": time.time()})
         journal.append(records)
         done += len(batch)
-        progress.info(f"  sent {done - len(failed)}/{len(tasks)}" + (f", {len(failed)} failed" if failed else ""))
-        return any("index" in r for r in records)
+        progress.info(f"  sent {done - len(failed)}/{len(tasks)}" + (f", {len(failed)} failed" if failed else "")
+                      + (f", {len(unknown)} answer(s) lost" if unknown else ""))
+        return any(r["event"] != "send_failed" for r in records)
 
     # While this run is open, `results --follow` knows ids may be journaled but not yet marked sent.
     journal.append([{"event": "submit_started", "run": run_id, "pid": os.getpid(), "time": time.time()}])
@@ -102,7 +112,10 @@ def submit(client: "ServiceClient", jobs: list[tuple[Workflow, list[str]]], jour
                 settle()
     finally:
         journal.append([{"event": "submit_done", "run": run_id, "time": time.time()}])
-    report = SubmitReport(str(journal.path), [t for t, _, _ in tasks[:done]], failed, time.monotonic() - started)
+    report = SubmitReport(str(journal.path), [t for t, _, _ in tasks[:done]], failed, time.monotonic() - started, unknown)
+    if unknown:
+        progress.warn(f"{len(unknown)} job(s) were sent but their answer was lost: they may be queued, and were not "
+                      "sent again (a job is never queued twice); their results settle it")
     if failed and len(failed) == done:
         raise CloudError(f"no job was accepted: {first_error[0].message}", code=first_error[0].code,
                          hint=first_error[0].hint)
@@ -115,6 +128,7 @@ class ResultsReport:
     written: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
     pending: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
     unconfirmed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
@@ -124,7 +138,7 @@ class ResultsReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"journal": self.journal, "written": self.written, "duplicates_skipped": self.duplicates,
-                "failed": len(self.failed), "pending": self.pending, "unconfirmed": self.unconfirmed,
+                "failed": len(self.failed), "pending": self.pending, "unknown": self.unknown, "unconfirmed": self.unconfirmed,
                 "refused": self.refused}
 
 
@@ -201,6 +215,7 @@ class Collector:
     def finish(self) -> ResultsReport:
         self.state = self.journal.read(self.state)
         self.report.pending = self.state.pending()
+        self.report.unknown = self.state.lost_answers()
         self.report.unconfirmed = self.state.unconfirmed()
         return self.report
 
@@ -210,7 +225,8 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
             drain_idle: float = DRAIN_IDLE) -> ResultsReport:
     """Read the sink. Without ``follow``: what is there, until it is quiet for ``drain_idle`` s
     (an empty sink is waited on for that long too, for a job about to finish).
-    With it: until every task sent through this journal has a result (or ``task_id`` has one)."""
+    With it: until every task sent through this journal (its answer lost or not) has a result
+    (or ``task_id`` has one)."""
     from ..adapters.eas_queue import SinkReader
 
     if download is not None and mount is None:
@@ -223,7 +239,7 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
         state = collector.state = journal.read(collector.state)
         if task_id:
             return task_id in state.results
-        return bool(state.submitted) and not state.pending() and not state.submitting()
+        return bool(state.submitted) and not state.pending() and not state.lost_answers() and not state.submitting()
 
     try:
         if follow and finished():

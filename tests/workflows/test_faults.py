@@ -1,0 +1,76 @@
+"""Faults and bad input on the workflow commands, through the CLI against the emulators: a lost
+answer never queues a job twice, long names from the server never block the queue, lost jobs are
+reported and resubmitted, timeouts bound everything, bad paths are refused before any job is sent."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .conftest import WORKFLOW, Sandbox
+
+
+def journal_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def events(path: Path, event: str) -> list[str]:
+    return [r["task_id"] for r in journal_lines(path) if r["event"] == event]
+
+
+@pytest.fixture
+def queue(sandbox: Sandbox) -> Iterator[Any]:
+    """The API service's queue emulator, emptied after the test (nothing carries over)."""
+    queue = sandbox.stack.comfyui.queue(sandbox.api.name)
+    yield queue
+    sandbox.stack.eas.faults.clear()
+    deadline = time.monotonic() + 10
+    while len(queue.input) and time.monotonic() < deadline:  # let the workers finish what they hold
+        time.sleep(0.02)
+    queue.input.truncate(1 << 62)
+    queue.sink.truncate(1 << 62)
+
+
+def settled(queue: Any, count: int, timeout: float = 20) -> Counter[str]:
+    """Once the workers have taken everything from the input queue: the task ids on the sink."""
+    deadline = time.monotonic() + timeout
+    while len(queue.input) or len(queue.sink) < count:
+        assert time.monotonic() < deadline, (len(queue.input), len(queue.sink))
+        time.sleep(0.02)
+    return Counter(m.tags.get("task_id") for m in queue.sink.entries())
+
+
+# -- item 9: a lost answer never duplicates a job --------------------------------------------------------
+def test_a_dropped_answer_never_queues_a_job_twice(sandbox: Sandbox, queue: Any, tmp_path: Path) -> None:
+    journal = tmp_path / "j.jsonl"
+    # The queue takes the job, then the connection is cut before the answer: three times.
+    sandbox.stack.eas.faults.add(kind="drop_after", method="POST", path="/api_prompt$", times=3)
+    res = sandbox.api.cli("submit", str(WORKFLOW), "--count", "10", "--journal", str(journal), "-o", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    task_ids = res.json()["data"]["task_ids"]
+    assert settled(queue, 10) == {t: 1 for t in task_ids}  # each job queued exactly once
+    unknown = res.json()["data"]["unknown"]
+    assert len(unknown) == 3 and set(events(journal, "unknown")) == set(unknown)
+    assert len(events(journal, "sent")) == 7
+    # The task id settles it: their results arrive and --follow ends with one result each.
+    follow = sandbox.api.cli("results", "--follow", "--journal", str(journal), "-o", "json")
+    assert follow.exit_code == 0, follow.stdout + follow.stderr
+    data = follow.json()["data"]
+    assert sorted(r["task_id"] for r in data["written"]) == sorted(task_ids)
+    assert data["unknown"] == [] and data["pending"] == [] and data["duplicates_skipped"] == 0
+
+
+def test_a_connection_refused_before_sending_is_retried(sandbox: Sandbox, queue: Any, tmp_path: Path) -> None:
+    """What provably did not arrive (the request never reached the handler: a 503) is sent again."""
+    journal = tmp_path / "j.jsonl"
+    sandbox.stack.eas.faults.add(kind="status", status=503, code="ServiceUnavailable", method="POST",
+                                 path="/api_prompt$", times=2)
+    res = sandbox.api.cli("submit", str(WORKFLOW), "--count", "3", "--journal", str(journal), "-o", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert res.json()["data"]["unknown"] == [] and len(events(journal, "sent")) == 3
+    assert settled(queue, 3) == {t: 1 for t in res.json()["data"]["task_ids"]}
