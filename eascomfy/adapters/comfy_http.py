@@ -188,10 +188,10 @@ class ServiceClient:
         """``GET /view`` into ``target`` (through a temporary file; replaced only when complete)."""
         import httpx
 
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         what = f"GET /view {params.get('filename')}"
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             with self._http.stream("GET", self.endpoint + "/view", params=dict(params)) as response:
                 if response.status_code != 200:
                     response.read()
@@ -201,10 +201,16 @@ class ServiceClient:
                     for chunk in response.iter_bytes(1 << 20):
                         fh.write(chunk)
                         size += len(chunk)
+            os.replace(partial, target)
         except httpx.HTTPError as exc:
             partial.unlink(missing_ok=True)
             raise _error(what, exc) from None
-        os.replace(partial, target)
+        except OSError:  # cannot be written here: leave no .part behind
+            try:
+                partial.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise
         return size
 
     def events(self, client_id: str, timeout: float) -> "EventSocket | None":

@@ -139,8 +139,10 @@ def run_cmd(
         out.emit({**report.to_dict(), "service": target.service},
                  "\n".join([f"prompt {report.prompt_id}: {report.status} in {report.seconds:.1f} s, "
                             f"{len(report.files)} file{'s' if len(report.files) != 1 else ''} in {out_dir}", *lines]))
-        if report.refused:
-            raise EascomfyError(f"{len(report.refused)} output name(s) refused: they would be written outside {out_dir}")
+        if report.refused or report.unwritable:
+            raise EascomfyError(", ".join(
+                ([f"{len(report.refused)} output name(s) refused: they would be written outside {out_dir}"] if report.refused else [])
+                + ([f"{len(report.unwritable)} output(s) could not be written in {out_dir}"] if report.unwritable else [])))
 
 
 # -- submit ------------------------------------------------------------------------------------------------
@@ -228,14 +230,18 @@ def results_cmd(
             journal.close()
         written = report.written
         lines = [f"{r['task_id']}: {'ok' if r['ok'] else 'FAILED: ' + str(r['error'])}" for r in written]
+        lines += [f"{d['task_id']}: DEAD-LETTERED: {d['reason']}" for d in report.dead]
         summary = (f"{len(written)} result(s) written ({len(report.failed)} failed), {report.duplicates} duplicate(s) skipped, "
                    f"{len(report.pending)} pending" + (f", {len(report.unknown)} answer(s) lost" if report.unknown else "")
-                   + f"; results in {journal.results_dir}")
+                   + f"; results in {journal.results_dir}"
+                   + (f"; {len(report.dead)} in the dead-letter file {report.dead_letters}" if report.dead else ""))
         out.emit({**report.to_dict(), "service": target.service, "results_dir": str(journal.results_dir)},
                  "\n".join(lines + [summary]))
-        if report.failed or report.refused:
-            raise EascomfyError(f"{len(report.failed)} job(s) failed" + (f", {len(report.refused)} output name(s) refused"
-                                                                         if report.refused else ""))
+        if report.failed or report.refused or report.unwritable or report.dead:
+            raise EascomfyError(f"{len(report.failed)} job(s) failed"
+                                + (f", {len(report.refused)} output name(s) refused" if report.refused else "")
+                                + (f", {len(report.unwritable)} output(s) could not be written" if report.unwritable else "")
+                                + (f", {len(report.dead)} result(s) put in the dead-letter file" if report.dead else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,9 @@ exactly-once.
 
 ``submit`` is written before a task is sent, ``sent`` (or ``send_failed``) after, or
 ``unknown`` when the request went out and its answer was lost (the job may be queued: its
-result settles it); ``result`` after the result file (and its outputs) are on disk. ``results`` commits a sink entry only after
+result settles it); ``result`` after the result file (and its outputs) are on disk. A result that
+cannot be written locally goes, with its data, to the dead-letter file beside the journal, then
+a ``dead`` line settles its task, so one bad entry never blocks the queue. ``results`` commits a sink entry only after
 its ``result`` line is durable, and commits without writing again an entry whose task already has
 one: a crash at any point loses nothing and writes nothing twice.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..local.files import fsync_dir, state_dir
+from ..local.files import fsync_dir, id_name, state_dir
 
 SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")  # what may not be in a file name or a task id
 
@@ -30,6 +32,7 @@ class JournalState:
     send_failed: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)  # sent, answer lost: maybe queued
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dead: dict[str, dict[str, Any]] = field(default_factory=dict)  # settled in the dead-letter file
     runs: dict[str, int] = field(default_factory=dict)  # submit runs under way: run id -> pid
     offset: int = 0
 
@@ -47,6 +50,8 @@ class JournalState:
             self.unknown.add(task_id)
         elif event == "result":
             self.results.setdefault(task_id, dict(record))
+        elif event == "dead":
+            self.dead.setdefault(task_id, dict(record))
         elif event == "submit_started":
             self.runs[str(record.get("run"))] = int(record.get("pid") or 0)
         elif event == "submit_done":
@@ -57,18 +62,22 @@ class JournalState:
         died without saying so is not waited for."""
         return any(_alive(pid) for pid in self.runs.values())
 
+    def settled(self, task_id: str) -> bool:
+        """It has a result, or it is in the dead-letter file."""
+        return task_id in self.results or task_id in self.dead
+
     def pending(self) -> list[str]:
         """Sent tasks without a result yet."""
-        return sorted(t for t in self.sent if t not in self.results)
+        return sorted(t for t in self.sent if not self.settled(t))
 
     def lost_answers(self) -> list[str]:
         """Sent, but the answer was lost, and no result yet: maybe queued."""
-        return sorted(t for t in self.unknown if t not in self.sent and t not in self.results)
+        return sorted(t for t in self.unknown if t not in self.sent and not self.settled(t))
 
     def unconfirmed(self) -> list[str]:
         """Recorded but neither marked sent nor failed (a submit that died mid-way): maybe sent."""
         return sorted(t for t in self.submitted if t not in self.sent and t not in self.send_failed
-                      and t not in self.unknown and t not in self.results)
+                      and t not in self.unknown and not self.settled(t))
 
 
 def _alive(pid: int) -> bool:
@@ -90,6 +99,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.results_dir = self.path.parent / f"{self.path.stem}.results"
+        self.dead_letters = self.path.parent / f"{self.path.stem}.dead.jsonl"
         self._fd: int | None = None
         self._lock = threading.Lock()
 
@@ -144,7 +154,25 @@ class Journal:
         return state
 
     def result_path(self, task_id: str) -> Path:
-        return self.results_dir / f"{SAFE_ID.sub('_', task_id)}.json"
+        """``<journal>.results/<task id>.json``; any task id gives a name this file system takes."""
+        return self.results_dir / id_name(task_id, ".json")
+
+    def dead_letter(self, record: Mapping[str, Any]) -> None:
+        """Append ``record`` (a task that cannot be settled normally, with what is known of it) to
+        the dead-letter file, durably, then a ``dead`` line to the journal."""
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            fd = os.open(self.dead_letters, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.append([{"event": "dead", "task_id": record.get("task_id"), "reason": record.get("reason"),
+                      "received": bool(record.get("received")), "file": str(self.dead_letters),
+                      "time": record.get("time")}])
 
     def close(self) -> None:
         with self._lock:

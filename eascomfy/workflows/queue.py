@@ -5,6 +5,7 @@ it is committed (``Collector``), its outputs fetched from the mount on request.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..core.workflow import Workflow, parse_sink_result
 from ..errors import CloudError, UsageError
-from ..local.files import safe_local_path, write_atomic
+from ..local.files import id_name, safe_local_path, write_atomic
 from .journal import SAFE_ID, Journal
 
 if TYPE_CHECKING:
@@ -131,6 +132,9 @@ class ResultsReport:
     unknown: list[str] = field(default_factory=list)
     unconfirmed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    unwritable: list[dict[str, Any]] = field(default_factory=list)  # outputs that could not be stored locally
+    dead: list[dict[str, Any]] = field(default_factory=list)  # tasks put in the dead-letter file by this run
+    dead_letters: str = ""
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -139,11 +143,13 @@ class ResultsReport:
     def to_dict(self) -> dict[str, Any]:
         return {"journal": self.journal, "written": self.written, "duplicates_skipped": self.duplicates,
                 "failed": len(self.failed), "pending": self.pending, "unknown": self.unknown, "unconfirmed": self.unconfirmed,
-                "refused": self.refused}
+                "refused": self.refused, "unwritable": self.unwritable, "dead": self.dead,
+                "dead_letters": self.dead_letters}
 
 
 def _fetch(mount: "Mount", files: Iterable[Any], dest: Path, progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
-    """Output files from the mount into ``dest``: names escaping it refused, missing ones noted."""
+    """Output files from the mount into ``dest``: names escaping it refused, missing ones noted,
+    one that cannot be written locally (``error``) does not stop the others."""
     fetched, refused = [], []
     for item in files:
         target = safe_local_path(dest, item.relative)
@@ -152,22 +158,43 @@ def _fetch(mount: "Mount", files: Iterable[Any], dest: Path, progress: "Progress
             refused.append(item.relative)
             continue
         key = mount.key(f"{item.type}/{item.relative}")
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             mount.bucket.download(key, str(partial))
+            with open(partial, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(partial, target)
         except CloudError as exc:
-            partial.unlink(missing_ok=True)
+            _unlink(partial)
             if exc.code not in ("NoSuchKey", "NotFound") and exc.status != 404:
                 raise
             progress.warn(f"output {item.relative} is not on the mount ({mount.url(key)})")
             fetched.append({**item.to_dict(), "path": None, "missing": True})
             continue
-        with open(partial, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(partial, target)
+        except OSError as exc:
+            _unlink(partial)
+            error = f"cannot write {target}: {exc.strerror or exc}"
+            progress.warn(f"output {item.relative}: {error} (it stays on the mount: {mount.url(key)})")
+            fetched.append({**item.to_dict(), "path": None, "error": error})
+            continue
         fetched.append({**item.to_dict(), "path": str(target), "size": target.stat().st_size})
     return fetched, refused
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _text(data: bytes) -> str:
+    """Sink data for the dead-letter file: the text, or base64 when it is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(data).decode()
 
 
 class Collector:
@@ -183,25 +210,33 @@ class Collector:
 
     def handle(self, frame: "SinkFrame") -> None:
         task_id = frame.tags.get("task_id") or f"index-{frame.index}"
-        if task_id in self.state.results:
+        dead = self.state.dead.get(task_id)
+        if task_id in self.state.results or (dead is not None and dead.get("received")):
             self.reader.commit(frame.index)  # delivered again after a crash: already stored
             self.report.duplicates += 1
             return
         result = parse_sink_result(frame.tags, frame.data)
         files: list[dict[str, Any]] = []
-        if self.download is not None and self.mount is not None and result.outputs:
-            where = safe_local_path(self.download, SAFE_ID.sub("_", task_id))
-            if where is None:
-                self.report.refused += [o.relative for o in result.outputs]
-            else:
-                files, refused = _fetch(self.mount, result.outputs, where, self.progress)
-                self.report.refused += refused
         path = self.journal.result_path(task_id)
         record = {"event": "result", "task_id": task_id, "ok": result.ok, "code": result.code, "index": frame.index,
                   "request_id": frame.tags.get("requestId"), "file": str(path), "outputs": [o.relative for o in result.outputs],
                   "error": result.error, "known": task_id in self.state.submitted}
-        body = {**{k: v for k, v in record.items() if k != "event"}, "files": files, "tags": frame.tags, "data": result.data}
-        write_atomic(path, json.dumps(body, indent=1, ensure_ascii=False), durable=True)
+        try:
+            if self.download is not None and self.mount is not None and result.outputs:
+                where = safe_local_path(self.download, id_name(task_id))
+                if where is None:
+                    self.report.refused += [o.relative for o in result.outputs]
+                else:
+                    files, refused = _fetch(self.mount, result.outputs, where, self.progress)
+                    self.report.refused += refused
+                    self.report.unwritable += [{"task_id": task_id, **f} for f in files if f.get("error")]
+            body = {**{k: v for k, v in record.items() if k != "event"}, "files": files, "tags": frame.tags,
+                    "data": result.data}
+            write_atomic(path, json.dumps(body, indent=1, ensure_ascii=False), durable=True)
+        except OSError as exc:  # this result cannot be stored here: keep it aside, let the queue move on
+            self._dead_letter(frame, task_id, f"cannot write the result: {exc.strerror or exc}"
+                              + (f": {exc.filename}" if exc.filename else ""))
+            return
         record["time"] = time.time()
         self.journal.append([record])
         self.state.feed(record)
@@ -212,10 +247,22 @@ class Collector:
         else:
             self.progress.warn(f"{task_id} failed: {result.error}")
 
+    def _dead_letter(self, frame: "SinkFrame", task_id: str, reason: str) -> None:
+        """The whole sink entry to the dead-letter file, a ``dead`` line, then the commit."""
+        entry = {"task_id": task_id, "reason": reason, "received": True, "index": frame.index,
+                 "request_id": frame.tags.get("requestId"), "tags": frame.tags, "data": _text(frame.data),
+                 "time": time.time()}
+        self.journal.dead_letter(entry)
+        self.state.feed({"event": "dead", **entry})
+        self.reader.commit(frame.index)
+        self.report.dead.append({"task_id": task_id, "reason": reason})
+        self.progress.warn(f"{task_id}: {reason}; the result was put in {self.journal.dead_letters}")
+
     def finish(self) -> ResultsReport:
         self.state = self.journal.read(self.state)
         self.report.pending = self.state.pending()
         self.report.unknown = self.state.lost_answers()
+        self.report.dead_letters = str(self.journal.dead_letters)
         self.report.unconfirmed = self.state.unconfirmed()
         return self.report
 

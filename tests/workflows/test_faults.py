@@ -74,3 +74,68 @@ def test_a_connection_refused_before_sending_is_retried(sandbox: Sandbox, queue:
     assert res.exit_code == 0, res.stdout + res.stderr
     assert res.json()["data"]["unknown"] == [] and len(events(journal, "sent")) == 3
     assert settled(queue, 3) == {t: 1 for t in res.json()["data"]["task_ids"]}
+
+
+# -- item 10: long names from the server never block the queue -------------------------------------------
+LONG = "n" * 240  # with ComfyUI's "_00001_.png" the file name is past NAME_MAX (255 bytes)
+
+
+def _fits(path: Path) -> bool:
+    return all(len(part.encode()) <= 255 for part in path.parts)
+
+
+def test_long_task_ids_and_output_names_are_stored_and_the_queue_moves_on(sandbox: Sandbox, queue: Any,
+                                                                            tmp_path: Path) -> None:
+    journal = tmp_path / "j.jsonl"
+    long = sandbox.api.cli("submit", str(WORKFLOW), "--task-prefix", "t" * 300, "--set", f"9.inputs.filename_prefix={LONG}",
+                           "--journal", str(journal), "-o", "json")
+    assert long.exit_code == 0, long.stdout + long.stderr
+    short = sandbox.api.cli("submit", str(WORKFLOW), "--task-prefix", "after", "--journal", str(journal), "-o", "json")
+    assert short.exit_code == 0, short.stdout + short.stderr
+    [long_id], [short_id] = long.json()["data"]["task_ids"], short.json()["data"]["task_ids"]
+    res = sandbox.api.cli("results", "--follow", "--journal", str(journal), "--download", str(tmp_path / "dl"), "-o", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    written = {r["task_id"]: r for r in res.json()["data"]["written"]}
+    assert set(written) == {long_id, short_id} and len(queue.sink) == 0
+    stored = Path(written[long_id]["file"])
+    assert _fits(stored) and json.loads(stored.read_text())["task_id"] == long_id  # the full id is kept inside
+    files = written[long_id]["files"]
+    assert len(files) == 3 and [Path(f["path"]).suffix for f in files if f["filename"].startswith(LONG)] == [".png"]
+    for f in files:  # every output, the long-named one too, stored whole under a name that fits
+        local = Path(f["path"])
+        assert _fits(local) and local.read_bytes() == sandbox.output(sandbox.api, f["filename"])
+
+
+def test_a_result_that_cannot_be_written_is_dead_lettered_and_committed(sandbox: Sandbox, queue: Any,
+                                                                        tmp_path: Path) -> None:
+    from eascomfy.workflows.journal import Journal
+
+    journal = tmp_path / "j.jsonl"
+    Journal(journal).result_path("blocked").mkdir(parents=True)  # a folder where its result file must go
+    data = json.dumps([{"9": {"images": []}}]).encode()
+    queue.sink.put(data, {"task_id": "blocked"})
+    queue.sink.put(data, {"task_id": "after"})
+    res = sandbox.api.cli("results", "--journal", str(journal), "-o", "json")
+    assert res.exit_code == 1, res.stdout + res.stderr
+    body = res.json()
+    assert "1 result(s) put in the dead-letter file" in body["error"]["message"]
+    assert [r["task_id"] for r in body["data"]["written"]] == ["after"]
+    assert [d["task_id"] for d in body["data"]["dead"]] == ["blocked"]
+    [letter] = journal_lines(tmp_path / "j.dead.jsonl")
+    assert letter["task_id"] == "blocked" and json.loads(letter["data"]) == [{"9": {"images": []}}]
+    assert "cannot write the result" in letter["reason"] and events(journal, "dead") == ["blocked"]
+    assert len(queue.sink) == 0  # committed: the next run does not die on it again
+    again = sandbox.api.cli("results", "--journal", str(journal), "-o", "json")
+    assert again.exit_code == 0 and again.json()["data"]["written"] == []
+
+
+def test_run_saves_every_output_when_one_name_is_too_long(sandbox: Sandbox, tmp_path: Path) -> None:
+    res = sandbox.std.cli("run", str(WORKFLOW), "--set", f"9.inputs.filename_prefix={LONG}", "--out", str(tmp_path / "out"),
+                          "-o", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    files = res.json()["data"]["files"]
+    assert sorted(Path(f["path"]).suffix for f in files) == [".mp4", ".png", ".webp"]
+    for f in files:
+        local = Path(f["path"])
+        assert _fits(local) and local.read_bytes() == sandbox.output(sandbox.std, f["filename"])
+    assert not list((tmp_path / "out").glob("*.part"))
