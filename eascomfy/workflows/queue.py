@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..core.workflow import Workflow, parse_sink_result
-from ..errors import CloudError, UsageError
+from ..core.duration import format_duration
+from ..errors import CloudError, EascomfyError, UsageError, WaitTimeout
 from ..local.files import id_name, safe_local_path, write_atomic
 from .journal import SAFE_ID, Journal
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .target import Target
 
 DRAIN_IDLE = 1.0  # results without follow: stop after this long without a new result
+OVERDUE_AFTER = 30 * 60.0  # a task without a result this long after its last try is reported overdue
 FOLLOW_TICK = 0.5  # results with follow: how often the journal is re-read while the sink is quiet
 
 
@@ -68,6 +70,13 @@ def submit(client: "ServiceClient", jobs: list[tuple[Workflow, list[str]]], jour
         if body is None:
             body = bodies[id(flow)] = json.dumps(flow, separators=(",", ":")).encode()
         tasks.append((f"{prefix}-{run_id}-{n:0{width}d}", body, overrides))
+    kept: dict[int, str] = {}  # id(body) -> its name in the journal's bodies folder
+
+    def keep(body: bytes) -> str:
+        """The workflow kept beside the journal, so its task can be sent again."""
+        if id(body) not in kept:
+            kept[id(body)] = journal.keep_body(body)
+        return kept[id(body)]
     started = time.monotonic()
     failed: dict[str, str] = {}
     unknown: list[str] = []
@@ -104,8 +113,8 @@ def submit(client: "ServiceClient", jobs: list[tuple[Workflow, list[str]]], jour
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="submit") as pool:
             for start in range(0, len(tasks), chunk):
                 batch = tasks[start:start + chunk]
-                journal.append({"event": "submit", "task_id": t, "workflow": source, "overrides": o, "time": time.time()}
-                               for t, _, o in batch)
+                journal.append([{"event": "submit", "task_id": t, "workflow": source, "overrides": o, "body": keep(b),
+                                 "time": time.time()} for t, b, o in batch])
                 in_flight.append((batch, [pool.submit(client.api_prompt, body, t) for t, body, _ in batch]))
                 if len(in_flight) > 1 and not settle():
                     break
@@ -135,16 +144,41 @@ class ResultsReport:
     unwritable: list[dict[str, Any]] = field(default_factory=list)  # outputs that could not be stored locally
     dead: list[dict[str, Any]] = field(default_factory=list)  # tasks put in the dead-letter file by this run
     dead_letters: str = ""
+    not_sent: list[str] = field(default_factory=list)  # refused by the queue when submitted
+    overdue: list[str] = field(default_factory=list)  # outstanding, last try older than overdue_after
+    overdue_after: float = 0.0
+    resent: list[str] = field(default_factory=list)  # sent again by this run
+    timed_out: float | None = None  # the time allowed, when it ran out before the end
 
     @property
     def failed(self) -> list[dict[str, Any]]:
         return [r for r in self.written if not r["ok"]]
 
+    @property
+    def outstanding(self) -> int:
+        return len(self.pending) + len(self.unknown) + len(self.unconfirmed)
+
     def to_dict(self) -> dict[str, Any]:
         return {"journal": self.journal, "written": self.written, "duplicates_skipped": self.duplicates,
                 "failed": len(self.failed), "pending": self.pending, "unknown": self.unknown, "unconfirmed": self.unconfirmed,
-                "refused": self.refused, "unwritable": self.unwritable, "dead": self.dead,
-                "dead_letters": self.dead_letters}
+                "overdue": self.overdue, "overdue_after": self.overdue_after, "resent": self.resent,
+                "not_sent": self.not_sent, "refused": self.refused, "unwritable": self.unwritable, "dead": self.dead,
+                "dead_letters": self.dead_letters, "timed_out": self.timed_out is not None}
+
+    def error(self) -> EascomfyError | None:
+        """What ends the command in an error, if anything: the time ran out (exit 5), or a job
+        failed, an output was refused or not written, a task was dead-lettered (exit 1)."""
+        if self.timed_out is not None:
+            return WaitTimeout(f"{self.outstanding} task(s) still have no result after {format_duration(self.timed_out)} "
+                               f"({len(self.pending)} pending, {len(self.unknown)} answer(s) lost, "
+                               f"{len(self.unconfirmed)} unconfirmed)",
+                               "allow more time, or have overdue tasks sent again", param="timeout")
+        if self.failed or self.refused or self.unwritable or self.dead:
+            return EascomfyError(f"{len(self.failed)} job(s) failed"
+                                 + (f", {len(self.refused)} output name(s) refused" if self.refused else "")
+                                 + (f", {len(self.unwritable)} output(s) could not be written" if self.unwritable else "")
+                                 + (f", {len(self.dead)} task(s) put in the dead-letter file" if self.dead else ""))
+        return None
 
 
 def _fetch(mount: "Mount", files: Iterable[Any], dest: Path, progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
@@ -258,49 +292,83 @@ class Collector:
         self.report.dead.append({"task_id": task_id, "reason": reason})
         self.progress.warn(f"{task_id}: {reason}; the result was put in {self.journal.dead_letters}")
 
-    def finish(self) -> ResultsReport:
-        self.state = self.journal.read(self.state)
-        self.report.pending = self.state.pending()
-        self.report.unknown = self.state.lost_answers()
-        self.report.dead_letters = str(self.journal.dead_letters)
-        self.report.unconfirmed = self.state.unconfirmed()
-        return self.report
+    def finish(self, overdue_after: float) -> ResultsReport:
+        """The report, with every task still outstanding (and which are overdue) named."""
+        state = self.state = self.journal.read(self.state)
+        report = self.report
+        report.pending, report.unknown = state.pending(), state.lost_answers()
+        report.unconfirmed, report.not_sent = state.unconfirmed(), state.not_sent()
+        report.overdue, report.overdue_after = state.overdue(overdue_after, time.time()), overdue_after
+        report.dead_letters = str(self.journal.dead_letters)
+        if report.unknown:
+            self.progress.warn(f"{len(report.unknown)} task(s) were sent but the answer was lost; no result yet")
+        if report.unconfirmed and not state.submitting():
+            self.progress.warn(f"{len(report.unconfirmed)} task(s) are unconfirmed: the submit that sent them stopped "
+                               "before it knew whether the queue took them; no result yet")
+        if report.overdue:
+            self.progress.warn(f"{len(report.overdue)} task(s) have had no result for over {format_duration(overdue_after)}: "
+                               "they may be lost; they can be sent again after a while, with the same task id")
+        return report
 
 
 def results(target: Target, journal: Journal, progress: "Progress", *, follow: bool = False, task_id: str | None = None,
             mount: "Mount | None" = None, download: Path | None = None, window: int = 8,
-            drain_idle: float = DRAIN_IDLE) -> ResultsReport:
+            drain_idle: float = DRAIN_IDLE, timeout: float | None = None, resubmit_after: float | None = None,
+            max_tries: int = 3, overdue_after: float = OVERDUE_AFTER) -> ResultsReport:
     """Read the sink. Without ``follow``: what is there, until it is quiet for ``drain_idle`` s
     (an empty sink is waited on for that long too, for a job about to finish).
-    With it: until every task sent through this journal (its answer lost or not) has a result
-    (or ``task_id`` has one)."""
+    With it: until every task that may be on the queue (sent, its answer lost, or unconfirmed
+    after a submit died) has a result or is dead-lettered (or ``task_id`` has one).
+    ``timeout`` bounds either (the report says it ran out). ``resubmit_after``: tasks without a
+    result that long after their last try are sent again, up to ``max_tries`` tries in all, then
+    dead-lettered (``Resubmitter``)."""
     from ..adapters.eas_queue import SinkReader
+    from .resubmit import Resubmitter
 
     if download is not None and mount is None:
         raise UsageError("needs the service's storage (the spec's storage.oss)", "give the service's spec", param="download")
+    for name, value in (("timeout", timeout), ("resubmit_after", resubmit_after)):
+        if value is not None and not value > 0:
+            raise UsageError(f"must be more than 0 (got {value})", param=name)
+    if max_tries < 1:
+        raise UsageError(f"must be at least 1 (got {max_tries})", param="max_tries")
+    deadline = time.monotonic() + timeout if timeout is not None else None
     reader = SinkReader(target.endpoint, target.token, window=window, tags={"task_id": task_id} if task_id else None,
                         log=progress.debug)
     collector = Collector(journal, reader, progress, mount=mount, download=download)
+    client = target.client(progress) if resubmit_after is not None else None
+    again = (Resubmitter(client, journal, progress, after=resubmit_after, max_tries=max_tries)
+             if client is not None and resubmit_after is not None else None)
 
     def finished() -> bool:
         state = collector.state = journal.read(collector.state)
         if task_id:
-            return task_id in state.results
-        return bool(state.submitted) and not state.pending() and not state.lost_answers() and not state.submitting()
+            return state.settled(task_id)
+        return bool(state.outcome) and not state.outstanding() and not state.submitting()
+
+    def look_again(force: bool = False) -> None:
+        if again is not None and not task_id:
+            done = again.tick(collector.state, force)
+            collector.report.resent += done.resent
+            collector.report.dead += done.dead
 
     try:
+        look_again(force=True)
         if follow and finished():
-            return collector.finish()
+            return collector.finish(resubmit_after or overdue_after)
         for frame in reader.frames(FOLLOW_TICK if follow else drain_idle):
-            if frame is not None:
-                if task_id and frame.tags.get("task_id") != task_id:
-                    continue
+            if frame is not None and not (task_id and frame.tags.get("task_id") != task_id):
                 collector.handle(frame)
-                if not follow or not finished():
-                    continue
+            look_again()
+            if follow and finished():
                 break
-            if not follow or finished():
+            if not follow and frame is None:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                collector.report.timed_out = timeout
                 break
     finally:
         reader.close()
-    return collector.finish()
+        if client is not None:
+            client.close()
+    return collector.finish(resubmit_after or overdue_after)

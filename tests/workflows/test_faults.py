@@ -5,6 +5,9 @@ reported and resubmitted, timeouts bound everything, bad paths are refused befor
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -58,7 +61,7 @@ def test_a_dropped_answer_never_queues_a_job_twice(sandbox: Sandbox, queue: Any,
     assert len(unknown) == 3 and set(events(journal, "unknown")) == set(unknown)
     assert len(events(journal, "sent")) == 7
     # The task id settles it: their results arrive and --follow ends with one result each.
-    follow = sandbox.api.cli("results", "--follow", "--journal", str(journal), "-o", "json")
+    follow = sandbox.api.cli("results", "--follow", "--timeout", "30s", "--journal", str(journal), "-o", "json")
     assert follow.exit_code == 0, follow.stdout + follow.stderr
     data = follow.json()["data"]
     assert sorted(r["task_id"] for r in data["written"]) == sorted(task_ids)
@@ -118,7 +121,7 @@ def test_a_result_that_cannot_be_written_is_dead_lettered_and_committed(sandbox:
     res = sandbox.api.cli("results", "--journal", str(journal), "-o", "json")
     assert res.exit_code == 1, res.stdout + res.stderr
     body = res.json()
-    assert "1 result(s) put in the dead-letter file" in body["error"]["message"]
+    assert "1 task(s) put in the dead-letter file" in body["error"]["message"]
     assert [r["task_id"] for r in body["data"]["written"]] == ["after"]
     assert [d["task_id"] for d in body["data"]["dead"]] == ["blocked"]
     [letter] = journal_lines(tmp_path / "j.dead.jsonl")
@@ -139,3 +142,81 @@ def test_run_saves_every_output_when_one_name_is_too_long(sandbox: Sandbox, tmp_
         local = Path(f["path"])
         assert _fits(local) and local.read_bytes() == sandbox.output(sandbox.std, f["filename"])
     assert not list((tmp_path / "out").glob("*.part"))
+
+
+# -- item 11: lost jobs are reported, bounded and sent again -----------------------------------------------
+def _service_env(sandbox: Sandbox) -> dict[str, str]:
+    described = sandbox.describe(sandbox.api)
+    return {**os.environ, "EASCOMFY_SERVICE_URL": described["endpoint"], "EASCOMFY_SERVICE_TOKEN": described["token"]}
+
+
+def test_follow_waits_for_what_a_killed_submit_left_unconfirmed_and_resubmits_it(sandbox: Sandbox, queue: Any,
+                                                                                 tmp_path: Path) -> None:
+    journal = tmp_path / "j.jsonl"
+    # Five requests hang before the queue takes them; the other fifteen are queued. Then submit is killed.
+    sandbox.stack.eas.faults.add(kind="slow", delay=60, method="POST", path="/api_prompt$", times=5)
+    submit = subprocess.Popen([sys.executable, "-m", "eascomfy", "submit", str(WORKFLOW), "--count", "20", "--concurrency", "20",
+                               "--journal", str(journal)], env=_service_env(sandbox), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while len(queue.input) + len(queue.sink) < 15:
+        assert submit.poll() is None and time.monotonic() < deadline, submit.stderr.read() if submit.stderr else ""
+        time.sleep(0.02)
+    submit.kill()
+    submit.wait(10)
+    sandbox.stack.eas.faults.clear()
+    task_ids = events(journal, "submit")
+    assert len(task_ids) == 20 and events(journal, "sent") == []  # killed before it knew anything
+
+    # Before: --follow exited 0 at once, "0 pending". Now it reads the fifteen and waits for the five.
+    res = sandbox.api.cli("results", "--follow", "--timeout", "3s", "--journal", str(journal), "-o", "json")
+    assert res.exit_code == 5, res.stdout + res.stderr
+    body = res.json()
+    assert "--timeout: 5 task(s) still have no result after 3s" in body["error"]["message"]
+    data = body["data"]
+    assert len(data["written"]) == 15 and len(data["unconfirmed"]) == 5 and data["timed_out"] is True
+    assert set(data["unconfirmed"]) | {r["task_id"] for r in data["written"]} == set(task_ids)
+    lost = data["unconfirmed"]
+
+    # Sent again on request, with the same task ids: the batch ends with one result per input.
+    res = sandbox.api.cli("results", "--follow", "--resubmit-after", "1s", "--timeout", "60s", "--journal", str(journal),
+                          "-o", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    data = res.json()["data"]
+    assert sorted(data["resent"]) == sorted(r["task_id"] for r in data["written"]) == lost
+    assert data["unconfirmed"] == [] and data["pending"] == [] and data["dead"] == []
+    assert Counter(events(journal, "result")) == {t: 1 for t in task_ids}
+    assert len(queue.sink) == 0 and len(queue.input) == 0
+
+
+def test_a_task_that_never_returns_is_dead_lettered_after_its_tries(sandbox: Sandbox, queue: Any, tmp_path: Path) -> None:
+    journal = tmp_path / "j.jsonl"
+    sandbox.stack.eas.faults.add(kind="drop", method="POST", path="/api_prompt$", times=-1)  # never reaches the queue
+    res = sandbox.api.cli("submit", str(WORKFLOW), "--set", "3.inputs.seed=7", "--journal", str(journal), "-o", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    [task_id] = res.json()["data"]["unknown"]
+    res = sandbox.api.cli("results", "--follow", "--resubmit-after", "0.3s", "--max-tries", "2", "--timeout", "30s",
+                          "--journal", str(journal), "-o", "json")
+    assert res.exit_code == 1, res.stdout + res.stderr
+    data = res.json()["data"]
+    assert data["resent"] == [task_id] and [d["task_id"] for d in data["dead"]] == [task_id]
+    assert data["written"] == [] and data["unknown"] == [] and data["timed_out"] is False
+    [letter] = journal_lines(tmp_path / "j.dead.jsonl")
+    assert letter["task_id"] == task_id and letter["received"] is False and letter["tries"] == 2
+    assert letter["workflow"] == str(WORKFLOW) and letter["overrides"] == ["3.inputs.seed=7"]
+    assert "no result after 2 tries" in letter["reason"]
+    assert events(journal, "resend") == [task_id] and events(journal, "dead") == [task_id]
+    # Settled: a later --follow has nothing to wait for.
+    again = sandbox.api.cli("results", "--follow", "--timeout", "5s", "--journal", str(journal), "-o", "json")
+    assert again.exit_code == 0 and again.json()["data"]["written"] == []
+
+
+def test_durations_are_checked_before_any_call(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.stack.eas.recorder.clear()
+    for args, message in ((["--timeout", "0"], "--timeout: must be more than 0"),
+                          (["--timeout", "-5"], "--timeout: must be more than 0"),
+                          (["--resubmit-after", "5x"], "--resubmit-after: '5x' is not a duration"),
+                          (["--follow", "--timeout", "10 years"], "--timeout: '10 years' is not a duration")):
+        res = sandbox.api.cli("results", *args, "--journal", str(tmp_path / "j.jsonl"))
+        assert res.exit_code == 2 and message in res.stderr, (args, res.stderr)
+    assert sandbox.stack.eas.recorder.all() == []
