@@ -184,32 +184,46 @@ class ServiceClient:
         self.request("POST", "/queue", "POST /queue", json={"delete": [prompt_id]})
         self.request("POST", "/interrupt", "POST /interrupt", json={"prompt_id": prompt_id})
 
-    def download(self, params: Mapping[str, str], target: Path) -> int:
-        """``GET /view`` into ``target`` (through a temporary file; replaced only when complete)."""
+    def download(self, params: Mapping[str, str], target: Path, deadline: float | None = None) -> int:
+        """``GET /view`` into ``target`` (through a temporary file; replaced only when complete).
+        ``deadline`` (``time.monotonic()``) bounds the whole download, however the server streams:
+        past it ``CloudError`` code ``Deadline``, and no ``.part`` is left."""
         import httpx
 
         partial = target.with_name(target.name + ".part")
         what = f"GET /view {params.get('filename')}"
+
+        def left() -> float:
+            return float("inf") if deadline is None else deadline - time.monotonic()
+
+        def late(size: int) -> CloudError:
+            return CloudError(f"{what}: not complete in the time allowed ({size} bytes so far)", code="Deadline")
+
+        size = 0
         try:
+            if left() <= 0:
+                raise late(0)
+            limit = min(30.0, left())
             target.parent.mkdir(parents=True, exist_ok=True)
-            with self._http.stream("GET", self.endpoint + "/view", params=dict(params)) as response:
+            with self._http.stream("GET", self.endpoint + "/view", params=dict(params),
+                                   timeout=httpx.Timeout(limit, connect=min(10.0, limit))) as response:
                 if response.status_code != 200:
                     response.read()
                     raise _error(what, response=response)
-                size = 0
                 with open(partial, "wb") as fh:
-                    for chunk in response.iter_bytes(1 << 20):
+                    for chunk in response.iter_bytes():  # as it comes: a trickle is checked too
                         fh.write(chunk)
                         size += len(chunk)
+                        if left() <= 0:
+                            raise late(size)
             os.replace(partial, target)
         except httpx.HTTPError as exc:
-            partial.unlink(missing_ok=True)
+            _discard(partial)
+            if left() <= 0:
+                raise late(size) from None
             raise _error(what, exc) from None
-        except OSError:  # cannot be written here: leave no .part behind
-            try:
-                partial.unlink(missing_ok=True)
-            except OSError:
-                pass
+        except BaseException:  # the deadline, a refusal, a name this file system cannot take
+            _discard(partial)
             raise
         return size
 
@@ -240,6 +254,14 @@ class ServiceClient:
 
         policy = Retry(attempts=attempts - 1, base=0.1, cap=2.0)
         return policy.call(send, _retryable)
+
+
+def _discard(path: Path) -> None:
+    """Remove a partial download, if it can be."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 class EventSocket:

@@ -113,7 +113,8 @@ def run_cmd(
     workflow: WorkflowArg,
     sets: SetOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the outputs go.", metavar="DIR")] = Path("outputs"),
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the job; then it is interrupted.", metavar="S")] = 600.0,
+    timeout: Annotated[str, typer.Option("--timeout", help="How long the job and its downloads may take (600, 90s, 10m); then it is interrupted.",
+                                         metavar="DURATION")] = "600",
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Run the outputs that passed validation when others failed.")] = False,
     no_check: Annotated[bool, typer.Option("--no-check", help="Skip the /object_info check before sending.")] = False,
     file: FileOpt = DEFAULT_SPEC,
@@ -127,14 +128,16 @@ def run_cmd(
     """Run a workflow synchronously (Standard/Cluster editions): send it, follow its progress,
     download every output into DIR. Ctrl-C offers to interrupt the job on the server."""
     with session("run", output) as out:
+        from ..core.duration import parse_duration
         from ..errors import EascomfyError
         from ..workflows.matrix import load_with_overrides
         from ..workflows.run import run
 
+        seconds = parse_duration(timeout, param="timeout")
         flow = load_with_overrides(workflow, sets or [])
         target = _target(SpecRef(out, file, env), service, region, service_url, token, "run")
         with target.client(out) as client:
-            report = run(client, flow, out, out_dir=out_dir, timeout=timeout, allow_partial=allow_partial,
+            report = run(client, flow, out, out_dir=out_dir, timeout=seconds, allow_partial=allow_partial,
                          check=not no_check, confirm=_confirm)
         lines = [f"  {f['path']} ({f['size']} bytes)" for f in report.files]
         out.emit({**report.to_dict(), "service": target.service},

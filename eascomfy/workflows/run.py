@@ -151,9 +151,11 @@ class Downloads:
     unwritable: list[dict[str, Any]] = field(default_factory=list)  # could not be written here
 
 
-def download_outputs(client: "ServiceClient", outputs: Mapping[str, Any], dest: Path, progress: "Progress") -> Downloads:
+def download_outputs(client: "ServiceClient", outputs: Mapping[str, Any], dest: Path, progress: "Progress",
+                     deadline: float | None = None) -> Downloads:
     """Every output file through ``/view`` into ``dest``: names that would escape it are refused,
-    long ones shortened (``safe_local_path``), one that cannot be written does not stop the others."""
+    long ones shortened (``safe_local_path``), one that cannot be written does not stop the others.
+    ``deadline`` (``time.monotonic()``) bounds them all: past it, ``CloudError`` code ``Deadline``."""
     done = Downloads()
     for item in output_files(outputs):
         target = safe_local_path(dest, item.relative)
@@ -162,7 +164,8 @@ def download_outputs(client: "ServiceClient", outputs: Mapping[str, Any], dest: 
             done.refused.append(item.relative)
             continue
         try:
-            size = client.download({"filename": item.filename, "subfolder": item.subfolder, "type": item.type}, target)
+            size = client.download({"filename": item.filename, "subfolder": item.subfolder, "type": item.type}, target,
+                                   deadline=deadline)
         except OSError as exc:
             error = f"cannot write {target}: {exc.strerror or exc}"
             progress.warn(f"output {item.relative} of node {item.node}: {error}")
@@ -175,7 +178,10 @@ def download_outputs(client: "ServiceClient", outputs: Mapping[str, Any], dest: 
 
 def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, out_dir: Path, timeout: float,
         allow_partial: bool = False, check: bool = True, confirm: Callable[[str], bool] = lambda q: True) -> RunReport:
-    """Send the workflow to ``/prompt``, follow it, download its outputs."""
+    """Send the workflow to ``/prompt``, follow it, download its outputs; ``timeout`` seconds
+    bound all of it, the downloads too."""
+    if not timeout > 0:  # also refuses NaN
+        raise UsageError(f"must be more than 0 (got {timeout})", param="timeout")
     started = time.monotonic()
     deadline = started + timeout
     if check:
@@ -223,7 +229,14 @@ def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, ou
             progress.info(f"left {prompt_id} running on the server")
         raise
     failure = _history_error(entry, workflow)
-    got = download_outputs(client, entry.get("outputs") or {}, out_dir, progress)
+    outputs = entry.get("outputs") or {}
+    try:
+        got = download_outputs(client, outputs, out_dir, progress, deadline)
+    except CloudError as exc:
+        if exc.code != "Deadline":
+            raise
+        raise WaitTimeout(f"prompt {prompt_id} finished, but its outputs were not all downloaded within {timeout:g} s "
+                          f"({exc.message}); they stay on the service", "allow it more time", param="timeout") from None
     report = RunReport(prompt_id, "error" if failure else "success", time.monotonic() - started, got.files, got.refused,
                        partial, got.unwritable)
     if failure:

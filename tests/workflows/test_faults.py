@@ -220,3 +220,33 @@ def test_durations_are_checked_before_any_call(sandbox: Sandbox, tmp_path: Path)
         res = sandbox.api.cli("results", *args, "--journal", str(tmp_path / "j.jsonl"))
         assert res.exit_code == 2 and message in res.stderr, (args, res.stderr)
     assert sandbox.stack.eas.recorder.all() == []
+
+
+# -- item 16: timeouts are checked first and bound the downloads ----------------------------------------
+def test_zero_or_negative_run_timeouts_are_refused_before_any_call(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.stack.eas.recorder.clear()
+    for value in ("-5", "0", "0s", "soon"):
+        res = sandbox.std.cli("run", str(WORKFLOW), "--timeout", value, "--out", str(tmp_path))
+        assert res.exit_code == 2 and "--timeout: " in res.stderr and "internal error" not in res.stderr, (value, res.stderr)
+    assert sandbox.stack.eas.recorder.all() == []  # not even DescribeService
+
+
+def test_run_timeout_bounds_an_endless_download(sandbox: Sandbox, tmp_path: Path) -> None:
+    std = sandbox.describe(sandbox.std)
+    env = {**os.environ, "EASCOMFY_SERVICE_URL": std["endpoint"], "EASCOMFY_SERVICE_TOKEN": std["token"]}
+    sandbox.stack.eas.faults.add(kind="endless", method="GET", path=f"/{sandbox.std.name}/view$", times=1)
+    out = tmp_path / "out"
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "eascomfy", "run", str(WORKFLOW), "--timeout", "4s", "--out", str(out)],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("run --timeout 4s was still downloading after 30 s")
+    assert proc.returncode == 5, stderr
+    assert time.monotonic() - started < 15
+    assert "--timeout: prompt" in stderr and "outputs were not all downloaded within 4 s" in stderr
+    assert not list(out.rglob("*.part"))  # no partial file left behind
