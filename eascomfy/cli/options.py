@@ -68,6 +68,7 @@ FLAGS = {
     "instance_type": "--instance-type",
     "image_version": "--image-version",
     "oss": "--oss",
+    "out_dir": "--out",
 }
 
 

@@ -50,15 +50,44 @@ class ModelRef:
     kind: str
 
 
+MAX_WORKFLOW_BYTES = 64 << 20  # far above any real workflow; /dev/zero is not read for ever
+MAX_DEPTH = 64  # nesting of an input value: ComfyUI's are a few levels deep at most
+
+
 def load_workflow(path: Path) -> dict[str, dict[str, Any]]:
-    """An API-format workflow (node id -> node); the UI format is refused with what to do."""
+    """An API-format workflow (node id -> node); the UI format is refused with what to do. A path
+    that is not a readable file is a usage error; content that is not a workflow (not JSON, too
+    big, nested too deep) a ``SpecError``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_WORKFLOW_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder, not a workflow file", "give an API-format workflow file (.json)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_WORKFLOW_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_WORKFLOW_BYTES >> 20} MiB: not a workflow")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a workflow") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: not valid JSON ({exc})") from None
     return parse_workflow(data, str(path))
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/mappings more than ``limit`` deep (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def parse_workflow(data: Any, source: str) -> dict[str, dict[str, Any]]:
@@ -76,6 +105,8 @@ def parse_workflow(data: Any, source: str) -> dict[str, dict[str, Any]]:
             raise SpecError(f"{source}: node {node_id!r} has no class_type; expected an API-format workflow")
         if not isinstance(node.get("inputs", {}), dict):
             raise SpecError(f"{source}: node {node_id!r}: inputs must be a mapping")
+        if _depth_over(node, MAX_DEPTH):
+            raise SpecError(f"{source}: node {node_id!r} is nested more than {MAX_DEPTH} levels deep: not a workflow")
     return data
 
 

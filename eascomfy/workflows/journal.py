@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..errors import UsageError
 from ..local.files import fsync_dir, id_name, state_dir, write_atomic
 
 SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")  # what may not be in a file name or a task id
@@ -136,11 +137,19 @@ class Journal:
     def for_service(cls, service: str, path: Path | None = None) -> "Journal":
         return cls(path if path is not None else state_dir() / "jobs" / f"{SAFE_ID.sub('_', service)}.jsonl")
 
+    def _unusable(self, exc: OSError) -> UsageError:
+        what = ("is a folder, not a file" if isinstance(exc, IsADirectoryError) or self.path.is_dir()
+                else f"cannot be used ({exc.strerror or exc})")
+        return UsageError(f"{self.path}: {what}", "give a file path for the journal", param="journal")
+
     def _open(self) -> int:
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            created = not self.path.exists()
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                created = not self.path.exists()
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            except OSError as exc:  # the first write: before anything was sent
+                raise self._unusable(exc) from None
             if not created and os.fstat(fd).st_size:
                 with open(self.path, "rb") as fh:
                     fh.seek(-1, os.SEEK_END)
@@ -171,6 +180,8 @@ class Journal:
                 chunk = fh.read()
         except FileNotFoundError:
             return state
+        except OSError as exc:
+            raise self._unusable(exc) from None
         end = chunk.rfind(b"\n") + 1
         for line in chunk[:end].splitlines():
             try:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..core.workflow import Workflow, parse_sink_result
 from ..core.duration import format_duration
+from ..core.workflow import Workflow, parse_sink_result
 from ..errors import CloudError, EascomfyError, UsageError, WaitTimeout
-from ..local.files import id_name, safe_local_path, write_atomic
+from ..local.files import folder_problem, id_name, safe_local_path, write_atomic
 from .journal import SAFE_ID, Journal
 
 if TYPE_CHECKING:
@@ -327,6 +327,9 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
 
     if download is not None and mount is None:
         raise UsageError("needs the service's storage (the spec's storage.oss)", "give the service's spec", param="download")
+    problem = folder_problem(download) if download is not None else None
+    if problem:
+        raise UsageError(problem, "give a folder for the outputs", param="download")
     for name, value in (("timeout", timeout), ("resubmit_after", resubmit_after)):
         if value is not None and not value > 0:
             raise UsageError(f"must be more than 0 (got {value})", param=name)

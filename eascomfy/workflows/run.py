@@ -20,7 +20,7 @@ from ..core.workflow import (
     title,
 )
 from ..errors import CloudError, UsageError, WaitTimeout
-from ..local.files import safe_local_path
+from ..local.files import folder_problem, safe_local_path
 from ..retry import Retry
 from .check import JobError, check_workflow, errors_only
 
@@ -182,6 +182,9 @@ def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, ou
     bound all of it, the downloads too."""
     if not timeout > 0:  # also refuses NaN
         raise UsageError(f"must be more than 0 (got {timeout})", param="timeout")
+    problem = folder_problem(out_dir)  # before any GPU time is spent on outputs that could not be saved
+    if problem:
+        raise UsageError(problem, "give a folder for the outputs", param="out_dir")
     started = time.monotonic()
     deadline = started + timeout
     if check:

@@ -250,3 +250,51 @@ def test_run_timeout_bounds_an_endless_download(sandbox: Sandbox, tmp_path: Path
     assert time.monotonic() - started < 15
     assert "--timeout: prompt" in stderr and "outputs were not all downloaded within 4 s" in stderr
     assert not list(out.rglob("*.part"))  # no partial file left behind
+
+
+# -- items 18, 19: bad input is a clear error before any job is sent ---------------------------------------
+def _nothing_sent(sandbox: Sandbox) -> list[str]:
+    """What reached the services' endpoints (ComfyUI or the queue), not EAS's API."""
+    return [f"{r.method} {r.path}" for r in sandbox.stack.eas.recorder.all() if r.path.startswith("/api/predict/")]
+
+
+def test_workflows_that_are_folders_or_nested_too_deep_are_refused(sandbox: Sandbox, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    nested = tmp_path / "nested.json"
+    flow = json.loads(WORKFLOW.read_text())
+    value: Any = 0
+    for _ in range(900):  # valid JSON, but copying it for --set overflowed the stack
+        value = [value]
+    flow["3"]["inputs"]["extra"] = value
+    nested.write_text(json.dumps(flow))
+    sandbox.stack.eas.recorder.clear()
+    for path, code, message in ((tmp_path, 2, "is a folder, not a workflow file"),
+                                (deep, 3, "nested too deeply to be a workflow"),
+                                (nested, 3, "nested more than 64 levels deep")):
+        for service, command in ((sandbox.std, "check"), (sandbox.std, "run"), (sandbox.api, "submit")):
+            res = service.cli(command, str(path), "--set", "3.inputs.seed=1")
+            assert res.exit_code == code and message in res.stderr, (command, path.name, res.stderr)
+            assert "internal error" not in res.stderr
+    assert _nothing_sent(sandbox) == []
+
+
+def test_run_out_that_is_a_file_is_refused_before_the_job_is_sent(sandbox: Sandbox, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    before = sandbox.prompts_posted(sandbox.std)
+    for out in (taken, taken / "sub"):
+        res = sandbox.std.cli("run", str(WORKFLOW), "--out", str(out))
+        assert res.exit_code == 2 and "--out: " in res.stderr and "is a file" in res.stderr, res.stderr
+    assert sandbox.prompts_posted(sandbox.std) == before  # no GPU time spent on outputs that could not be saved
+    res = sandbox.api.cli("results", "--download", str(taken), "--journal", str(tmp_path / "j.jsonl"))
+    assert res.exit_code == 2 and "--download: " in res.stderr and "is a file" in res.stderr, res.stderr
+
+
+def test_a_journal_that_is_a_folder_is_refused_before_anything_is_sent(sandbox: Sandbox, queue: Any, tmp_path: Path) -> None:
+    sandbox.stack.eas.recorder.clear()
+    for command in (["submit", str(WORKFLOW)], ["results"], ["results", "--follow"]):
+        res = sandbox.api.cli(*command, "--journal", str(tmp_path))
+        assert res.exit_code == 2, (command, res.stderr)
+        assert f"--journal: {tmp_path}: is a folder, not a file" in res.stderr and "internal error" not in res.stderr
+    assert not [r for r in _nothing_sent(sandbox) if r.startswith("POST")] and len(queue.input) == 0
