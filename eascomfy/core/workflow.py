@@ -178,10 +178,51 @@ def _link_parts(value: list[Any]) -> tuple[str, int] | None:
     return str(value[0]), value[1]
 
 
+def _links(workflow: Workflow) -> dict[str, list[str]]:
+    """Node id -> the ids of the nodes its inputs link to (well-formed links to present nodes)."""
+    found: dict[str, list[str]] = {}
+    for node_id, node in workflow.items():
+        for value in (node.get("inputs") or {}).values():
+            parts = _link_parts(value) if is_link(value) else None
+            if parts is not None and parts[0] in workflow:
+                found.setdefault(node_id, []).append(parts[0])
+    return found
+
+
+def cycles(workflow: Workflow) -> list[list[str]]:
+    """Each dependency cycle once, as the node ids along it (first id repeated at the end): a node
+    whose inputs lead back to itself. ComfyUI refuses such a prompt. Iterative: any graph size."""
+    links, state, found, seen = _links(workflow), dict.fromkeys(workflow, 0), [], set()
+    for root in workflow:
+        if state[root]:
+            continue
+        path, stack = [root], [iter(links.get(root, ()))]
+        state[root] = 1  # on the path
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2  # done
+                stack.pop()
+            elif state[nxt] == 1:
+                loop = path[path.index(nxt):]
+                if frozenset(loop) not in seen:
+                    seen.add(frozenset(loop))
+                    found.append(loop + [nxt])
+            elif state[nxt] == 0:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(links.get(nxt, ())))
+    return found
+
+
 def graph_problems(workflow: Workflow, info: Mapping[str, Any] | None = None) -> list[Problem]:
-    """Malformed links, links to missing nodes, and (with ``info``, ComfyUI's ``/object_info``)
-    links to outputs a node does not have."""
+    """Malformed links, links to missing nodes, dependency cycles, and (with ``info``, ComfyUI's
+    ``/object_info``) links to outputs a node does not have."""
     problems = []
+    for loop in cycles(workflow):
+        problems.append(_problem(workflow, loop[0], f"dependency cycle {' -> '.join(loop)}: its inputs lead back to "
+                                 "itself, which ComfyUI refuses", code="cycle",
+                                 hint="break the loop in the WebUI and export again"))
     for node_id, node in workflow.items():
         for name, value in (node.get("inputs") or {}).items():
             if not is_link(value):

@@ -298,3 +298,22 @@ def test_a_journal_that_is_a_folder_is_refused_before_anything_is_sent(sandbox: 
         assert res.exit_code == 2, (command, res.stderr)
         assert f"--journal: {tmp_path}: is a folder, not a file" in res.stderr and "internal error" not in res.stderr
     assert not [r for r in _nothing_sent(sandbox) if r.startswith("POST")] and len(queue.input) == 0
+
+
+def test_check_finds_dependency_cycles_and_nothing_is_sent(sandbox: Sandbox, tmp_path: Path) -> None:
+    looped = tmp_path / "loop.json"
+    flow = json.loads(WORKFLOW.read_text())
+    flow["4"]["inputs"]["model_in"] = ["3", 0]  # the sampler's output feeds its own checkpoint loader
+    flow["7"]["inputs"]["again"] = ["7", 0]  # a node that waits for itself
+    looped.write_text(json.dumps(flow))
+    res = sandbox.std.cli("check", "--offline", str(looped), "-o", "json")
+    assert res.exit_code == 1, res.stdout + res.stderr
+    cycles = sorted(p["message"].split(":")[0] for p in res.json()["data"]["problems"] if p["code"] == "cycle")
+    assert cycles == ["dependency cycle 3 -> 4 -> 3", "dependency cycle 7 -> 7"], res.stdout
+    before = sandbox.prompts_posted(sandbox.std)
+    sandbox.stack.eas.recorder.clear()
+    run = sandbox.std.cli("run", str(looped))
+    assert run.exit_code == 1 and "nothing was sent" in run.stderr and "dependency cycle" in run.stderr
+    submit = sandbox.api.cli("submit", str(looped), "--journal", str(tmp_path / "j.jsonl"))
+    assert submit.exit_code == 1 and "the graph is broken; nothing was sent" in submit.stderr
+    assert sandbox.prompts_posted(sandbox.std) == before and not [r for r in _nothing_sent(sandbox) if r.startswith("POST")]
