@@ -317,3 +317,20 @@ def test_check_finds_dependency_cycles_and_nothing_is_sent(sandbox: Sandbox, tmp
     submit = sandbox.api.cli("submit", str(looped), "--journal", str(tmp_path / "j.jsonl"))
     assert submit.exit_code == 1 and "the graph is broken; nothing was sent" in submit.stderr
     assert sandbox.prompts_posted(sandbox.std) == before and not [r for r in _nothing_sent(sandbox) if r.startswith("POST")]
+
+
+# -- item 22: the matrix reaches the prompt the queue delivered, not only the journal ---------------------
+def test_submit_matrix_values_are_in_the_prompts_the_queue_delivered(sandbox: Sandbox, queue: Any, tmp_path: Path) -> None:
+    emulator = sandbox.stack.comfyui.comfyui(sandbox.api.name)
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text('- {"3.inputs.seed": 424201, "6.inputs.text": "a red rocket"}\n'
+                      '- ["3.inputs.seed=424202", "6.inputs.text=a blue boat"]\n')
+    res = sandbox.api.cli("submit", str(WORKFLOW), "--matrix", str(matrix), "--set", "3.inputs.steps=7",
+                          "--journal", str(tmp_path / "j.jsonl"), "-o", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert set(settled(queue, 2)) == set(res.json()["data"]["task_ids"])
+    # What ComfyUI behind the queue ran: the body each worker took from the input queue.
+    ran = sorted((p["3"]["inputs"]["seed"], p["6"]["inputs"]["text"], p["3"]["inputs"]["steps"])
+                 for p in (entry["prompt"][2] for entry in list(emulator.history.values()))
+                 if p["3"]["inputs"]["seed"] in (424201, 424202))
+    assert ran == [(424201, "a red rocket", 7), (424202, "a blue boat", 7)]
