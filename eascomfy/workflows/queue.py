@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ..core.comfy_answers import parse_sink_result
 from ..core.duration import format_duration
-from ..core.workflow import Workflow, parse_sink_result
+from ..core.workflow import Workflow
 from ..errors import CloudError, EascomfyError, UsageError, WaitTimeout
 from ..local.files import folder_problem, id_name, safe_local_path, write_atomic
 from .journal import SAFE_ID, Journal

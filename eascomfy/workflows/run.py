@@ -11,14 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..core.workflow import (
-    Workflow,
-    execution_error_line,
-    node_error_lines,
-    output_files,
-    prompt_error_lines,
-    title,
-)
+from ..core.comfy_answers import execution_error_line, node_error_lines, output_files, prompt_error_lines
+from ..core.workflow import Workflow, title
 from ..errors import CloudError, UsageError, WaitTimeout
 from ..local.files import folder_problem, safe_local_path
 from ..retry import Retry
