@@ -339,7 +339,11 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
     deadline = time.monotonic() + timeout if timeout is not None else None
     reader = SinkReader(target.endpoint, target.token, window=window, tags={"task_id": task_id} if task_id else None,
                         log=progress.debug)
-    collector = Collector(journal, reader, progress, mount=mount, download=download)
+    try:
+        collector = Collector(journal, reader, progress, mount=mount, download=download)  # reads the journal
+    except BaseException:
+        reader.close()
+        raise
     client = target.client(progress) if resubmit_after is not None else None
     again = (Resubmitter(client, journal, progress, after=resubmit_after, max_tries=max_tries)
              if client is not None and resubmit_after is not None else None)
@@ -351,8 +355,8 @@ def results(target: Target, journal: Journal, progress: "Progress", *, follow: b
         return bool(state.outcome) and not state.outstanding() and not state.submitting()
 
     def look_again(force: bool = False) -> None:
-        if again is not None and not task_id:
-            done = again.tick(collector.state, force)
+        if again is not None:
+            done = again.tick(collector.state, force, only=task_id)
             collector.report.resent += done.resent
             collector.report.dead += done.dead
 

@@ -46,16 +46,17 @@ class Resubmitter:
         self.after, self.max_tries, self.concurrency = after, max_tries, concurrency
         self._next = 0.0
 
-    def tick(self, state: "JournalState", force: bool = False) -> Resent:
+    def tick(self, state: "JournalState", force: bool = False, only: str | None = None) -> Resent:
         """At most every ``CHECK_EVERY`` s (or now, with ``force``): resend or give up on what is
-        overdue; ``state`` is brought up to date with what was journaled."""
+        overdue (``only`` that task, if given); ``state`` is brought up to date with what was
+        journaled."""
         done = Resent()
         if not force and time.monotonic() < self._next:
             return done
         self._next = time.monotonic() + CHECK_EVERY
         if state.submitting():  # a live submit may be about to mark its tasks sent
             return done
-        overdue = state.overdue(self.after, time.time())
+        overdue = [t for t in state.overdue(self.after, time.time()) if only is None or t == only]
         if not overdue:
             return done
         again: list[tuple[str, bytes, int]] = []
