@@ -64,11 +64,11 @@ FLAGS = {
     "env": "--env",
     "edition": "--edition",
     "overrides": "--set",
+    "out_dir": "--out",
     "url": "--service-url",
     "instance_type": "--instance-type",
     "image_version": "--image-version",
     "oss": "--oss",
-    "out_dir": "--out",
 }
 
 
