@@ -90,7 +90,9 @@ def _fits(path: Path) -> bool:
 def test_long_task_ids_and_output_names_are_stored_and_the_queue_moves_on(sandbox: Sandbox, queue: Any,
                                                                             tmp_path: Path) -> None:
     journal = tmp_path / "j.jsonl"
+    # Its other outputs get their own prefixes: two jobs in the same second must not share a file on the mount.
     long = sandbox.api.cli("submit", str(WORKFLOW), "--task-prefix", "t" * 300, "--set", f"9.inputs.filename_prefix={LONG}",
+                           "--set", "15.inputs.filename_prefix=long-webp", "--set", "19.inputs.filename_prefix=long-video",
                            "--journal", str(journal), "-o", "json")
     assert long.exit_code == 0, long.stdout + long.stderr
     short = sandbox.api.cli("submit", str(WORKFLOW), "--task-prefix", "after", "--journal", str(journal), "-o", "json")
