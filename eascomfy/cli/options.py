@@ -51,6 +51,7 @@ FLAGS = {
     "env": "--env",
     "edition": "--edition",
     "overrides": "--set",
+    "out_dir": "--out",
     "url": "--service-url",
     "instance_type": "--instance-type",
     "image_version": "--image-version",
