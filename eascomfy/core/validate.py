@@ -194,6 +194,10 @@ class Validator:
             for name in schema.get("required", []):
                 if name not in value:
                     out.append(Problem(path, f"missing required field {name!r}"))
+        names = schema.get("propertyNames")
+        if names is not None:
+            for key in value:
+                self._check(key, names, path + (key,), out)
         extra = schema.get("additionalProperties", True)
         for key, item in value.items():
             if item is None and self.overlay:

@@ -57,6 +57,13 @@ EXPECT = {
     "42-non-string-key.yaml": (4, "keys must be plain strings"),
     "43-queue-bad-type.yaml": (7, "queue.cpu: expected an integer, got 'lots'"),
     "44-latin1.yaml": (None, "is not UTF-8 text"),
+    "45-threshold-nan.yaml": (9, "autoscaling.threshold: .nan is not a finite number"),
+    "46-override-inf.yaml": (6, "overrides.metadata.rpc.keepalive: -.inf is not a finite number"),
+    "47-env-name-equals.yaml": (6, "env.A=B: 'A=B' is not valid: expected an environment variable name"),
+    "48-env-name-nul.yaml": (5, "is not valid: expected an environment variable name"),
+    "49-python-tag.yaml": (1, "name: the YAML tag !!python/name:os.system is not supported"),
+    "50-python-tag-sequence.yaml": (4, "overrides: the YAML tag !!python/object/apply:os.system is not supported"),
+    "51-date-in-overrides.yaml": (5, 'overrides.metadata.since: a date is not a JSON value (quote it to keep it text: "2024-01-01")'),
 }
 
 
