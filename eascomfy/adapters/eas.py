@@ -50,7 +50,7 @@ def _quiet(message: str) -> None:
 def retry_from_env() -> Retry:
     """The default policy, with ``EASCOMFY_EAS_MAX_RETRIES`` retries when set."""
     raw = os.environ.get(RETRIES_ENV)
-    return Retry(attempts=int(raw)) if raw and raw.isdigit() else Retry()
+    return Retry(attempts=int(raw)) if raw and raw.isascii() and raw.isdigit() else Retry()
 
 
 # -- errors: the one mapping -----------------------------------------------------------------------

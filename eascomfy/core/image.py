@@ -8,16 +8,23 @@ it comes from the file or from ``update-image``.
 
 from __future__ import annotations
 
-import re
-
 from ..errors import UsageError
 from .merge import apply_defaults, deep_merge
 from .spec import Spec, check_rules
 from .validate import Validator, load_schema, raise_first
 from .yamlio import Positions
 
-IMAGE_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _VERSION = ("image", "version")
+
+
+def version_problem(version: str) -> str | None:
+    """What is wrong with ``version`` by the schema's own rule for ``image.version`` (ASCII digits
+    only, at most 32 characters), or None: a version from the command line is held to exactly
+    what the spec file would be held to."""
+    schema = load_schema("spec.schema.json")
+    rule = schema["properties"]["image"]["properties"]["version"]
+    problems = Validator(schema).problems(version, rule)
+    return problems[0].message if problems else None
 
 
 def check_image_update(spec: Spec, version: str) -> None:
@@ -29,9 +36,10 @@ def check_image_update(spec: Spec, version: str) -> None:
             "the spec uses a custom image (image.uri); update-image only switches official image versions",
             "edit image.uri and run `eascomfy deploy`",
         )
-    if not IMAGE_VERSION_RE.match(version):
+    problem = version_problem(version)
+    if problem is not None:
         raise UsageError(
-            f"expected an official image version like 2.2 or 1.9.1, got {version!r}",
+            f"expected an official image version like 2.2 or 1.9.1: {problem}",
             f"the edition's suffix ({spec.edition.image_suffix or 'none'}) is added for you",
             param="version",
         )

@@ -45,6 +45,15 @@ def load_schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+@functools.lru_cache(maxsize=None)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A schema pattern as JSON Schema (ECMA-262) reads it: a final ``$`` is the end of the text,
+    where Python's ``$`` also matches before a trailing newline (``"comfy\\n"`` would pass)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}?" if match else None
@@ -160,7 +169,7 @@ class Validator:
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             out.append(Problem(path, f"expected at most {schema['maxLength']} characters, got {len(value)}"))
         pattern = schema.get("pattern")
-        if pattern and not re.search(pattern, value):
+        if pattern and not _pattern(pattern).search(value):
             what = schema.get("x-expected", f"text matching {pattern}")
             out.append(Problem(path, f"{_describe(value)} is not valid: expected {what}"))
 
