@@ -11,8 +11,11 @@ from pathlib import Path
 def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> None:
     """Write ``data`` (text is UTF-8) to ``path`` so a reader never sees half a file: a temp file
     renamed over it. ``durable``: also fsync the file and its folder, so after a crash or power
-    loss ``path`` holds the new data or the old, never nothing."""
+    loss ``path`` holds the new data or the old, never nothing. A symlink stays a link: the file
+    it points to is the one replaced (a spec kept elsewhere and linked into the project)."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -1,8 +1,10 @@
 """Values given on the command line obey the spec's own rules: refused before any cloud write and
-before the spec file is touched (issue 11, items 13 and 14)."""
+before the spec file is touched (issue 11, item 13); rewriting the spec keeps it where it is."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -32,3 +34,18 @@ def test_update_image_refuses_what_the_spec_would_refuse(
     assert res.stderr.startswith("error: VERSION: ") and fragment in res.stderr
     assert api_calls(sandbox, before) == []  # nothing sent, not even a read
     assert p.spec.read_text() == before_text  # nothing written
+
+
+def test_update_image_writes_through_a_symlinked_spec(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    """A spec kept elsewhere and linked into the project stays a link; the file it points to is
+    the one rewritten (issue 11, item 20)."""
+    p = project("img_link_svc", version="1.8")
+    real = p.dir / "specs" / "real.yaml"
+    real.parent.mkdir()
+    p.spec.rename(real)
+    p.spec.symlink_to(Path("specs") / "real.yaml")
+    res = p.cli("update-image", "1.9")
+    assert res.exit_code == 0, res.stderr
+    assert p.spec.is_symlink() and os.readlink(p.spec) == str(Path("specs") / "real.yaml")
+    assert 'version: "1.9"' in real.read_text()
+    assert [f.name for f in real.parent.iterdir()] == ["real.yaml"]  # no temp file left beside it
