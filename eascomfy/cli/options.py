@@ -82,6 +82,7 @@ def flag_for(param: str) -> str:
 HINTS = {
     "InvalidService.NotFound": "check --service/--region, or create it with `eascomfy deploy`",
     "StalePlan": "run `eascomfy plan --out FILE` again and review it",
+    "FileExists": "pass --force to replace it",
     "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used
 }
 

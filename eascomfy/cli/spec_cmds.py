@@ -61,6 +61,7 @@ def render(
     env: EnvOpt = None,
     edition: EditionOpt = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the JSON to FILE instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file (never the spec itself).")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Print the EAS service JSON (the exact CreateService body) for a spec."""
@@ -68,6 +69,10 @@ def render(
         from ..core.render import dumps, labels, render as render_doc
 
         spec = SpecRef(out, file, env, edition).spec
+        if out_file is not None:
+            from ..local.files import check_output_file
+
+            check_output_file(out_file, force=force, inputs=spec.files, param="out")
         doc = render_doc(spec)
         if not spec.edition.can("api_deploy"):
             out.warn(

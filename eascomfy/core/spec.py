@@ -47,6 +47,12 @@ class Spec:
     def project_dir(self) -> Path:
         return Path(self.file).parent
 
+    @property
+    def files(self) -> list[Path]:
+        """The files this spec was read from: the spec and, with an environment, its overlay."""
+        found = dict.fromkeys([self.file, *(file for file, _ in self.positions.lines.values())])
+        return [Path(f) for f in found]
+
 
 def _spec_schema() -> dict[str, Any]:
     return load_schema("spec.schema.json")
