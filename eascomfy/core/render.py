@@ -74,6 +74,13 @@ def _container(spec: Spec, template: dict[str, Any], edition_fragment: dict[str,
     return container
 
 
+def comfy_container(spec: Spec) -> dict[str, Any]:
+    """The ComfyUI container (containers[0]) as the spec renders it, before ``overrides``."""
+    if not spec.edition.can("api_deploy"):
+        return {}
+    return _container(spec, load_template(spec.project_dir), spec.edition.service)
+
+
 def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

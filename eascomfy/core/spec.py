@@ -16,6 +16,7 @@ from ..errors import Location, SpecError, UsageError
 from .editions import Edition, UnknownEdition, load_edition
 from .instances import gpu_count
 from .merge import apply_defaults, deep_merge
+from .overrides import override_problems
 from .validate import Problem, Validator, did_you_mean, load_schema, raise_first
 from .yamlio import PathT, Positions, load_yaml, read_text
 
@@ -211,6 +212,10 @@ def check_rules(spec: Spec) -> None:
     scaling = data.get("autoscaling")
     if scaling and scaling["max"] <= scaling["min"]:
         problems.append(Problem(("autoscaling", "max"), f"expected max > min ({scaling['min']}), got {scaling['max']}"))
+    if data.get("overrides"):
+        from .render import comfy_container  # render builds on Spec: imported when needed
+
+        problems += override_problems(data["overrides"], comfy_container(spec))
     raise_first(problems, spec.positions, spec.file)
 
 

@@ -49,3 +49,15 @@ def test_update_image_writes_through_a_symlinked_spec(sandbox: EasSandbox, proje
     assert p.spec.is_symlink() and os.readlink(p.spec) == str(Path("specs") / "real.yaml")
     assert 'version: "1.9"' in real.read_text()
     assert [f.name for f in real.parent.iterdir()] == ["real.yaml"]  # no temp file left beside it
+
+
+def test_deploy_refuses_overrides_that_rename_the_service(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    """overrides.metadata.name made deploy create another service and then wait on the spec's
+    name (issue 11, item 14): refused as an invalid spec, before any call."""
+    p = project("ovr_name_svc", version="1.9")
+    p.spec.write_text(p.spec.read_text() + "overrides:\n  metadata:\n    name: ovr_other_svc\n")
+    before = mark(sandbox)
+    res = p.cli("deploy")
+    assert res.exit_code == 3, res.stderr
+    assert "overrides.metadata.name: the service's identity is the spec's name; change name instead" in res.stderr
+    assert api_calls(sandbox, before) == []

@@ -64,6 +64,12 @@ EXPECT = {
     "49-python-tag.yaml": (1, "name: the YAML tag !!python/name:os.system is not supported"),
     "50-python-tag-sequence.yaml": (4, "overrides: the YAML tag !!python/object/apply:os.system is not supported"),
     "51-date-in-overrides.yaml": (5, 'overrides.metadata.since: a date is not a JSON value (quote it to keep it text: "2024-01-01")'),
+    "52-override-name.yaml": (5, "overrides.name: the service's identity is the spec's name; change name instead"),
+    "53-override-metadata-name.yaml": (7, "overrides.metadata.name: the service's identity is the spec's name; change name"),
+    "54-override-instances.yaml": (5, "overrides.metadata.instance: set by the spec's resources.instances; change resources.instances"),
+    "55-override-image.yaml": (9, "overrides.containers[0].image: set by the spec's image.version or image.uri"),
+    "56-override-deletes-name.yaml": (5, "overrides.metadata: null would delete metadata.name, set by the spec's name"),
+    "57-override-instance-types.yaml": (7, "overrides.cloud.computing.instances: set by the spec's resources.instance_type"),
 }
 
 
