@@ -23,6 +23,7 @@ from ..errors import UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
+from .regions import check_region
 from .wait import DEFAULT_TIMEOUT, RUNNING, NotReady, Poll, Watcher, wait_ready
 
 
@@ -45,6 +46,7 @@ def desired(spec: Spec) -> tuple[dict[str, Any], dict[str, str]]:
 def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | None]:
     """One read (DescribeService) and the plan against it."""
     config, labels = desired(spec)
+    check_region(spec, client)
     live = client.describe(spec.name)
     plan = make_plan(
         spec.name,

@@ -17,6 +17,7 @@ from .editions import Edition, UnknownEdition, load_edition
 from .instances import gpu_count
 from .merge import apply_defaults, deep_merge
 from .overrides import override_problems
+from .regions import region_problem
 from .validate import Problem, Validator, did_you_mean, load_schema, raise_first
 from .yamlio import PathT, Positions, load_yaml, read_text
 
@@ -195,6 +196,10 @@ def check_rules(spec: Spec) -> None:
         elif rule.warning:
             spec.warnings.append(f"{rule.field}: {rule.warning}")
 
+    if data.get("region_check", True):
+        unknown = region_problem(spec.region)
+        if unknown is not None:
+            problems.append(unknown)
     if ed.regions and spec.region not in ed.regions:
         problems.append(
             Problem(

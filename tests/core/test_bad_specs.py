@@ -70,6 +70,8 @@ EXPECT = {
     "55-override-image.yaml": (9, "overrides.containers[0].image: set by the spec's image.version or image.uri"),
     "56-override-deletes-name.yaml": (5, "overrides.metadata: null would delete metadata.name, set by the spec's name"),
     "57-override-instance-types.yaml": (7, "overrides.cloud.computing.instances: set by the spec's resources.instance_type"),
+    "58-region-typo.yaml": (2, "region: 'cn-hangzhuo' is not an EAS region eascomfy knows (did you mean 'cn-hangzhou'? a region"),
+    "59-region-unknown.yaml": (3, "region: 'cn-nowhere-9' is not an EAS region eascomfy knows (known: ap-northeast-1,"),
 }
 
 
