@@ -124,6 +124,10 @@ class SpecRef:
         from ..core.spec import load_spec
 
         spec = load_spec(self.file, env=self.env, edition=self.edition)
+        from ..redact import register_secret
+
+        for value in spec.secrets.values:  # no log line or error may show them from here on
+            register_secret(value)
         for warning in spec.warnings:
             self.out.warn(warning)
         return spec

@@ -56,6 +56,7 @@ def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | Non
         live.config if live else None,
         live.labels if live else None,
         live.current_version if live else None,
+        secrets=spec.secrets,
     )
     return plan, live
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from .merge import apply_defaults, deep_merge
-from .spec import Spec, check_rules
+from .spec import Spec, finish
 from .validate import Validator, load_schema, raise_first
 from .yamlio import Positions
 
@@ -56,5 +56,5 @@ def with_image_version(spec: Spec, version: str) -> Spec:
     raise_first(Validator(schema, positions.plain).problems(user), positions, spec.file)
     data = apply_defaults(deep_merge(spec.edition.defaults, user), schema)
     updated = Spec(spec.file, data, spec.edition, spec.env, user=user, positions=positions)
-    check_rules(updated)
+    finish(updated)
     return updated

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from .merge import canonical
 from .render import MANAGED_BY_LABEL
+from .secrets import MASK, Secrets, has_secrets, mask_value
 
 APPLIED_SHA_LABEL = "eascomfy/applied-sha"
 # The keys of the user's own labels last applied, so a label removed from the spec is removed from
@@ -64,6 +65,12 @@ class Change:
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind, "old": self.old, "new": self.new}
 
+    def masked(self, desired: Any, live: Any, secrets: Secrets) -> "Change":
+        """This change as shown: secret values (of the desired or the live config) masked."""
+        return Change(
+            self.path, mask_value(self.old, self.path, live, secrets), mask_value(self.new, self.path, desired, secrets), self.kind
+        )
+
     def line(self) -> str:
         show = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)  # noqa: E731
         if self.kind == "add":
@@ -89,18 +96,35 @@ class Plan:
     live_version: int | None = None  # CurrentVersion before the change: the rollback target
     live_sha: str | None = None  # config_sha of the normalized live config the plan was made against
     desired_sha: str = ""  # config_sha(desired), computed once by make_plan
+    live: dict[str, Any] | None = None  # the normalized live config (None: no service yet)
+    secrets: Secrets = field(default_factory=Secrets)  # the spec's secret env values: never shown
 
     @property
     def has_changes(self) -> bool:
         return self.action != "noop"
+
+    @property
+    def has_secrets(self) -> bool:
+        """The desired or the live config holds a secret value: shown masked, fingerprinted salted."""
+        return has_secrets(self.desired, self.secrets) or (self.live is not None and has_secrets(self.live, self.secrets))
+
+    def shown_changes(self) -> list[Change]:
+        return [c.masked(self.desired, self.live, self.secrets) for c in self.changes]
+
+    def shown_labels(self) -> dict[str, str]:
+        """The labels to set, as shown: the applied-sha of a config with secrets is a fast hash
+        of them, so it is masked too."""
+        if APPLIED_SHA_LABEL in self.labels_set and self.has_secrets:
+            return {**self.labels_set, APPLIED_SHA_LABEL: MASK}
+        return dict(self.labels_set)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "service": self.service,
             "region": self.region,
             "action": self.action,
-            "changes": [c.to_dict() for c in self.changes],
-            "labels_set": self.labels_set,
+            "changes": [c.to_dict() for c in self.shown_changes()],
+            "labels_set": self.shown_labels(),
             "labels_remove": self.labels_remove,
             "drift": self.drift,
             "managed": self.managed,
@@ -119,8 +143,8 @@ class Plan:
         if not self.managed and self.action != "create":
             out.append("! the live service is not marked as managed by eascomfy; deploy will take it over")
         if self.action != "create":
-            out += [f"  {c.line()}" for c in self.changes]
-        for key, value in sorted(self.labels_set.items()):
+            out += [f"  {c.line()}" for c in self.shown_changes()]
+        for key, value in sorted(self.shown_labels().items()):
             out.append(f"  label {key}={value}")
         out += [f"  label -{key}" for key in self.labels_remove]
         return out
@@ -189,16 +213,20 @@ def make_plan(
     live_config: dict[str, Any] | None,
     live_labels: dict[str, str] | None = None,
     live_version: int | None = None,
+    secrets: Secrets | None = None,
 ) -> Plan:
     """Compare the rendered config and labels with the live service (None: it does not exist).
-    ``desired`` is what ``render`` returned, already canonical: it is carried as it is."""
+    ``desired`` is what ``render`` returned, already canonical: it is carried as it is.
+    ``secrets`` (the spec's) says which values the plan never shows; without it, env values of
+    names that look secret are masked."""
+    secrets = secrets or Secrets()
     desired_sha = config_sha(desired)
     labels = {**desired_labels, APPLIED_SHA_LABEL: desired_sha}
     user_keys = sorted(k for k in desired_labels if not k.startswith(OWN_LABEL_PREFIX))
     if user_keys:
         labels[USER_LABELS_LABEL] = ",".join(user_keys)
     if live_config is None:
-        return Plan(service, region, "create", desired, labels_set=labels, desired_sha=desired_sha)
+        return Plan(service, region, "create", desired, labels_set=labels, desired_sha=desired_sha, secrets=secrets)
     live_labels = live_labels or {}
     live = normalize(live_config)
     live_sha = config_sha(live)
@@ -223,5 +251,7 @@ def make_plan(
         desired_sha=desired_sha,
         managed=live_labels.get(MANAGED_BY_LABEL) == "eascomfy",
         live_version=live_version,
+        live=live,
+        secrets=secrets,
     )
 

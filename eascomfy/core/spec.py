@@ -7,10 +7,11 @@ it) < command-line flags. Every problem is a ``SpecError`` naming the file, line
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import Location, SpecError, UsageError
 from .editions import Edition, UnknownEdition, load_edition
@@ -18,6 +19,7 @@ from .instances import gpu_count
 from .merge import apply_defaults, deep_merge
 from .overrides import override_problems
 from .regions import region_problem
+from .secrets import Secrets, resolve_env
 from .validate import Problem, Validator, did_you_mean, load_schema, raise_first
 from .yamlio import PathT, Positions, load_yaml, read_text
 
@@ -36,6 +38,8 @@ class Spec:
     warnings: list[str] = field(default_factory=list)
     user: dict[str, Any] = field(default_factory=dict)  # what the user's files and flags set
     positions: Positions = field(default_factory=Positions)
+    secrets: Secrets = field(default_factory=Secrets)  # which env values are secret, and their values
+    unresolved: dict[str, str] = field(default_factory=dict)  # env name -> ${env:VAR} not set
 
     @property
     def name(self) -> str:
@@ -158,8 +162,22 @@ def load_spec(
 
     data = apply_defaults(deep_merge(ed.defaults, user), schema)
     spec = Spec(file=str(path), data=data, edition=ed, env=env, user=user, positions=user_pos)
-    check_rules(spec)
+    finish(spec)
     return spec
+
+
+def finish(spec: Spec, environ: Mapping[str, str] | None = None) -> None:
+    """The last steps of resolving a spec: ``env`` values filled from the environment
+    (``${env:NAME}``, secrets marked), then the rules. A variable that is not set is a warning
+    here and an error where the body is rendered (render, plan, deploy): ``validate`` runs
+    without the secrets."""
+    resolved = resolve_env(spec.data.get("env") or {}, os.environ if environ is None else environ)
+    spec.data["env"], spec.secrets, spec.unresolved = resolved.env, resolved.secrets, resolved.unresolved
+    for name, variable in resolved.unresolved.items():
+        spec.warnings.append(f"env.{name}: ${{env:{variable}}} is not set here; render, plan and deploy need it")
+    problems = [Problem(("env", name), message) for name, message in resolved.problems]
+    raise_first(problems, spec.positions, spec.file)
+    check_rules(spec)
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:
