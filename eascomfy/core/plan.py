@@ -142,8 +142,7 @@ class Plan:
             out.append("! the live service was changed outside eascomfy (e.g. in the console) since the last deploy")
         if not self.managed and self.action != "create":
             out.append("! the live service is not marked as managed by eascomfy; deploy will take it over")
-        if self.action != "create":
-            out += [f"  {c.line()}" for c in self.shown_changes()]
+        out += [f"  {c.line()}" for c in self.shown_changes()]
         for key, value in sorted(self.shown_labels().items()):
             out.append(f"  label {key}={value}")
         out += [f"  label -{key}" for key in self.labels_remove]
@@ -182,6 +181,21 @@ def _join(base: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{base}[{key}]"
     return f"{base}.{key}" if base else key
+
+
+def _is_env_entry(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"name", "value"}
+
+
+def leaves(doc: Any, path: str = "") -> list[Change]:
+    """Every field of ``doc`` as an "add": mappings and lists of mappings are opened down to their
+    values (an env entry ``{name, value}`` and a list of plain values stay whole). What a create
+    plan shows, so a reviewer sees the whole service, as Terraform shows a create."""
+    if isinstance(doc, dict) and doc and not _is_env_entry(doc):
+        return [c for key in doc for c in leaves(doc[key], _join(path, key))]
+    if isinstance(doc, list) and doc and all(isinstance(item, dict) for item in doc):
+        return [c for i, item in enumerate(doc) for c in leaves(item, _join(path, i))]
+    return [Change(path or "(config)", None, doc, "add")]
 
 
 def diff(desired: Any, live: Any, path: str = "") -> list[Change]:
@@ -226,7 +240,9 @@ def make_plan(
     if user_keys:
         labels[USER_LABELS_LABEL] = ",".join(user_keys)
     if live_config is None:
-        return Plan(service, region, "create", desired, labels_set=labels, desired_sha=desired_sha, secrets=secrets)
+        return Plan(
+            service, region, "create", desired, changes=leaves(desired), labels_set=labels, desired_sha=desired_sha, secrets=secrets
+        )
     live_labels = live_labels or {}
     live = normalize(live_config)
     live_sha = config_sha(live)
