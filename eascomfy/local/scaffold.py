@@ -41,9 +41,11 @@ resources:
 # autoscaling: {{min: 1, max: 4, metric: qps, threshold: 10}}
 # overrides: {{}}                  # raw EAS service JSON, deep-merged last
 
-# environments:                   # pick with --env prod
-#   prod:
-#     resources: {{instances: 2}}
+# Environment overlays, picked with --env NAME (or a file eascomfy.NAME.yaml beside this one):
+# merged onto the fields above; mappings merge, lists replace, null deletes.
+environments:
+  prod:
+    resources: {{instances: 2}}
 """
 
 _STORAGE_OSS = """\

@@ -27,9 +27,9 @@ def test_render_out_refuses_to_overwrite_the_spec_even_with_force(tmp_path: Path
 
 def test_render_out_refuses_an_environment_overlay_file(tmp_path: Path) -> None:
     spec = _project(tmp_path)
-    overlay = tmp_path / "eascomfy.prod.yaml"
+    overlay = tmp_path / "eascomfy.staging.yaml"
     overlay.write_text("resources: {instances: 2}\n")
-    res = run_cli("render", "-f", str(spec), "--env", "prod", "--out", str(overlay), "--force")
+    res = run_cli("render", "-f", str(spec), "--env", "staging", "--out", str(overlay), "--force")
     assert res.exit_code == 2 and "is the spec being rendered" in res.stderr
     assert overlay.read_text() == "resources: {instances: 2}\n"
 
