@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from .merge import apply_defaults, deep_merge
 from .spec import Spec, finish
-from .validate import Validator, load_schema, raise_first
+from .validate import Validator, field_problem, load_schema, raise_first
 from .yamlio import Positions
 
 _VERSION = ("image", "version")
@@ -19,12 +19,8 @@ _VERSION = ("image", "version")
 
 def version_problem(version: str) -> str | None:
     """What is wrong with ``version`` by the schema's own rule for ``image.version`` (ASCII digits
-    only, at most 32 characters), or None: a version from the command line is held to exactly
-    what the spec file would be held to."""
-    schema = load_schema("spec.schema.json")
-    rule = schema["properties"]["image"]["properties"]["version"]
-    problems = Validator(schema).problems(version, rule)
-    return problems[0].message if problems else None
+    only, at most 32 characters), or None."""
+    return field_problem(version, "image", "version")
 
 
 def check_image_update(spec: Spec, version: str) -> None:

@@ -221,6 +221,18 @@ class Validator:
                 self._check(item, extra, path + (key,), out)
 
 
+def field_problem(value: Any, *path: str) -> str | None:
+    """What is wrong with ``value`` as the spec field at ``path`` (``"image", "version"``;
+    ``"wheels", "items"`` for a list's items), by the spec schema's own rule, or None: a value
+    from the command line is held to exactly what the spec file would be held to."""
+    schema = load_schema("spec.schema.json")
+    rule = schema
+    for key in path:
+        rule = rule["items"] if key == "items" else rule["properties"][key]
+    problems = Validator(schema).problems(value, rule)
+    return problems[0].message if problems else None
+
+
 def _one_of_message(branches: list[dict[str, Any]], passing: int) -> str:
     names = [b["required"][0] for b in branches if list(b) == ["required"] and len(b["required"]) == 1]
     if len(names) == len(branches):
