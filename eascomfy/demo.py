@@ -34,7 +34,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     import tempfile
     from importlib import resources
 
-    from .control import deploy as ops
+    from .control.deploy import deploy, plan_service
     from .control.lifecycle import status
     from .control.wait import Poll
     from .core.image import check_image_update, with_image_version
@@ -48,7 +48,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
     from .sandbox.eas import Timings
     from .sandbox.stack import SandboxStack
     from .local.specfile import rewrite_image_version
-    from .storage.mount import Mount, check_bucket, init_layout, node_files, parse_oss_uri
+    from .storage.mount import NODES, Mount, check_bucket, init_layout, model_path, node_files, parse_oss_uri
     from .storage.upload import CrcCache, MiB, Uploader
     from .workflows.check import check_workflow, errors_only, inventory
     from .workflows.journal import Journal
@@ -73,9 +73,9 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         spec = load_spec(path)
         bucket_name, prefix = parse_oss_uri(spec.data["storage"]["oss"])
         bucket = OssClient(bucket_name, region, key=key, endpoint=sandbox.oss.url)
-        loc = Mount(bucket, prefix)
+        mount = Mount(bucket, prefix)
         check_bucket(bucket, region, create=True)
-        created = init_layout(bucket, loc.prefix)
+        created = init_layout(bucket, mount.prefix)
         progress.info(f"[2/{steps}] storage init: bucket {bucket.name} created, {len(created)} ComfyUI folders")
         # Stand-ins for the guide's models and custom node (the sandbox only checks they are there).
         models = work / "models"
@@ -86,20 +86,20 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         vhs.mkdir(parents=True, exist_ok=True)
         (vhs / "__init__.py").write_text("# stand-in for ComfyUI-VideoHelperSuite (VHS_VideoCombine)\n")
         uploader = Uploader(bucket, part_size=1 * MiB, workers=3, cache=CrcCache(scratch / "crc-cache.json"))
-        pushed = uploader.push_many([(f, loc.key(f"models/checkpoints/{f.name}")) for f in sorted(models.iterdir())])
-        listed = ", ".join(f"{loc.url(r.key)} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
+        pushed = uploader.push_many([(f, mount.key(model_path("checkpoints", f.name))) for f in sorted(models.iterdir())])
+        listed = ", ".join(f"{mount.url(r.key)} ({r.parts} part{'s' if r.parts != 1 else ''})" for r in pushed)
         progress.info(f"[3/{steps}] models push: {listed}, CRC64 verified")
-        nodes = uploader.push_many([(f, loc.key(f"custom_nodes/{rel}")) for f, rel in node_files(vhs)])
+        nodes = uploader.push_many([(f, mount.key(f"{NODES}{rel}")) for f, rel in node_files(vhs)])
         progress.info(f"[4/{steps}] nodes push: {vhs.name} ({len(nodes)} file) to custom_nodes/")
         progress.info(f"[5/{steps}] plan:")
-        first_plan, _ = ops.plan_service(spec, client)
+        first_plan, _ = plan_service(spec, client)
         for line in first_plan.lines():
             progress.info(f"  {line}")
         progress.info(f"[6/{steps}] deploy:")
-        created_result = ops.deploy(spec, client, progress, timeout=30, poll=poll)
+        created_result = deploy(spec, client, progress, timeout=30, poll=poll)
         progress.info(f"[7/{steps}] update-image 2.2:")
         check_image_update(spec, "2.2")
-        updated = ops.deploy(with_image_version(spec, "2.2"), client, progress, timeout=30, poll=poll)
+        updated = deploy(with_image_version(spec, "2.2"), client, progress, timeout=30, poll=poll)
         rewrite_image_version(path, "2.2")
         progress.info(f"  wrote image.version 2.2 to {path}")
 
@@ -107,7 +107,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
         workflow_file = work / "seed-workflow.api.json"
         workflow_file.write_text(text, encoding="utf-8")
         flow = parse_workflow(json.loads(text), str(workflow_file))
-        problems = check_workflow(flow, mount=inventory(loc))
+        problems = check_workflow(flow, mount=inventory(mount))
         progress.info(f"[8/{steps}] check {workflow_file.name}: {len(flow)} nodes, models and custom nodes on the mount: "
                  f"{len(errors_only(problems))} problems")
         for problem in problems:
@@ -119,7 +119,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
             sent = submit(service, [(flow, [])], journal, progress, prefix="txt2img")
         progress.info(f"[9/{steps}] submit: task {sent.task_ids[0]} queued (POST /api_prompt), journal {journal.path}")
         outputs = work / "outputs"
-        got = results(target, journal, progress, follow=True, mount=loc, download=outputs)
+        got = results(target, journal, progress, follow=True, mount=mount, download=outputs)
         journal.close()
         pulled = [f["path"] for r in got.written for f in r["files"]]
         progress.info(f"[10/{steps}] results: {len(got.written)} result from the sink, outputs pulled: "
@@ -129,7 +129,7 @@ def run_demo(progress: Progress, directory: Path | None = None) -> DemoResult:
                              oss=spec.data["storage"]["oss"], image_version="2.2", force=True)
         std_spec = load_spec(std_path)
         progress.info(f"[11/{steps}] run on a Standard-edition service (same mount):")
-        ops.deploy(std_spec, client, progress, timeout=30, poll=poll)
+        deploy(std_spec, client, progress, timeout=30, poll=poll)
         std_live = client.require(std_spec.name)
         with Target(std_live.internet_endpoint, std_live.access_token, std_spec.name).client(progress) as service:
             ran = run(service, flow, progress, out_dir=outputs / "run", timeout=60)

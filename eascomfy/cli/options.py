@@ -37,19 +37,6 @@ EditionOpt = Annotated[
 DEFAULT_SPEC = Path("eascomfy.yaml")
 
 
-def session(command: str, output: str | None = None):  # type: ignore[no-untyped-def]
-    """The per-command output session (imported lazily: --help never pays for it)."""
-    from .output import session as _session
-
-    return _session(command, _check_output(output))
-
-
-def _check_output(value: str | None) -> str | None:
-    if value is not None and value not in (TEXT, JSON):
-        raise typer.BadParameter(f"expected text or json, got {value!r}", param_hint="--output")
-    return value
-
-
 ServiceOpt = Annotated[
     Optional[str], typer.Option("--service", help="Act on this live service instead of the spec's (needs --region).", metavar="NAME")
 ]
