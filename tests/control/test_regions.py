@@ -67,3 +67,16 @@ def test_region_check_false_deploys_to_a_region_eas_offers(tmp_path: Path, monke
         assert res.exit_code == 0, res.stderr
         assert _actions(new, before)[:3] == ["DescribeRegions", "DescribeService", "CreateService"]
         assert new.get_service("region_new_svc")["status"] == "Running"
+
+
+def test_the_emulator_lists_every_region_it_serves(tmp_path: Path) -> None:
+    """DescribeRegions through the unmodified SDK: the same list at each region's endpoint."""
+    from eascomfy.adapters.credentials import AccessKey, credential_client
+    from eascomfy.adapters.eas import EasClient
+    from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
+
+    with EasSandbox(state_dir=tmp_path, timings=FAST, regions=["cn-shanghai"]) as sb:
+        key = credential_client(AccessKey(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET))
+        for region in ("cn-hangzhou", "cn-shanghai"):
+            client = EasClient(region, endpoint=sb.url_for(region), credential=key)
+            assert client.regions() == {"cn-hangzhou": "cn-hangzhou", "cn-shanghai": "cn-shanghai"}

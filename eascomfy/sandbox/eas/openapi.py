@@ -49,7 +49,8 @@ class OpenApi:
     def __init__(self, store: ServiceStore, region: str, server: SandboxServer) -> None:
         self.store = store
         self.region = region
-        # DescribeRegions: (RegionId, RegionName) of the regions this endpoint says EAS offers.
+        # DescribeRegions: (RegionId, RegionName) of the regions EAS offers (EasSandbox sets the
+        # regions it serves; a test may set others).
         self.regions: list[tuple[str, str]] = [(region, region)]
         self._server = server
         self._nonces = NonceCache()
