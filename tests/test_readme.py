@@ -96,7 +96,8 @@ def test_readme_examples_run_as_written(tmp_path: Path) -> None:
             assert proc.returncode == 0, f"{proc.stderr[-3000:]}\n--- block:\n" + "\n".join(block)
     assert (work / "service.json").is_file() and (work / "eascomfy.schema.json").is_file()
     assert 'version: "2.2"' in (work / "eascomfy.yaml").read_text()  # update-image 2.2 wrote it
-    assert "comfy_prod" in (work / ".sandbox" / "eas" / "state.json").read_text()  # the last block deployed
+    states = [p.read_text() for p in (work / ".sandbox").rglob("*.json")]
+    assert any("comfy_prod" in text for text in states)  # the last block deployed into its own sandbox
 
 
 @pytest.mark.parametrize("line", ["eascomfy validate --env prod"])
