@@ -74,6 +74,7 @@ HINTS = {
     "AmbiguousEnvironment": "pass --env ENV; a deploy records it on the service",
     "UnknownImageVersion": "pass --force for a version newer than eascomfy's table; a tag the registry lacks fails after the rollout",
     "StalePlan": "run `eascomfy plan --out FILE` again and review it",
+    "FileExists": "pass --force to replace it",
     "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used
 }
 
@@ -115,6 +116,10 @@ class SpecRef:
         from ..core.spec import load_spec
 
         spec = load_spec(self.file, env=self.env, edition=self.edition)
+        from ..redact import register_secret
+
+        for value in spec.secrets.values:  # no log line or error may show them from here on
+            register_secret(value)
         for warning in spec.warnings:
             self.out.warn(warning)
         return spec

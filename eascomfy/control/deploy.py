@@ -27,6 +27,7 @@ from ..errors import EascomfyError, UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
+from .regions import check_region
 from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, Watcher, wait_ready
 
 
@@ -56,6 +57,7 @@ def _plan(spec: Spec, wanted: tuple[dict[str, Any], dict[str, str]], live: LiveS
         live.config if live else None,
         live.labels if live else None,
         live.current_version if live else None,
+        secrets=spec.secrets,
     )
 
 
@@ -68,6 +70,7 @@ def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | Non
     """One read (DescribeService) and the plan against it; a spec the API cannot deploy is
     refused before the read."""
     wanted = desired(spec)
+    check_region(spec, client)
     live = client.describe(spec.name)
     return _plan(spec, wanted, live), live
 

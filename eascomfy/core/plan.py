@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from .merge import canonical
 from .render import MANAGED_BY_LABEL
+from .secrets import MASK, Secrets, has_secrets, mask_value
 from .wire import AUTOSCALER_KEY
 
 APPLIED_SHA_LABEL = "eascomfy/applied-sha"
@@ -75,6 +76,12 @@ class Change:
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind, "old": self.old, "new": self.new}
 
+    def masked(self, desired: Any, live: Any, secrets: Secrets) -> "Change":
+        """This change as shown: secret values (of the desired or the live config) masked."""
+        return Change(
+            self.path, mask_value(self.old, self.path, live, secrets), mask_value(self.new, self.path, desired, secrets), self.kind
+        )
+
     def line(self) -> str:
         show = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)  # noqa: E731
         if self.kind == "add":
@@ -101,18 +108,35 @@ class Plan:
     live_sha: str | None = None  # config_sha of the normalized live config the plan was made against
     desired_sha: str = ""  # config_sha(desired), computed once by make_plan
     notes: list[str] = field(default_factory=list)  # what people should know about this plan
+    live: dict[str, Any] | None = None  # the normalized live config (None: no service yet)
+    secrets: Secrets = field(default_factory=Secrets)  # the spec's secret env values: never shown
 
     @property
     def has_changes(self) -> bool:
         return self.action != "noop"
+
+    @property
+    def has_secrets(self) -> bool:
+        """The desired or the live config holds a secret value: shown masked, fingerprinted salted."""
+        return has_secrets(self.desired, self.secrets) or (self.live is not None and has_secrets(self.live, self.secrets))
+
+    def shown_changes(self) -> list[Change]:
+        return [c.masked(self.desired, self.live, self.secrets) for c in self.changes]
+
+    def shown_labels(self) -> dict[str, str]:
+        """The labels to set, as shown: the applied-sha of a config with secrets is a fast hash
+        of them, so it is masked too."""
+        if APPLIED_SHA_LABEL in self.labels_set and self.has_secrets:
+            return {**self.labels_set, APPLIED_SHA_LABEL: MASK}
+        return dict(self.labels_set)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "service": self.service,
             "region": self.region,
             "action": self.action,
-            "changes": [c.to_dict() for c in self.changes],
-            "labels_set": self.labels_set,
+            "changes": [c.to_dict() for c in self.shown_changes()],
+            "labels_set": self.shown_labels(),
             "labels_remove": self.labels_remove,
             "drift": self.drift,
             "managed": self.managed,
@@ -132,9 +156,8 @@ class Plan:
         if not self.managed and self.action != "create":
             out.append("! the live service is not marked as managed by eascomfy; deploy will take it over")
         out += [f"  note: {note}" for note in self.notes]
-        if self.action != "create":
-            out += [f"  {c.line()}" for c in self.changes]
-        for key, value in sorted(self.labels_set.items()):
+        out += [f"  {c.line()}" for c in self.shown_changes()]
+        for key, value in sorted(self.shown_labels().items()):
             out.append(f"  label {key}={value}")
         out += [f"  label -{key}" for key in self.labels_remove]
         return out
@@ -207,6 +230,21 @@ def _join(base: str, key: str | int) -> str:
     return f"{base}.{key}" if base else key
 
 
+def _is_env_entry(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"name", "value"}
+
+
+def leaves(doc: Any, path: str = "") -> list[Change]:
+    """Every field of ``doc`` as an "add": mappings and lists of mappings are opened down to their
+    values (an env entry ``{name, value}`` and a list of plain values stay whole). What a create
+    plan shows, so a reviewer sees the whole service, as Terraform shows a create."""
+    if isinstance(doc, dict) and doc and not _is_env_entry(doc):
+        return [c for key in doc for c in leaves(doc[key], _join(path, key))]
+    if isinstance(doc, list) and doc and all(isinstance(item, dict) for item in doc):
+        return [c for i, item in enumerate(doc) for c in leaves(item, _join(path, i))]
+    return [Change(path or "(config)", None, doc, "add")]
+
+
 def diff(desired: Any, live: Any, path: str = "") -> list[Change]:
     """Field-level differences from ``live`` to ``desired``. Mappings are compared key by key,
     lists of equal length item by item; anything else (or lists of different lengths) whole."""
@@ -236,16 +274,22 @@ def make_plan(
     live_config: dict[str, Any] | None,
     live_labels: dict[str, str] | None = None,
     live_version: int | None = None,
+    secrets: Secrets | None = None,
 ) -> Plan:
     """Compare the rendered config and labels with the live service (None: it does not exist).
-    ``desired`` is what ``render`` returned, already canonical: it is carried as it is."""
+    ``desired`` is what ``render`` returned, already canonical: it is carried as it is.
+    ``secrets`` (the spec's) says which values the plan never shows; without it, env values of
+    names that look secret are masked."""
+    secrets = secrets or Secrets()
     desired_sha = config_sha(desired)
     labels = {**desired_labels, APPLIED_SHA_LABEL: desired_sha}
     user_keys = sorted(k for k in desired_labels if not k.startswith(OWN_LABEL_PREFIX))
     if user_keys:
         labels[USER_LABELS_LABEL] = ",".join(user_keys)
     if live_config is None:
-        return Plan(service, region, "create", desired, labels_set=labels, desired_sha=desired_sha)
+        return Plan(
+            service, region, "create", desired, changes=leaves(desired), labels_set=labels, desired_sha=desired_sha, secrets=secrets
+        )
     live_labels = live_labels or {}
     live = normalize(live_config)
     live_sha = config_sha(live)
@@ -280,5 +324,7 @@ def make_plan(
         managed=live_labels.get(MANAGED_BY_LABEL) == "eascomfy",
         live_version=live_version,
         notes=notes,
+        live=live,
+        secrets=secrets,
     )
 

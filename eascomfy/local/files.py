@@ -8,6 +8,40 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Iterable
+
+from ..errors import UsageError
+
+
+class FileExists(UsageError):
+    """An output file that exists and may not be replaced (the caller did not allow it)."""
+
+    code = "FileExists"
+
+
+def check_output_file(path: Path, *, force: bool = False, inputs: Iterable[Path] = (), param: str | None = None) -> None:
+    """Refuse, before anything is computed or written, a path ``write_atomic`` must not write: a
+    directory, one of the ``inputs`` the output is made from (never, even with ``force``), or any
+    existing file unless ``force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; give a file name", param=param)
+    if path.exists():
+        for source in inputs:
+            if Path(source).exists() and os.path.samefile(path, source):
+                raise UsageError(f"{path} is the spec being rendered; not overwritten", "give another file name", param=param)
+        if not force:
+            raise FileExists(f"{path} exists; not overwritten", "allow replacing it, or give another file name", param=param)
+    check_directory(path.parent)
+
+
+def check_directory(path: Path) -> None:
+    """Refuse a folder to write into that is a file (or lies under one): clear, before any work."""
+    for probe in (Path(path), *Path(path).parents):
+        if probe.exists():
+            if not probe.is_dir():
+                raise UsageError(f"{probe} is a file, not a directory")
+            return
 
 # Bytes a local name may take: under NAME_MAX (255 on Linux and macOS file systems), with room
 # for the ".part" of a download and write_atomic's ".<name>.<8 random>" temporary file.
@@ -19,8 +53,11 @@ _PLAIN = re.compile(r"[^A-Za-z0-9_.-]+")
 def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> None:
     """Write ``data`` (text is UTF-8) to ``path`` so a reader never sees half a file: a temp file
     renamed over it. ``durable``: also fsync the file and its folder, so after a crash or power
-    loss ``path`` holds the new data or the old, never nothing."""
+    loss ``path`` holds the new data or the old, never nothing. A symlink stays a link: the file
+    it points to is the one replaced (a spec kept elsewhere and linked into the project)."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

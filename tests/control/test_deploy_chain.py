@@ -155,7 +155,7 @@ def test_update_image_writes_the_version_where_the_environment_takes_it_from(
     """With --env, the version written back is the one that environment reads, so the next deploy
     with the same --env keeps the new image (no silent revert, no drift)."""
     p = project("env_image_svc", version="1.8")
-    p.spec.write_text(p.spec.read_text() + 'environments:\n  prod:\n    image: {version: "1.8"}  # pinned for prod\n')
+    p.edit("  prod:\n    resources: {instances: 2}\n", '  prod:\n    image: {version: "1.8"}  # pinned for prod\n')
     staging = p.dir / "eascomfy.staging.yaml"
     staging.write_text('name: env_image_stg\nimage:\n  version: "1.8"   # staging follows\n')
     base_before = p.spec.read_text()

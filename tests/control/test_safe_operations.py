@@ -188,8 +188,11 @@ def test_update_image_and_rollback_follow_the_environment_deployed_and_never_res
     from alibabacloud_eas20210701.models import DeleteServiceLabelRequest
 
     p = project("envimg_svc", version="1.8")
-    p.spec.write_text(p.spec.read_text() + "environments:\n  prod:\n    resources: {instances: 4}\n"
-                      "  dev:\n    labels: {tier: dev}\n")
+    text = p.spec.read_text()
+    written = "environments:\n  prod:\n    resources: {instances: 2}\n"  # what init writes
+    assert written in text
+    p.spec.write_text(text.replace(written, "environments:\n  prod:\n    resources: {instances: 4}\n"
+                                            "  dev:\n    labels: {tier: dev}\n"))
     assert p.cli("deploy", "--env", "prod").exit_code == 0
     labels = sandbox.get_service("envimg_svc")["labels"]
     assert (labels["eascomfy/env"], labels["eascomfy/spec"]) == ("prod", "eascomfy.yaml")

@@ -92,6 +92,8 @@ class EasSandbox(ServerBacked):
         self._server = SandboxServer(self._build_app, self.error_response, action_of, name="eas",
                                      controls=controls, sites=sites)
         self.openapis = {r: OpenApi(self.stores[r], r, self._server) for r in self.regions}
+        for api in self.openapis.values():  # DescribeRegions answers the same at every endpoint
+            api.regions = [(r, r) for r in self.regions]
 
     @property
     def store(self) -> ServiceStore:
