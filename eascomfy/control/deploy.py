@@ -135,6 +135,8 @@ def deploy(
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)
+    if not dry_run and not plan.managed and plan.action == "update":
+        _refuse_takeover_removals(plan, spec)
     if dry_run or plan.action == "noop":
         if dry_run:
             result.notes.append("dry run: nothing was changed")
@@ -155,6 +157,19 @@ def deploy(
     result.ready = True
     result.seconds = time.monotonic() - started
     return result
+
+
+def _refuse_takeover_removals(plan: Plan, spec: Spec) -> None:
+    """A takeover never deletes keys set outside eascomfy (the console) unless the spec says so."""
+    from ..core.importer import takeover_removals
+
+    removed = takeover_removals(plan.changes, spec.data.get("overrides"))
+    if removed:
+        raise UsageError(
+            f"taking over {plan.service} would remove keys set outside eascomfy: {', '.join(removed)}",
+            "import the service first to keep them in overrides (`eascomfy import`), or set each to null "
+            "in overrides to remove it",
+        )
 
 
 def _rollback(

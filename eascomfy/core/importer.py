@@ -390,3 +390,21 @@ def spec_text(imported: Imported, overrides: dict[str, Any], lost: list[str]) ->
         text += "# Kept so that nothing the service has is lost; remove a key here to let eascomfy own it.\n"
         text += _block("overrides", overrides)
     return text
+
+
+# -- takeover --------------------------------------------------------------------------------------
+def _said_null(overrides: Any, path: str) -> bool:
+    """True when the spec's ``overrides`` sets ``path`` (``a.b.c``, no list indexes) to null."""
+    node = overrides
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or not isinstance(node.get(part), dict):
+            return False
+        node = node[part]
+    return isinstance(node, dict) and parts[-1] in node and node[parts[-1]] is None
+
+
+def takeover_removals(changes: list[Any], overrides: dict[str, Any] | None) -> list[str]:
+    """The keys a first deploy over a service eascomfy does not manage would remove although the
+    spec does not say so (an explicit null in ``overrides`` says so)."""
+    return [c.path for c in changes if c.kind == "remove" and not _said_null(overrides or {}, c.path)]

@@ -133,3 +133,23 @@ def test_import_of_a_missing_service_is_a_cloud_error(tmp_path: Path) -> None:
     res = run_cli("import", "--service", "no_such_svc", "--region", REGION, cwd=tmp_path)
     assert res.exit_code == 4 and "does not exist" in res.stderr
     assert not (tmp_path / "eascomfy.yaml").exists()
+
+
+def test_a_takeover_never_removes_console_keys_unless_the_spec_says_so(sandbox: EasSandbox, project) -> None:
+    p = project("takeover_svc", edition="standard")
+    assert p.cli("render", "--out", "service.json").exit_code == 0
+    config = json.loads((p.dir / "service.json").read_text())
+    config["features"] = {"eas.aliyun.com/extra-ephemeral-storage": "100Gi"}
+    config["metadata"]["instance"] = 2
+    console_create(sandbox, config)
+    res = p.cli("plan")
+    assert "- features:" in res.stdout and "will take it over" in res.stdout
+    version = sandbox.get_service("takeover_svc")["current_version"]
+    res = p.cli("deploy")
+    assert res.exit_code == 2 and "would remove keys set outside eascomfy: features" in res.stderr
+    assert sandbox.get_service("takeover_svc")["current_version"] == version  # nothing written
+    # the spec says so: an explicit null in overrides
+    p.spec.write_text(p.spec.read_text() + "overrides:\n  features: null\n")
+    res = p.cli("deploy")
+    assert res.exit_code == 0, res.stderr
+    assert "features" not in sandbox.get_service("takeover_svc")["config"]
