@@ -1,10 +1,12 @@
 """Local files: writes a reader never sees half of, the state directory, files that are safe to
-read whole, and local names for names that come from a server (never escaping the destination)."""
+read whole, and local names for names that come from a server (never escaping the destination,
+always short enough to write, distinct from each other)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -14,11 +16,51 @@ from typing import Iterable
 from ..errors import UsageError
 
 
+class FileExists(UsageError):
+    """An output file that exists and may not be replaced (the caller did not allow it)."""
+
+    code = "FileExists"
+
+
+def check_output_file(path: Path, *, force: bool = False, inputs: Iterable[Path] = (), param: str | None = None) -> None:
+    """Refuse, before anything is computed or written, a path ``write_atomic`` must not write: a
+    directory, one of the ``inputs`` the output is made from (never, even with ``force``), or any
+    existing file unless ``force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; give a file name", param=param)
+    if path.exists():
+        for source in inputs:
+            if Path(source).exists() and os.path.samefile(path, source):
+                raise UsageError(f"{path} is the spec being rendered; not overwritten", "give another file name", param=param)
+        if not force:
+            raise FileExists(f"{path} exists; not overwritten", "allow replacing it, or give another file name", param=param)
+    check_directory(path.parent)
+
+
+def check_directory(path: Path) -> None:
+    """Refuse a folder to write into that is a file (or lies under one): clear, before any work."""
+    for probe in (Path(path), *Path(path).parents):
+        if probe.exists():
+            if not probe.is_dir():
+                raise UsageError(f"{probe} is a file, not a directory")
+            return
+
+# Bytes a local name may take: under NAME_MAX (255 on Linux and macOS file systems), with room
+# for the ".part" of a download and write_atomic's ".<name>.<8 random>" temporary file.
+NAME_LIMIT = 200
+_EXTENSION_LIMIT = 16
+_PLAIN = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
 def write_atomic(path: Path, data: str | bytes, *, durable: bool = False) -> None:
     """Write ``data`` (text is UTF-8) to ``path`` so a reader never sees half a file: a temp file
     renamed over it. ``durable``: also fsync the file and its folder, so after a crash or power
-    loss ``path`` holds the new data or the old, never nothing."""
+    loss ``path`` holds the new data or the old, never nothing. A symlink stays a link: the file
+    it points to is the one replaced (a spec kept elsewhere and linked into the project)."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -85,6 +127,45 @@ def state_dir() -> Path:
     return Path(base)
 
 
+def _digest(text: str, size: int) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:size]
+
+
+def _split_extension(name: str) -> tuple[str, str]:
+    stem, dot, ext = name.rpartition(".")
+    suffix = f".{ext}" if dot and stem and len(ext.encode("utf-8", "surrogatepass")) < _EXTENSION_LIMIT else ""
+    return name[: len(name) - len(suffix)], suffix
+
+
+def hashed_name(name: str, key: str | None = None, limit: int = NAME_LIMIT) -> str:
+    """``name`` cut to fit ``limit`` UTF-8 bytes with ``~`` and 16 hex digits of the SHA-256 of
+    ``key`` (default: ``name``) before its extension: ``ComfyUI_xxxx~1a2b3c4d5e6f7a8b.png``. With
+    another ``key``, a distinct name for one that clashes with another (``dir`` and ``dir/x.png``)."""
+    stem, suffix = _split_extension(name)
+    keep = limit - len(suffix.encode("utf-8", "surrogatepass")) - 17  # "~" + 16 hex digits
+    head = stem.encode("utf-8", "surrogatepass")[:keep].decode("utf-8", "ignore")
+    return f"{head}~{_digest(name if key is None else key, 16)}{suffix}"
+
+
+def fit_name(name: str, limit: int = NAME_LIMIT) -> str:
+    """One path component from a server (a file name, a task id) as a local name: itself when it
+    fits in ``limit`` UTF-8 bytes; else cut, with a hash of the whole name (two long names never
+    meet) and its extension kept. The same name always gives the same local name."""
+    if len(name.encode("utf-8", "surrogatepass")) <= limit:
+        return name
+    return hashed_name(name, limit=limit)
+
+
+def id_name(text: str, suffix: str = "") -> str:
+    """A local file name for an id from a server (a task id) plus ``suffix``: the id itself when it
+    is plain (letters, digits, ``_.-``, not starting with a dot); else its other characters
+    replaced and a hash added, so distinct ids never share a file. Always fits (``fit_name``)."""
+    plain = _PLAIN.sub("_", text).lstrip(".")
+    if plain != text or not plain:
+        plain = f"{plain or '_'}~{_digest(text, 8)}"
+    return fit_name(plain + suffix)
+
+
 def _name_parts(remote_name: str) -> list[str] | None:
     """The path components of a server-given name, or None if it would escape its folder."""
     if not remote_name or "\x00" in remote_name or remote_name.startswith(("/", "\\")):
@@ -98,36 +179,16 @@ def _name_parts(remote_name: str) -> list[str] | None:
 
 
 def safe_local_path(dest: Path, remote_name: str) -> Path | None:
-    """Where ``remote_name`` lands under ``dest``, or None if it would escape it."""
+    """Where ``remote_name`` (``sub/folder/name``, from a server) lands under ``dest``, or None if
+    it would escape it. Each part is made to fit a local file system (``fit_name``). THE one way
+    names from a server become local paths: run's downloads, results, outputs pull (which plans a
+    whole listing at once with ``local_names``)."""
     parts = _name_parts(remote_name)
     if parts is None:
         return None
-    target = (dest / "/".join(parts)).resolve()
+    target = (dest / "/".join(fit_name(p) for p in parts)).resolve()
     root = dest.resolve()
     return target if root in target.parents else None
-
-
-# -- names from a server as local file names ------------------------------------------------------
-NAME_MAX = 255  # bytes in one path component (ext4, XFS, btrfs, APFS; NTFS counts 255 UTF-16 units)
-_MAX_EXTENSION = 16  # longer "extensions" are part of the name
-
-
-def hashed_name(name: str, key: str | None = None, limit: int = NAME_MAX) -> str:
-    """``name`` made unique and short enough: its stem (cut to fit ``limit`` UTF-8 bytes), ``~``,
-    12 hex digits of the SHA-256 of ``key`` (default: ``name``), then its extension:
-    ``ComfyUI_xxxx~1a2b3c4d5e6f.png``. The same input always gives the same name."""
-    stem, extension = os.path.splitext(name)
-    if not stem or len(extension.encode()) > _MAX_EXTENSION:
-        stem, extension = name, ""
-    digest = hashlib.sha256((key if key is not None else name).encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    room = limit - len(extension.encode()) - len(digest) - 1
-    cut = stem.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
-    return f"{cut}~{digest}{extension}"
-
-
-def fit_name(part: str, limit: int = NAME_MAX) -> str:
-    """One path component as a local file name: unchanged when it fits in ``limit`` bytes."""
-    return part if len(part.encode("utf-8", "surrogatepass")) <= limit else hashed_name(part, limit=limit)
 
 
 @dataclass
@@ -140,11 +201,10 @@ class LocalNames:
 
 
 def local_names(names: Iterable[str]) -> LocalNames:
-    """Safe, distinct local paths for ``names`` (e.g. object keys under a prefix).
-
-    A name escaping its folder (``..``, absolute, a drive letter, NUL) is refused; a component
-    over ``NAME_MAX`` bytes is cut with a hash (extension kept); a file whose path is also a folder
-    of another name (keys ``dir`` and ``dir/x.png``), or that two names share, gets a hashed name."""
+    """Safe, distinct local paths for ``names`` (e.g. the keys of one listing), as
+    ``safe_local_path`` makes them one at a time, and distinct: a file whose path is also a folder
+    of another name (keys ``dir`` and ``dir/x.png``), or that two names share (``a//b``, ``a/b``),
+    gets a hashed name (``hashed_name``) instead of overwriting or crashing."""
     result = LocalNames()
     planned: dict[str, list[str]] = {}
     for name in names:
@@ -157,7 +217,7 @@ def local_names(names: Iterable[str]) -> LocalNames:
     used: set[tuple[str, ...]] = set()
     for name, parts in planned.items():
         if tuple(parts) in folders or tuple(parts) in used:
-            parts[-1] = hashed_name(parts[-1], key=name)
+            parts[-1] = hashed_name(_name_parts(name)[-1], key=name)  # type: ignore[index]
         used.add(tuple(parts))
         path = "/".join(parts)
         result.paths[name] = path

@@ -40,7 +40,10 @@ class Fault:
     ``Throttling.User``, status 400 unless set; the emulator's error responder shapes it), ``slow``
     (sleep ``delay`` seconds plus ``per_mib`` seconds per MiB of request body — a round trip and a
     per-connection bandwidth, as over a real network — then serve normally), ``drop`` (close the connection without an
-    answer), ``drop_body`` (serve, but cut the connection after part of the request body was read).
+    answer), ``drop_body`` (serve, but cut the connection after part of the request body was read),
+    ``drop_after`` (serve the request fully, then cut the connection before the answer is written:
+    the server acted, the client never learns it), ``endless`` (answer 200 and stream zeros for
+    ever, 64 KiB every ``delay`` seconds, default 0.01: a download that never ends).
     ``times``: how many matching requests it hits; -1 for every one.
     ``method``/``path``/``action``: match filters (``path`` is a regex searched in the path;
     ``action`` matches the emulator's action name, e.g. ``CreateService`` or ``UploadPart``).
@@ -278,6 +281,13 @@ class SandboxServer:
                     # Read part of the body so the client is mid-upload, then cut the connection.
                     await request.content.read(64 * 1024)
                     return _drop(request)
+                elif fault.kind == "drop_after":
+                    resp = await handler(request)
+                    record.status = resp.status
+                    return _drop(request)
+                elif fault.kind == "endless":
+                    record.status = 200
+                    return await _endless(request, fault.delay or 0.01)
                 elif fault.kind in ("status", "throttle"):
                     # The emulator's error responder shapes a throttling answer the way its
                     # protocol's clients recognise it (EAS: Throttling.User + x-acs-retry-after).
@@ -342,6 +352,19 @@ class ServerBacked:
     @property
     def faults(self) -> Faults:
         return self._server.faults
+
+
+async def _endless(request: web.Request, gap: float) -> web.StreamResponse:
+    """200, then zeros until the client goes away."""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/octet-stream"})
+    await resp.prepare(request)
+    chunk = bytes(64 * 1024)
+    try:
+        while True:
+            await resp.write(chunk)
+            await asyncio.sleep(gap)
+    except (ConnectionError, RuntimeError):  # the client went away
+        return resp
 
 
 def _drop(request: web.Request) -> web.StreamResponse:

@@ -49,6 +49,9 @@ class OpenApi:
     def __init__(self, store: ServiceStore, region: str, server: SandboxServer) -> None:
         self.store = store
         self.region = region
+        # DescribeRegions: (RegionId, RegionName) of the regions EAS offers (EasSandbox sets the
+        # regions it serves; a test may set others).
+        self.regions: list[tuple[str, str]] = [(region, region)]
         self._server = server
         self._nonces = NonceCache()
         self.foreign: set[str] = set()  # names another account owns (a test hook)
@@ -106,6 +109,8 @@ class OpenApi:
         handler: Callable[[Call], dict[str, Any]] | None = None
         if raw_path.rstrip("/") == "/api/v2/services":
             handler = {"POST": self._create, "GET": self._list}.get(method)
+        elif raw_path.rstrip("/") == "/api/v2/regions":
+            handler = {"GET": self._regions}.get(method)
         elif m := SERVICE_PATH.match(raw_path):
             handler = self._service_ops.get((method, m["op"] or ""))
             if handler is not None:
@@ -117,6 +122,10 @@ class OpenApi:
         if handler is None:
             raise api_not_found()
         return handler
+
+    def _regions(self, call: Call) -> dict[str, Any]:
+        """DescribeRegions: ``{Regions: [{RegionId, RegionName}]}`` (eas-operations.md section 7)."""
+        return {"Regions": [{"RegionId": rid, "RegionName": name} for rid, name in self.regions]}
 
     def _create(self, call: Call) -> dict[str, Any]:
         labels = {str(k): str(v) for k, v in json_param(call.query, "Labels", dict).items()}

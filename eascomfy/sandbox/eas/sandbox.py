@@ -92,6 +92,8 @@ class EasSandbox(ServerBacked):
         self._server = SandboxServer(self._build_app, self.error_response, action_of, name="eas",
                                      controls=controls, sites=sites)
         self.openapis = {r: OpenApi(self.stores[r], r, self._server) for r in self.regions}
+        for api in self.openapis.values():  # DescribeRegions answers the same at every endpoint
+            api.regions = [(r, r) for r in self.regions]
 
     @property
     def store(self) -> ServiceStore:
@@ -156,6 +158,10 @@ class EasSandbox(ServerBacked):
                 return web.json_response({"error": 'give {"name": "<service>"}'}, status=400)
             self.mark_foreign(body["name"], request.method == "POST", region)
         return web.json_response(sorted(self.openapis[region].foreign))
+
+    def autoscale(self, name: str, instances: int) -> None:
+        """Move ``name`` to ``instances`` as its autoscaler would (in place, no new version)."""
+        self.store.scale(name, instances)
 
     def writes(self) -> list[RecordedRequest]:
         """Recorded OpenAPI calls that are not GETs (service endpoint traffic is not included)."""

@@ -375,6 +375,15 @@ class ServiceStore:
             rec.autoscaler = None
             self._touch(rec, "AutoscalerDeleted", "Autoscaler deleted")
 
+    def scale(self, name: str, instances: int) -> None:
+        """What the autoscaler does (a test hook): the instance count changes in place, with an
+        event and no new version. UNVERIFIED: that a real autoscaler's count shows in the
+        ServiceConfig's ``metadata.instance`` (not only in TotalInstance)."""
+        with self._lock:
+            rec = self._writable(name)
+            rec.config = {**rec.config, "metadata": {**rec.config.get("metadata", {}), "instance": instances}}
+            self._touch(rec, "AutoScaled", f"The autoscaler scaled the service to {instances} instance(s)")
+
     def set_stuck(self, name: str, status: str | None) -> None:
         """Pin the service in ``status`` (e.g. Waiting: no resources) instead of becoming Running.
         ``None`` releases it: it then starts normally."""
