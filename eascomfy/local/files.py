@@ -191,6 +191,22 @@ def safe_local_path(dest: Path, remote_name: str) -> Path | None:
     return target if root in target.parents else None
 
 
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be (made into) a writable folder, or None when it can: checked before
+    work whose results go there is started. Nothing is created."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} is a file, not a folder"
+        return None if os.access(path, os.W_OK | os.X_OK) else f"{path}: the folder is not writable"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{path}: {parent} is a file, so the folder cannot be made"
+    return None if os.access(parent, os.W_OK | os.X_OK) else f"{path}: cannot make it, {parent} is not writable"
+
+
 @dataclass
 class LocalNames:
     """Local relative paths for a set of server-given names (which are data, not paths)."""
