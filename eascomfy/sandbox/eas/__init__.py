@@ -29,7 +29,12 @@ Modules:
 - ``signing``: ACS3-HMAC-SHA256, checked on every call;
 - ``params``: query parameters, paging and the JSON body of a call;
 - ``errors``: ``EasError`` and the error body;
-- ``state``: services, versions, labels, events, lifecycle timings and persistence.
+- ``state``: services, versions, labels, events, lifecycle timings and persistence;
+- ``instances``: a service's instances, their logs (current and previous container) and diagnosis;
+  ``ops_api``: ListServiceInstances, ListServiceContainers, DescribeServiceLog,
+  DescribeServiceDiagnosis and DescribeServiceInstanceDiagnosis over them. Test hooks on
+  ``EasSandbox``: ``fail_deploy`` (the next version crash-loops with given log lines),
+  ``add_logs``, ``restart_instance``.
 
 Re-exported here: ``EasSandbox``, ``PredictContext``, ``Timings`` and ``ImageCatalogue``, e.g.
 ``from eascomfy.sandbox.eas import EasSandbox, Timings``.

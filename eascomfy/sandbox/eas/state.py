@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import instances
 from .errors import invalid, not_found
 
 CREATING, UPDATING, RUNNING, FAILED = "Creating", "Updating", "Running", "Failed"
@@ -116,6 +117,7 @@ class ServiceRecord:
     ready_at: float | None = None
     stuck: str | None = None
     autoscaler: dict[str, Any] | None = None
+    ops: dict[str, Any] = field(default_factory=dict)  # instances, logs, crash (see instances.py)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ServiceRecord":
@@ -198,6 +200,7 @@ class ServiceStore:
         self._lock = threading.RLock()
         self._services: dict[str, ServiceRecord] = {}
         self.url_key = secrets.token_hex(32)  # signs DescribeServiceSignedUrl links
+        self.crash_plans: dict[str, dict[str, Any]] = {}  # the next version of a service crashes
         self._load()
 
     # -- persistence ---------------------------------------------------------------------------
@@ -367,6 +370,41 @@ class ServiceStore:
             rec.autoscaler = None
             self._touch(rec, "AutoscalerDeleted", "Autoscaler deleted")
 
+    # -- instances and logs (test hooks; see instances.py) ---------------------------------------
+    def plan_crash(self, name: str, plan: dict[str, Any] | None) -> None:
+        """The next version created for ``name`` crash-loops (``None`` cancels)."""
+        with self._lock:
+            if plan is None:
+                self.crash_plans.pop(name, None)
+            else:
+                self.crash_plans[name] = copy.deepcopy(plan)
+
+    def add_log_lines(self, name: str, instance: int | str, lines: list[str], container: str) -> None:
+        with self._lock:
+            rec = self.get(name)
+            instances.add_lines(rec, self._instance_name(rec, instance), lines, self.clock(), container=container)
+            self._save()
+
+    def restart_instance(self, name: str, instance: int | str, reason: str, exit_code: int, lines: list[str]) -> str:
+        with self._lock:
+            rec = self.get(name)
+            which = self._instance_name(rec, instance)
+            instances.restart(rec, which, reason, exit_code, lines, self.clock())
+            self._event(rec, "Warning", "InstanceRestarted", f"Instance {which} restarted: {reason}", self.clock())
+            self._save()
+            return which
+
+    @staticmethod
+    def _instance_name(rec: ServiceRecord, instance: int | str) -> str:
+        names = instances.instance_names(rec)
+        if isinstance(instance, int):
+            if not 0 <= instance < len(names):
+                raise invalid(f"service {rec.name} has {len(names)} instance(s), no instance {instance}")
+            return names[instance]
+        if instance not in names:
+            raise invalid(f"service {rec.name} has no instance {instance}")
+        return instance
+
     def set_stuck(self, name: str, status: str | None) -> None:
         """Pin the service in ``status`` (e.g. Waiting: no resources) instead of becoming Running.
         ``None`` releases it: it then starts normally."""
@@ -398,6 +436,7 @@ class ServiceStore:
     def _new_version(self, rec: ServiceRecord, message: str) -> None:
         bad = self._unpullable(rec.config)
         rec.latest_version += 1
+        instances.arm_crash(rec, self.crash_plans.pop(rec.name, None))
         rec.current_version = rec.latest_version
         rec.versions.append(
             {
@@ -435,6 +474,9 @@ class ServiceStore:
             return Transition(at, FAILED, "ImagePullFailed", self._pull_failure(bad), "Warning")
         if rec.stuck:
             return Transition(at, rec.stuck, *self._stuck_text(rec.stuck), "Warning")
+        crash = instances.crash_of(rec)
+        if crash is not None:
+            return Transition(at, FAILED, crash["reason"], crash["message"], "Warning")
         return Transition(at, RUNNING, "Running", f"Service is running with {rec.instance} instance(s)")
 
     def _advance(self, rec: ServiceRecord) -> bool:
@@ -449,6 +491,7 @@ class ServiceStore:
         rec.update_time = step.at
         rec.ready_at = step.at + self.timings.ready if step.status == RUNNING else None
         self._event(rec, step.event_type, step.reason, step.message, step.at)
+        instances.came_up(rec, step.status, step.at)
         return True
 
     def _unpullable(self, config: dict[str, Any]) -> str | None:
