@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from ..adapters.eas import Event, LiveService
     from ..control.deploy import DeployResult
     from ..control.lifecycle import Versions
+    from ..control.logs import LogLine
     from ..core.plan import Plan
 
 
@@ -57,3 +58,8 @@ def versions_text(versions: "Versions") -> str:
 def lifecycle_text(name: str, action: str, live: "LiveService | None") -> str:
     state = live.status if live else "requested"
     return f"{name}: {action} {'done' if live else 'requested'} ({state})"
+
+
+def log_text(lines: "list[LogLine]", prefix: bool) -> str:
+    """Log lines as they were written; ``[instance]`` first when several instances speak."""
+    return "\n".join(f"[{l.instance}] {l.text}" if prefix else l.text for l in lines)
