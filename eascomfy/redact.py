@@ -8,10 +8,14 @@ that leaves ``eascomfy.cli.output`` passes through ``redact``.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 
 MASK = "***"
+# A secret this long is masked wherever it appears; a shorter one only where it stands alone (not
+# inside a longer run of letters and digits), so that masking it cannot mangle unrelated words.
+ANYWHERE = 6
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
@@ -27,9 +31,14 @@ _PATTERNS = [
 
 def register_secret(value: str | None) -> None:
     """Remember a secret so that any later output containing it is masked."""
-    if value and len(value) >= 6:
+    if value:
         with _lock:
             _secrets.add(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _standalone(secret: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![A-Za-z0-9])" + re.escape(secret) + r"(?![A-Za-z0-9])")
 
 
 def redact(text: str) -> str:
@@ -39,7 +48,7 @@ def redact(text: str) -> str:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
-            text = text.replace(secret, MASK)
+            text = text.replace(secret, MASK) if len(secret) >= ANYWHERE else _standalone(secret).sub(MASK, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text

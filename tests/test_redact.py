@@ -10,9 +10,15 @@ def test_registered_secret_is_masked_everywhere() -> None:
     assert redact("key s3cr3t-value-xyz in text, again s3cr3t-value-xyz") == f"key {MASK} in text, again {MASK}"
 
 
-def test_short_values_are_not_registered() -> None:
-    register_secret("ab")
-    assert redact("ab cd") == "ab cd"
+def test_short_secrets_are_masked_as_whole_words() -> None:
+    """A secret under 6 characters (a short env value, a PIN) is masked where it stands alone, not
+    inside longer words, where it would mangle every line without hiding anything."""
+    register_secret("Pw4x")
+    assert redact("token Pw4x, again:Pw4x.") == f"token {MASK}, again:{MASK}."
+    assert redact('{"value": "Pw4x"}') == '{"value": "***"}'
+    assert redact("xPw4x Pw4xy") == "xPw4x Pw4xy"
+    register_secret("")
+    assert redact("a b") == "a b"
 
 
 def test_known_shapes_are_masked() -> None:

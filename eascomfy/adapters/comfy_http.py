@@ -57,18 +57,35 @@ def _error(what: str, exc: BaseException | None = None, response: "httpx.Respons
         return CloudError(f"{what}: HTTP {status}: {text or 'no body'}", code=f"HTTP{status}", status=status)
     import httpx
 
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return CloudError(f"{what}: cannot connect ({type(exc).__name__})", code="ConnectionError",
+    name = type(exc).__name__ if exc is not None else "error"
+    if isinstance(exc, _not_sent()):
+        return CloudError(f"{what}: cannot connect ({name})", code="ConnectionError",
                           hint="is the service running and the endpoint right? eascomfy status")
     if isinstance(exc, httpx.TimeoutException):
-        return CloudError(f"{what}: no answer in time ({type(exc).__name__})", code="Timeout")
-    name = type(exc).__name__ if exc is not None else "error"
-    return CloudError(f"{what}: connection failed ({name})", code="ConnectionError")
+        return AnswerLost(f"{what}: no answer in time ({name})", code="Timeout")
+    # Sent (or partly sent), then the connection failed: the server may have acted on it.
+    return AnswerLost(f"{what}: the connection failed after the request was sent ({name})", code="NoAnswer")
 
 
-def _retryable(exc: CloudError) -> bool:
-    """Failures where the request surely did not reach ComfyUI or the queue: safe to send again."""
-    return exc.code in ("ConnectionError", "ServiceUnavailable") and exc.status in (None, 503)
+class AnswerLost(CloudError):
+    """The request was written (or partly written) but no answer came: the server may or may not
+    have acted on it. Never sent again blindly; a caller that must know settles it another way."""
+
+
+def _not_sent() -> tuple[type[BaseException], ...]:
+    """httpx errors raised before any byte of the request was written: connecting, waiting for a
+    pooled connection, a request httpx refused to send, a proxy that would not connect."""
+    import httpx
+
+    return (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+            httpx.LocalProtocolError, httpx.ProxyError)
+
+
+def _retryable(exc: Exception) -> bool:
+    """Failures where the request surely did not reach ComfyUI or the queue: safe to send again.
+    A lost answer (``AnswerLost``) is never one of them."""
+    return (isinstance(exc, CloudError) and not isinstance(exc, AnswerLost)
+            and exc.code in ("ConnectionError", "ServiceUnavailable") and exc.status in (None, 503))
 
 
 @dataclass(frozen=True)
@@ -167,27 +184,47 @@ class ServiceClient:
         self.request("POST", "/queue", "POST /queue", json={"delete": [prompt_id]})
         self.request("POST", "/interrupt", "POST /interrupt", json={"prompt_id": prompt_id})
 
-    def download(self, params: Mapping[str, str], target: Path) -> int:
-        """``GET /view`` into ``target`` (through a temporary file; replaced only when complete)."""
+    def download(self, params: Mapping[str, str], target: Path, deadline: float | None = None) -> int:
+        """``GET /view`` into ``target`` (through a temporary file; replaced only when complete).
+        ``deadline`` (``time.monotonic()``) bounds the whole download, however the server streams:
+        past it ``CloudError`` code ``Deadline``, and no ``.part`` is left."""
         import httpx
 
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         what = f"GET /view {params.get('filename')}"
+
+        def left() -> float:
+            return float("inf") if deadline is None else deadline - time.monotonic()
+
+        def late(size: int) -> CloudError:
+            return CloudError(f"{what}: not complete in the time allowed ({size} bytes so far)", code="Deadline")
+
+        size = 0
         try:
-            with self._http.stream("GET", self.endpoint + "/view", params=dict(params)) as response:
+            if left() <= 0:
+                raise late(0)
+            limit = min(30.0, left())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with self._http.stream("GET", self.endpoint + "/view", params=dict(params),
+                                   timeout=httpx.Timeout(limit, connect=min(10.0, limit))) as response:
                 if response.status_code != 200:
                     response.read()
                     raise _error(what, response=response)
-                size = 0
                 with open(partial, "wb") as fh:
-                    for chunk in response.iter_bytes(1 << 20):
+                    for chunk in response.iter_bytes():  # as it comes: a trickle is checked too
                         fh.write(chunk)
                         size += len(chunk)
+                        if left() <= 0:
+                            raise late(size)
+            os.replace(partial, target)
         except httpx.HTTPError as exc:
-            partial.unlink(missing_ok=True)
+            _discard(partial)
+            if left() <= 0:
+                raise late(size) from None
             raise _error(what, exc) from None
-        os.replace(partial, target)
+        except BaseException:  # the deadline, a refusal, a name this file system cannot take
+            _discard(partial)
+            raise
         return size
 
     def events(self, client_id: str, timeout: float) -> "EventSocket | None":
@@ -207,14 +244,24 @@ class ServiceClient:
     # -- the API edition ------------------------------------------------------------------------
     def api_prompt(self, body: bytes, task_id: str, attempts: int = 4) -> Sent:
         """``POST /api_prompt?task_id=`` with the bare workflow (JSON bytes). Sent again only when
-        it surely did not arrive (no connection, or the gateway's 503)."""
+        it surely did not arrive (no connection, or the gateway's 503); when it was sent and the
+        answer was lost, ``AnswerLost`` is raised: the job may be queued (the EAS queue documents
+        no dedupe by task id, so sending it again could queue it twice)."""
         def send() -> Sent:
             response = self.request("POST", "/api_prompt", f"submit {task_id}", params={"task_id": task_id},
                                     content=body, headers={"Content-Type": "application/json"})
             return Sent(response.text.strip(), response.headers.get("X-Eas-Queueservice-Request-Id", ""))
 
         policy = Retry(attempts=attempts - 1, base=0.1, cap=2.0)
-        return policy.call(send, lambda exc: isinstance(exc, CloudError) and _retryable(exc))
+        return policy.call(send, _retryable)
+
+
+def _discard(path: Path) -> None:
+    """Remove a partial download, if it can be."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 class EventSocket:

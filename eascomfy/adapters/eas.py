@@ -50,7 +50,7 @@ def _quiet(message: str) -> None:
 def retry_from_env() -> Retry:
     """The default policy, with ``EASCOMFY_EAS_MAX_RETRIES`` retries when set."""
     raw = os.environ.get(RETRIES_ENV)
-    return Retry(attempts=int(raw)) if raw and raw.isdigit() else Retry()
+    return Retry(attempts=int(raw)) if raw and raw.isascii() and raw.isdigit() else Retry()
 
 
 # -- errors: the one mapping -----------------------------------------------------------------------
@@ -361,6 +361,11 @@ class EasClient:
                 )
             )
         return sorted(out, key=lambda v: v.version, reverse=True)
+
+    def regions(self) -> dict[str, str]:
+        """DescribeRegions: region id -> name of the regions EAS offers (names are localised)."""
+        body = self._body(self._call("DescribeRegions", self._sdk.describe_regions, idempotent=True))
+        return {str(r.get("RegionId")): str(r.get("RegionName") or "") for r in body.get("Regions") or [] if r.get("RegionId")}
 
     def signed_url(self, name: str, expire: int, internal: bool = False, kind: str = "webview") -> str:
         from alibabacloud_eas20210701 import models

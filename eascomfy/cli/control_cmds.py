@@ -21,6 +21,10 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; chan
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the service is ready.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the service to be ready.", metavar="S")]
 NoRollbackOpt = Annotated[bool, typer.Option("--no-rollback", help="Leave a failed update in place.")]
+AllowOtherOpt = Annotated[
+    bool,
+    typer.Option("--allow-other-changes", help="Also apply changes beyond the image (instances, resources...); refused otherwise."),
+]
 DEFAULT_TIMEOUT = 1800.0  # control.wait.DEFAULT_TIMEOUT, spelled here so --help imports nothing
 
 
@@ -102,17 +106,24 @@ def update_image_cmd(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     no_rollback: NoRollbackOpt = False,
+    allow_other_changes: AllowOtherOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send a version that eascomfy's table of ComfyUI images does not list (a newer one).")
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Switch the service to another official image version, through the same path as deploy."""
-    with session("update-image", output) as out:
-        from ..control.deploy import connect, update_image
-        from ..core.image import with_image_version
+    """Switch the service to another official image version, through the same path as deploy.
 
-        spec = SpecRef(out, file, env, edition).spec
-        updated = with_image_version(spec, version)  # refused here, before anything connects
-        change = update_image(updated, connect(spec.region, out), out, write=not no_write, dry_run=dry_run,
-                              wait=wait, timeout=timeout, rollback=not no_rollback)
+    Without --env, the environment the service was deployed with (its labels) is used."""
+    with session("update-image", output) as out:
+        from ..control.deploy import check_update_image, connect, update_image
+
+        ref = SpecRef(out, file, env, edition)
+        spec = ref.spec
+        check_update_image(spec, version, force)  # refused here, before anything connects
+        change = update_image(spec, version, connect(spec.region, out), out, load=ref.load,
+                              allow_other_changes=allow_other_changes, force=force, write=not no_write,
+                              dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback)
         out.emit(change.to_dict(), deploy_text(change.result))
 
 
@@ -185,14 +196,17 @@ def rollback_cmd(
     region: RegionOpt = None,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    allow_other_changes: AllowOtherOpt = False,
     output: OutputOpt = None,
 ) -> None:
-    """Switch the service back to an earlier version."""
+    """Switch the service back to an earlier version (refused if that changes more than the image)."""
     with session("rollback", output) as out:
         from ..control.deploy import connect, rollback
 
-        name, region_id = _target(SpecRef(out, file, env), service, region)
-        target = rollback(connect(region_id, out), name, out, version, wait=wait, timeout=timeout)
+        ref = SpecRef(out, file, env)
+        name, region_id = _target(ref, service, region)
+        target = rollback(connect(region_id, out), name, out, version, spec=None if service else ref.spec,
+                          allow_other_changes=allow_other_changes, wait=wait, timeout=timeout)
         out.emit({"service": name, "version": target}, f"{name}: now on version {target}")
 
 

@@ -51,6 +51,7 @@ FLAGS = {
     "env": "--env",
     "edition": "--edition",
     "overrides": "--set",
+    "out_dir": "--out",
     "url": "--service-url",
     "instance_type": "--instance-type",
     "image_version": "--image-version",
@@ -68,7 +69,12 @@ def flag_for(param: str) -> str:
 # gave is reworded.
 HINTS = {
     "InvalidService.NotFound": "check --service/--region, or create it with `eascomfy deploy`",
+    "BeyondTheImage": "pass --allow-other-changes to apply them too; `eascomfy plan` shows what a deploy would change",
+    "EnvironmentMismatch": "pass the --env the service was deployed with, or deploy the other environment first",
+    "AmbiguousEnvironment": "pass --env ENV; a deploy records it on the service",
+    "UnknownImageVersion": "pass --force for a version newer than eascomfy's table; a tag the registry lacks fails after the rollout",
     "StalePlan": "run `eascomfy plan --out FILE` again and review it",
+    "FileExists": "pass --force to replace it",
     "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used
 }
 
@@ -110,6 +116,23 @@ class SpecRef:
         from ..core.spec import load_spec
 
         spec = load_spec(self.file, env=self.env, edition=self.edition)
+        from ..redact import register_secret
+
+        for value in spec.secrets.values:  # no log line or error may show them from here on
+            register_secret(value)
         for warning in spec.warnings:
             self.out.warn(warning)
+        return spec
+
+    def load(self, env: str | None) -> "Spec":
+        """The same file (and --edition) under another environment: the one a live service was
+        deployed with (``update-image`` follows it). Only warnings not printed yet are printed."""
+        from ..core.spec import load_spec
+
+        if env == self.env:
+            return self.spec
+        spec = load_spec(self.file, env=env, edition=self.edition)
+        for warning in spec.warnings:
+            if warning not in self.out.warnings:
+                self.out.warn(warning)
         return spec

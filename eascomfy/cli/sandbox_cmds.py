@@ -15,22 +15,29 @@ from .options import OutputOpt, session
 
 def sandbox(
     state: Annotated[Optional[Path], typer.Option("--state", help="Directory for the sandbox's state.")] = None,
-    port: Annotated[int, typer.Option("--port", help="EAS OpenAPI port on 127.0.0.1 (0: a free one).")] = 0,
-    oss_port: Annotated[int, typer.Option("--oss-port", help="OSS port on 127.0.0.1 (0: a free one).")] = 0,
+    port: Annotated[int, typer.Option("--port", help="EAS OpenAPI port of the default region on 127.0.0.1 (0: a free one).")] = 0,
+    oss_port: Annotated[int, typer.Option("--oss-port", help="OSS port of the default region on 127.0.0.1 (0: a free one).")] = 0,
+    region: Annotated[str, typer.Option("--region", help="The default region (its endpoints are EASCOMFY_EAS_ENDPOINT and EASCOMFY_OSS_ENDPOINT).")] = "cn-hangzhou",
+    regions: Annotated[Optional[str], typer.Option("--regions", help="Comma-separated regions to serve, each on its own ports (default: every EAS region).")] = None,
 ) -> None:
-    """Run the sandbox (EAS OpenAPI + OSS emulators) until interrupted; first prints `export` lines to eval."""
+    """Run the sandbox (EAS OpenAPI + OSS emulators, every region on its own ports) until
+    interrupted; first prints `export` lines to eval: the default region's endpoints and
+    EASCOMFY_EAS_ENDPOINTS / EASCOMFY_OSS_ENDPOINTS (region=url,...) for every region."""
     with session("sandbox", None) as out:
         import signal
         import threading
 
+        from ..sandbox.regions import EAS_REGIONS
         from ..sandbox.stack import SandboxStack
 
+        served = [r.strip() for r in regions.split(",") if r.strip()] if regions is not None else list(EAS_REGIONS)
         stop_event = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-        with SandboxStack(state, eas_port=port, oss_port=oss_port) as stack:
+        with SandboxStack(state, eas_port=port, oss_port=oss_port, region=region, regions=served) as stack:
             sys.stdout.write("".join(f"export {k}={v}\n" for k, v in stack.env().items()))
             sys.stdout.flush()
-            out.info(f"EAS sandbox on {stack.eas.url}, OSS on {stack.oss.url} (state in {stack.state_dir}); Ctrl-C to stop")
+            out.info(f"EAS sandbox on {stack.eas.url}, OSS on {stack.oss.url} for {region}, and "
+                     f"{len(stack.regions) - 1} more regions (state in {stack.state_dir}); Ctrl-C to stop")
             try:
                 while not stop_event.wait(0.5):
                     pass

@@ -61,14 +61,26 @@ def render(
     env: EnvOpt = None,
     edition: EditionOpt = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the JSON to FILE instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file (never the spec itself).")] = False,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Print secret env values instead of *** (text and --out; JSON output stays masked).")
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Print the EAS service JSON (the exact CreateService body) for a spec."""
+    """Print the EAS service JSON (the exact CreateService body) for a spec; secret env values
+    are masked unless --show-secrets."""
     with session("render", output) as out:
         from ..core.render import dumps, labels, render as render_doc
+        from ..core.secrets import mask_config
 
         spec = SpecRef(out, file, env, edition).spec
+        if out_file is not None:
+            from ..local.files import check_output_file
+
+            check_output_file(out_file, force=force, inputs=spec.files, param="out")
         doc = render_doc(spec)
+        if not show_secrets:
+            doc = mask_config(doc, spec.secrets)
         if not spec.edition.can("api_deploy"):
             out.warn(
                 f"the {spec.edition.title} cannot be created through the EAS API; this is what the console's "

@@ -21,6 +21,10 @@ def plan_text(plan: "Plan") -> str:
 
 def deploy_text(result: "DeployResult") -> str:
     plan = result.plan
+    if result.in_progress and plan.action == "noop":
+        if result.ready:
+            return f"{plan.service}: no changes; ready in {result.seconds:.1f} s (waited for the change in progress)"
+        return f"{plan.service}: no changes, but it is {result.in_progress} (a change is still in progress): not ready yet"
     if not result.applied:
         return "dry run: nothing changed" if plan.has_changes else f"{plan.service}: no changes"
     if result.ready:

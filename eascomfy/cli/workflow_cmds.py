@@ -15,6 +15,7 @@ from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, RegionOpt, Servic
 
 if TYPE_CHECKING:
     from ..workflows.check import CheckReport
+    from ..workflows.queue import ResultsReport
     from ..workflows.target import Target
 
 WorkflowArg = Annotated[Path, typer.Argument(help="An API-format workflow (Workflow > Export (API)).", metavar="WORKFLOW.json")]
@@ -112,7 +113,8 @@ def run_cmd(
     workflow: WorkflowArg,
     sets: SetOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the outputs go.", metavar="DIR")] = Path("outputs"),
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the job; then it is interrupted.", metavar="S")] = 600.0,
+    timeout: Annotated[str, typer.Option("--timeout", help="How long the job and its downloads may take (600, 90s, 10m); then it is interrupted.",
+                                         metavar="DURATION")] = "600",
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Run the outputs that passed validation when others failed.")] = False,
     no_check: Annotated[bool, typer.Option("--no-check", help="Skip the /object_info check before sending.")] = False,
     file: FileOpt = DEFAULT_SPEC,
@@ -126,21 +128,25 @@ def run_cmd(
     """Run a workflow synchronously (Standard/Cluster editions): send it, follow its progress,
     download every output into DIR. Ctrl-C offers to interrupt the job on the server."""
     with session("run", output) as out:
+        from ..core.duration import parse_duration
         from ..errors import EascomfyError
         from ..workflows.matrix import load_with_overrides
         from ..workflows.run import run
 
+        seconds = parse_duration(timeout, param="timeout")
         flow = load_with_overrides(workflow, sets or [])
         target = _target(SpecRef(out, file, env), service, region, service_url, token, "run")
         with target.client(out) as client:
-            report = run(client, flow, out, out_dir=out_dir, timeout=timeout, allow_partial=allow_partial,
+            report = run(client, flow, out, out_dir=out_dir, timeout=seconds, allow_partial=allow_partial,
                          check=not no_check, confirm=_confirm)
         lines = [f"  {f['path']} ({f['size']} bytes)" for f in report.files]
         out.emit({**report.to_dict(), "service": target.service},
                  "\n".join([f"prompt {report.prompt_id}: {report.status} in {report.seconds:.1f} s, "
                             f"{len(report.files)} file{'s' if len(report.files) != 1 else ''} in {out_dir}", *lines]))
-        if report.refused:
-            raise EascomfyError(f"{len(report.refused)} output name(s) refused: they would be written outside {out_dir}")
+        if report.refused or report.unwritable:
+            raise EascomfyError(", ".join(
+                ([f"{len(report.refused)} output name(s) refused: they would be written outside {out_dir}"] if report.refused else [])
+                + ([f"{len(report.unwritable)} output(s) could not be written in {out_dir}"] if report.unwritable else [])))
 
 
 # -- submit ------------------------------------------------------------------------------------------------
@@ -183,7 +189,9 @@ def submit_cmd(
             journal.close()
         data = {**report.to_dict(), "service": target.service}
         text = (f"{len(report.task_ids) - len(report.failed)} job(s) queued on {target.service} in {report.seconds:.2f} s"
-                + (f", {len(report.failed)} failed" if report.failed else "") + f"; journal {report.journal}\n"
+                + (f", {len(report.failed)} failed" if report.failed else "")
+                + (f", {len(report.unknown)} answer(s) lost (maybe queued: results settles them)" if report.unknown else "")
+                + f"; journal {report.journal}\n"
                 f"next: eascomfy results --follow" + (f" --journal {journal_file}" if journal_file else ""))
         out.emit(data, text)
         if report.failed:
@@ -192,12 +200,24 @@ def submit_cmd(
 
 # -- results -----------------------------------------------------------------------------------------------
 def results_cmd(
-    follow: Annotated[bool, typer.Option("--follow", help="Keep reading until every submitted task has a result.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep reading until every task that may be on the queue has a result.")] = False,
     task_id: Annotated[Optional[str], typer.Option("--task-id", help="Only this task.", metavar="ID")] = None,
     download: Annotated[Optional[Path], typer.Option("--download", help="Also fetch each result's outputs from the mount into DIR/<task id>/.", metavar="DIR")] = None,
     idle: Annotated[
         float, typer.Option("--idle", help="Without --follow: stop after this long with no new result.", min=0.1, metavar="S")
     ] = 1.0,
+    timeout: Annotated[
+        Optional[str], typer.Option("--timeout", help="Stop after this long (30s, 10m, 2h) even if tasks are outstanding: exit 5.",
+                                    metavar="DURATION")
+    ] = None,
+    resubmit_after: Annotated[
+        Optional[str], typer.Option("--resubmit-after", help="Send again (same task id) tasks with no result this long after their last try.",
+                                    metavar="DURATION")
+    ] = None,
+    max_tries: Annotated[
+        int, typer.Option("--max-tries", help="With --resubmit-after: tries per task, then it goes to the dead-letter file.",
+                          min=1, metavar="N")
+    ] = 3,
     journal_file: JournalOpt = None,
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
@@ -208,31 +228,43 @@ def results_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Read results from the API edition's sink queue: each written durably (and its outputs
-    downloaded) before it is committed, so a crash loses nothing and a restart resumes."""
+    downloaded) before it is committed, so a crash loses nothing and a restart resumes. Tasks
+    still outstanding (pending, answer lost, unconfirmed, overdue) are listed."""
     with session("results", output) as out:
-        from ..errors import EascomfyError
-        from ..workflows.journal import Journal
+        from ..core.duration import parse_duration
         from ..storage.mount import Mount
+        from ..workflows.journal import Journal
         from ..workflows.queue import results
 
+        seconds = parse_duration(timeout, param="timeout") if timeout is not None else None
+        again = parse_duration(resubmit_after, param="resubmit_after") if resubmit_after is not None else None
         ref = SpecRef(out, file, env)
         target = _target(ref, service, region, service_url, token, "results")
         mount = Mount.open(ref.spec, out) if download is not None and ref.given else None
         journal = Journal.for_service(target.service, journal_file)
         try:
             report = results(target, journal, out, follow=follow, task_id=task_id, mount=mount, download=download,
-                             drain_idle=idle)
+                             drain_idle=idle, timeout=seconds, resubmit_after=again, max_tries=max_tries)
         finally:
             journal.close()
-        written = report.written
-        lines = [f"{r['task_id']}: {'ok' if r['ok'] else 'FAILED: ' + str(r['error'])}" for r in written]
-        summary = (f"{len(written)} result(s) written ({len(report.failed)} failed), {report.duplicates} duplicate(s) skipped, "
-                   f"{len(report.pending)} pending; results in {journal.results_dir}")
         out.emit({**report.to_dict(), "service": target.service, "results_dir": str(journal.results_dir)},
-                 "\n".join(lines + [summary]))
-        if report.failed or report.refused:
-            raise EascomfyError(f"{len(report.failed)} job(s) failed" + (f", {len(report.refused)} output name(s) refused"
-                                                                         if report.refused else ""))
+                 _results_text(report, str(journal.results_dir)))
+        error = report.error()
+        if error is not None:
+            raise error
+
+
+def _results_text(report: "ResultsReport", results_dir: str) -> str:
+    written = report.written
+    lines = [f"{r['task_id']}: {'ok' if r['ok'] else 'FAILED: ' + str(r['error'])}" for r in written]
+    lines += [f"{d['task_id']}: DEAD-LETTERED: {d['reason']}" for d in report.dead]
+    extra = [(len(report.unknown), "answer(s) lost"), (len(report.unconfirmed), "unconfirmed"),
+             (len(report.overdue), "overdue"), (len(report.resent), "sent again"), (len(report.not_sent), "not sent")]
+    summary = (f"{len(written)} result(s) written ({len(report.failed)} failed), {report.duplicates} duplicate(s) skipped, "
+               f"{len(report.pending)} pending" + "".join(f", {n} {what}" for n, what in extra if n)
+               + f"; results in {results_dir}"
+               + (f"; {len(report.dead)} in the dead-letter file {report.dead_letters}" if report.dead else ""))
+    return "\n".join(lines + [summary])
 
 
 def register(app: typer.Typer) -> None:

@@ -11,19 +11,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..adapters.eas import EasClient, LiveService
-from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, make_plan
+from ..core.catalogue import check_known_version
+from ..core.guard import EnvironmentMismatch, beyond_image, choose_env, image_only
+from ..core.image import with_image_version
+from ..core.limits import check_timeout
+from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, diff, keep_autoscaled_count, make_plan, normalize
 from ..core.planfile import check_saved, dumps
 from ..core.render import labels as spec_labels
 from ..core.render import render
-from ..core.spec import Spec
-from ..errors import UsageError
+from ..core.spec import Spec, known_environments, load_spec
+from ..errors import EascomfyError, UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
-from .wait import DEFAULT_TIMEOUT, RUNNING, NotReady, Poll, Watcher, wait_ready
+from .regions import check_region
+from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, Watcher, wait_ready
 
 
 def connect(region: str, progress: Progress) -> EasClient:
@@ -42,11 +47,9 @@ def desired(spec: Spec) -> tuple[dict[str, Any], dict[str, str]]:
     return render(spec), spec_labels(spec)
 
 
-def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | None]:
-    """One read (DescribeService) and the plan against it."""
-    config, labels = desired(spec)
-    live = client.describe(spec.name)
-    plan = make_plan(
+def _plan(spec: Spec, wanted: tuple[dict[str, Any], dict[str, str]], live: LiveService | None) -> Plan:
+    config, labels = wanted
+    return make_plan(
         spec.name,
         spec.region,
         config,
@@ -54,8 +57,22 @@ def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | Non
         live.config if live else None,
         live.labels if live else None,
         live.current_version if live else None,
+        secrets=spec.secrets,
     )
-    return plan, live
+
+
+def plan_against(spec: Spec, live: LiveService | None) -> Plan:
+    """The plan for ``spec`` against ``live`` (what DescribeService returned; None: no service)."""
+    return _plan(spec, desired(spec), live)
+
+
+def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | None]:
+    """One read (DescribeService) and the plan against it; a spec the API cannot deploy is
+    refused before the read."""
+    wanted = desired(spec)
+    check_region(spec, client)
+    live = client.describe(spec.name)
+    return _plan(spec, wanted, live), live
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -72,6 +89,7 @@ class DeployResult:
     live: LiveService | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    in_progress: str | None = None  # the status of a change already rolling out when deploy looked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +99,7 @@ class DeployResult:
             "status": self.live.to_dict() if self.live else None,
             "seconds": round(self.seconds, 3),
             "notes": self.notes,
+            "in_progress": self.in_progress,
         }
 
 
@@ -127,34 +146,87 @@ def deploy(
 ) -> DeployResult:
     """Create or update the service, wait until ready, roll back a failed update (unless
     ``rollback`` is False). With ``saved`` (a plan file, ``core.planfile``), refuse before any
-    write unless it still holds."""
+    write unless it still holds. A ``timeout`` of 0 or less is refused before any call.
+
+    When the config already is the spec's but a change is still rolling out (another deploy's
+    update, a create), there is nothing to send, yet the service is not ready: deploy says so
+    and, when waiting, waits for that change as it would for its own (never rolling it back)."""
+    check_timeout(timeout)
     started = time.monotonic()
     plan, live = plan_service(spec, client)
     if saved is not None:
         check_saved(saved, plan)
+    return execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
+                   rollback=rollback, poll=poll)
+
+
+def execute(
+    plan: Plan,
+    live: LiveService | None,
+    client: EasClient,
+    progress: Progress,
+    started: float,
+    *,
+    dry_run: bool,
+    wait: bool,
+    timeout: float,
+    rollback: bool,
+    poll: Poll,
+) -> DeployResult:
+    """Carry out a plan made against ``live``: print it, apply it, wait, roll back on failure."""
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)
-    if dry_run or plan.action == "noop":
+    busy = live is not None and plan.action in ("noop", "labels") and live.status in IN_PROGRESS
+    if busy:
+        assert live is not None
+        result.in_progress = live.status
+        result.notes.append(f"{plan.service} is {live.status}: a change is still in progress")
+        then = "waiting for it" if wait and not dry_run else "not ready yet; `eascomfy status` shows it"
+        progress.info(f"{plan.service} is {live.status}: a change is still in progress (another deploy, or a change "
+                      f"made elsewhere); {then}")
+    if dry_run or (plan.action == "noop" and not (busy and wait)):
         if dry_run:
             result.notes.append("dry run: nothing was changed")
         result.ready = live is not None and live.status == RUNNING
         result.seconds = time.monotonic() - started
         return result
     applied_at = time.time()
-    apply(plan, client)
-    result.applied = True
+    if plan.action != "noop":
+        apply(plan, client)
+        result.applied = True
+    if busy and wait:
+        result.live = _wait_in_progress(plan, client, progress, timeout, poll, applied_at - 1)
+        result.ready = True
+        result.seconds = time.monotonic() - started
+        return result
     if plan.action == "labels" or not wait:
         result.seconds = time.monotonic() - started
         return result
     try:
         result.live = wait_ready(client, plan.service, progress, timeout, poll, since=applied_at - 1)
     except NotReady as exc:
-        hint = _rollback(plan, live, client, progress, rollback, timeout, poll)
+        hint = None if exc.gone else _rollback(plan, live, client, progress, rollback, timeout, poll)
         raise exc.error(plan.service, hint) from None
     result.ready = True
     result.seconds = time.monotonic() - started
     return result
+
+
+def _wait_in_progress(plan: Plan, client: EasClient, progress: Progress, timeout: float, poll: Poll, since: float) -> LiveService:
+    """Wait for a change someone else started (nothing of ours to roll back), then check that the
+    service ended on the spec's config: that change may have been rolled back meanwhile."""
+    try:
+        live = wait_ready(client, plan.service, progress, timeout, poll, since=since)
+    except NotReady as exc:
+        raise exc.error(plan.service, "nothing was sent: the change in progress was not eascomfy's to roll back") from None
+    if config_sha(live.config) != plan.desired_sha:
+        raise EascomfyError(
+            f"service {plan.service} changed while eascomfy waited for the change in progress: "
+            "its config is no longer the spec's (was that change rolled back?)",
+            "plan again, review, and deploy",
+        )
+    return live
 
 
 def _rollback(
@@ -178,6 +250,13 @@ def _rollback(
 
 
 # -- update-image ----------------------------------------------------------------------------------
+def check_update_image(spec: Spec, version: str, force: bool = False) -> None:
+    """What can be refused about an image update before anything connects: the edition, a custom
+    image, the version's form, and a version outside the known catalogue (unless ``force``)."""
+    with_image_version(spec, version)
+    check_known_version(version, force)
+
+
 @dataclass
 class ImageUpdate:
     """A deploy on another image version, and the spec file the version was written to."""
@@ -193,9 +272,13 @@ class ImageUpdate:
 
 def update_image(
     spec: Spec,
+    version: str,
     client: EasClient,
     progress: Progress,
     *,
+    load: Callable[[str | None], Spec] | None = None,
+    allow_other_changes: bool = False,
+    force: bool = False,
     write: bool = True,
     dry_run: bool = False,
     wait: bool = True,
@@ -203,17 +286,60 @@ def update_image(
     rollback: bool = True,
     poll: Poll = Poll(),
 ) -> ImageUpdate:
-    """Deploy ``spec`` -- the spec on its new version, from ``core.image.with_image_version``,
-    which refuses before anything connects -- then, unless ``write`` is False or this is a dry
-    run, record the version where the spec's files set it (comments kept)."""
-    version = spec.data["image"]["version"]
-    result = deploy(spec, client, progress, dry_run=dry_run, wait=wait, timeout=timeout, rollback=rollback, poll=poll)
+    """Deploy the live service's spec on image ``version``, changing nothing but the image.
+
+    The spec is the one of the environment the service was deployed with (its labels,
+    ``core.guard.choose_env``): ``spec`` when that is its environment, else ``load(env)`` (the same
+    file under that environment). A plan that changes more than the image is refused (listing
+    those changes) unless ``allow_other_changes``. Then, unless ``write`` is False or this is a
+    dry run, the version is recorded where the spec's files set it (comments kept). A version
+    outside the known catalogue (``core.catalogue``) is refused unless ``force``."""
+    check_update_image(spec, version, force)  # refused before any call
+    check_timeout(timeout)
+    started = time.monotonic()
+    live = client.require(spec.name)
+    env = choose_env(spec.env, live.labels, known_environments(spec.file), spec.name)
+    if env != spec.env:
+        progress.info(f"{spec.name}: environment {env} (from the service's labels)")
+        spec = _spec_for(spec, env, live, client.region, load)
+    updated = with_image_version(spec, version)
+    plan = plan_against(updated, live)
+    if beyond_image(plan.changes) and not allow_other_changes:
+        for line in plan.lines():
+            progress.info(line)
+        image_only(f"update-image {version}", plan.changes, allow_other_changes)
+    result = execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
+                     rollback=rollback, poll=poll)
     written = None
     if write and not dry_run:
-        written = write_image_version(spec, version)
+        written = write_image_version(updated, version)
         if written:
             progress.info(f"wrote image.version {version} to {written}")
     return ImageUpdate(version, result, written)
+
+
+def _spec_for(
+    spec: Spec, env: str | None, live: LiveService, region: str, load: Callable[[str | None], Spec] | None
+) -> Spec:
+    """The same spec file under ``env``, the environment ``live`` was deployed with; refused when
+    the spec no longer has it, or when it now names another service."""
+    try:
+        found = load(env) if load is not None else load_spec(spec.file, env=env)
+    except UsageError as exc:
+        if exc.param != "env":
+            raise
+        raise EnvironmentMismatch(
+            f"service {live.name} was deployed with environment {env}, which the spec no longer defines",
+            "name the environment to use",
+            param="env",
+        ) from None
+    if (found.name, found.region) != (live.name, region):
+        raise EnvironmentMismatch(
+            f"service {live.name} was deployed with environment {env}, which now names service {found.name} in {found.region}",
+            "name the environment to use",
+            param="env",
+        )
+    return found
 
 
 # -- rollback --------------------------------------------------------------------------------------
@@ -223,12 +349,24 @@ def rollback(
     progress: Progress,
     version: int | None = None,
     *,
+    spec: Spec | None = None,
+    allow_other_changes: bool = False,
     wait: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     poll: Poll = Poll(),
 ) -> int:
-    """Switch to ``version`` (default: the one before the current) and record it as applied."""
+    """Switch to ``version`` (default: the one before the current) and record it as applied.
+
+    With the ``spec`` the service was named from, an environment that differs from the one the
+    service was deployed with is refused. A version whose config differs from the live one beyond
+    the image (instances, resources...) is refused, listing those changes, unless
+    ``allow_other_changes``."""
+    check_timeout(timeout)
     live = client.require(name)
+    if spec is not None:
+        env = choose_env(spec.env, live.labels, known_environments(spec.file), name, need=False)
+        if env != spec.env:
+            progress.info(f"{name}: environment {env} (from the service's labels)")
     target = version if version is not None else live.current_version - 1
     known = {v.version: v for v in client.versions(name)}
     if target not in known:
@@ -237,6 +375,7 @@ def rollback(
     if target == live.current_version:
         progress.info(f"{name} already runs version {target}")
         return target
+    _check_rollback(name, target, known[target].config, live, progress, allow_other_changes)
     since = time.time() - 1
     client.switch_version(name, target)
     client.set_labels(name, {APPLIED_SHA_LABEL: config_sha(known[target].config)})
@@ -248,3 +387,17 @@ def rollback(
             raise exc.error(name) from None
     return target
 
+
+def _check_rollback(
+    name: str, target: int, config: dict[str, Any], live: LiveService, progress: Progress, allowed: bool
+) -> None:
+    """Refuse a switch that changes more than the image, unless ``allowed``."""
+    if not config or not live.config:
+        progress.info(f"{name}: EAS did not return version {target}'s config: what else it changes is unknown")
+        return
+    current = normalize(live.config)
+    wanted, _ = keep_autoscaled_count(normalize(config), current)
+    changes = diff(wanted, current)
+    for change in changes:
+        progress.info(f"  {change.line()}")
+    image_only(f"rolling back {name} to version {target}", changes, allowed)

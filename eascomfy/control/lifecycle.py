@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..adapters.eas import EasClient, Event, LiveService, Version
+from ..core.limits import check_timeout
 from ..ports import Progress
 from .wait import NotReady, Poll, Watcher
 
@@ -43,6 +44,7 @@ def lifecycle(
     client: EasClient, name: str, action: Lifecycle, progress: Progress, *, wait: bool, timeout: float, poll: Poll = Poll()
 ) -> LiveService | None:
     """Start, stop or restart; then wait until ready (start, restart) or Stopped (stop)."""
+    check_timeout(timeout)
     client.require(name)
     since = time.time() - 1
     client.lifecycle(name, action)

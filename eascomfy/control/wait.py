@@ -1,10 +1,11 @@
 """Waiting for a service: DescribeService with backoff, each new status and event reported once,
 until it is ready (Running AND its endpoint answers the service token) or in a wanted state.
 
-A failed status or the deadline ends the wait with ``NotReady``, which carries what the service
-showed last and its diagnosis (``control.diagnose``: EAS's diagnosis, the last log lines, the
-known causes, printed as progress); ``NotReady.error`` turns it into the error people see, the
-known causes first in its hint.
+A failed status, the service disappearing (DescribeService answers NotFound, or it is being
+deleted) or the deadline ends the wait with ``NotReady``, which carries what the service showed
+last and its diagnosis (``control.diagnose``: EAS's diagnosis, the last log lines, the known
+causes, printed as progress); ``NotReady.error`` turns it into the error people see, the known
+causes first in its hint.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from ..adapters.eas import EasClient, Event, LiveService, probe
+from ..adapters.eas import NOT_FOUND, EasClient, Event, LiveService, probe
 from ..errors import CloudError, WaitTimeout
 from ..ports import Progress
 from ..retry import Backoff, poll
@@ -22,8 +23,12 @@ from ..retry import Backoff, poll
 if TYPE_CHECKING:
     from .diagnose import Report
 
-RUNNING, FAILED = "Running", "Failed"
+RUNNING, FAILED, DELETING = "Running", "Failed", "Deleting"
 FAILED_STATUSES = (FAILED, "DeleteFailed")
+GONE = "gone"  # what the waiter reports when DescribeService answers NotFound
+# A change is still rolling out (a create, an update, a start, or waiting for resources): the
+# service may already have the spec's config and still not be ready.
+IN_PROGRESS = ("Creating", "Updating", "Starting", "Waiting")
 DEFAULT_TIMEOUT = 1800.0
 
 
@@ -54,10 +59,16 @@ class NotReady(Exception):
         self.live, self.events, self.timed_out, self.detail = live, events, timed_out, detail
         self.report = report
 
+    @property
+    def gone(self) -> bool:
+        """The service was deleted under the wait: nothing to wait for, nothing to roll back."""
+        return not self.timed_out and (self.live is None or self.live.status == DELETING)
+
     def describe(self, name: str) -> str:
-        status = self.live.status if self.live else "gone"
-        text = f"service {name} {self.detail}: status {status}"
-        if self.live and (self.live.reason or self.live.message):
+        if self.live is None:
+            return f"service {name} {self.detail}: DescribeService answers {NOT_FOUND}"
+        text = f"service {name} {self.detail}: status {self.live.status}"
+        if self.live.reason or self.live.message:
             text += f" ({self.live.reason}: {self.live.message})"
         if self.events:
             text += "; last events: " + " | ".join(f"{e.reason}: {e.message}" for e in self.events[-3:])
@@ -66,6 +77,9 @@ class NotReady(Exception):
     def error(self, service: str, hint: str | None = None) -> CloudError | WaitTimeout:
         """The error to raise: a timeout (exit 5) or a failed service (exit 4), with advice."""
         message = self.describe(service)
+        if self.gone:
+            advice = "it was deleted elsewhere (e.g. in the console) while eascomfy waited; deploy again to create it"
+            return CloudError(message, code="ServiceGone", service=service, hint=hint or advice)
         known = self.report.hint() if self.report else None
         hint = "; ".join(h for h in (known, hint) if h) or None
         if self.timed_out:
@@ -90,7 +104,7 @@ class Watcher:
         self._seen: set[Event] = set()
 
     def _report(self, live: LiveService | None) -> None:
-        state = (live.status, live.reason, live.message) if live else ("gone",)
+        state = (live.status, live.reason, live.message) if live else (GONE,)
         if state == self._state:
             return
         self._state = state
@@ -109,7 +123,7 @@ class Watcher:
 
     def diagnose(self, live: LiveService | None) -> "Report | None":
         """Why it is not ready, printed as progress (a failed call here only shows with --verbose)."""
-        if live is None:
+        if live is None or live.status == DELETING:
             return None
         from .diagnose import diagnose
 
@@ -125,7 +139,9 @@ class Watcher:
             self._report(live)
             if check(live):
                 return True
-            if live is not None and live.status in FAILED_STATUSES:
+            if live is None or live.status == DELETING:
+                raise self.fail(live, False, "was deleted while waiting for it")
+            if live.status in FAILED_STATUSES:
                 raise self.fail(live, False, "failed")
             return False
 

@@ -8,16 +8,19 @@ it comes from the file or from ``update-image``.
 
 from __future__ import annotations
 
-import re
-
 from ..errors import UsageError
 from .merge import apply_defaults, deep_merge
-from .spec import Spec, check_rules
-from .validate import Validator, load_schema, raise_first
+from .spec import Spec, finish
+from .validate import Validator, field_problem, load_schema, raise_first
 from .yamlio import Positions
 
-IMAGE_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _VERSION = ("image", "version")
+
+
+def version_problem(version: str) -> str | None:
+    """What is wrong with ``version`` by the schema's own rule for ``image.version`` (ASCII digits
+    only, at most 32 characters), or None."""
+    return field_problem(version, "image", "version")
 
 
 def check_image_update(spec: Spec, version: str) -> None:
@@ -29,9 +32,10 @@ def check_image_update(spec: Spec, version: str) -> None:
             "the spec uses a custom image (image.uri); update-image only switches official image versions",
             "edit image.uri and run `eascomfy deploy`",
         )
-    if not IMAGE_VERSION_RE.match(version):
+    problem = version_problem(version)
+    if problem is not None:
         raise UsageError(
-            f"expected an official image version like 2.2 or 1.9.1, got {version!r}",
+            f"expected an official image version like 2.2 or 1.9.1: {problem}",
             f"the edition's suffix ({spec.edition.image_suffix or 'none'}) is added for you",
             param="version",
         )
@@ -48,5 +52,5 @@ def with_image_version(spec: Spec, version: str) -> Spec:
     raise_first(Validator(schema, positions.plain).problems(user), positions, spec.file)
     data = apply_defaults(deep_merge(spec.edition.defaults, user), schema)
     updated = Spec(spec.file, data, spec.edition, spec.env, user=user, positions=positions)
-    check_rules(updated)
+    finish(updated)
     return updated

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_ML = re.compile(r"^ml\.[a-z0-9]+\.c\d+m\d+\.(\d+)-[a-z0-9]+$")
+_ML = re.compile(r"^ml\.[a-z0-9]+\.c[0-9]+m[0-9]+\.([0-9]+)-[a-z0-9]+\Z", re.ASCII)
 
 _ECS_GPUS = {
     "ecs.gn6i-c4g1.xlarge": 1,

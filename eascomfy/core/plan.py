@@ -16,7 +16,15 @@ live side is made canonical here (``normalize``), once per read.
 
 Drift: the sha256 of the canonical JSON last applied is stored in the ``eascomfy/applied-sha``
 label. When the live config no longer hashes to it, someone changed the service outside
-eascomfy (the console, another tool); ``plan`` says so.
+eascomfy (the console, another tool); ``plan`` says so. Unless the live config is exactly the
+spec's: then the label is stale (a deploy stopped between UpdateService and UpdateServiceLabel),
+which is not drift; the plan only rewrites the label.
+
+Autoscaling: when the spec and the live service both have an autoscaler, the autoscaler owns the
+instance count (Terraform's ``ignore_changes`` trap, hashicorp/terraform#10308). The count is left
+out of the fingerprint, never shown as a change, and the body sent carries the live count, so a
+deploy never undoes what the autoscaler chose (UpdateType=replace needs the key: it is sent, not
+omitted).
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from typing import Any, Literal
 
 from .merge import canonical
 from .render import MANAGED_BY_LABEL
+from .secrets import MASK, Secrets, has_secrets, mask_value
+from .wire import AUTOSCALER_KEY
 
 APPLIED_SHA_LABEL = "eascomfy/applied-sha"
 # The keys of the user's own labels last applied, so a label removed from the spec is removed from
@@ -48,6 +58,8 @@ EAS_ADDED_FIELDS: tuple[tuple[str, ...], ...] = (
     ("metadata", "service_id"),
 )
 
+INSTANCE = ("metadata", "instance")  # the replica count, which an autoscaler may own
+
 Action = Literal["create", "update", "labels", "noop"]
 ChangeKind = Literal["add", "remove", "change"]
 
@@ -63,6 +75,12 @@ class Change:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind, "old": self.old, "new": self.new}
+
+    def masked(self, desired: Any, live: Any, secrets: Secrets) -> "Change":
+        """This change as shown: secret values (of the desired or the live config) masked."""
+        return Change(
+            self.path, mask_value(self.old, self.path, live, secrets), mask_value(self.new, self.path, desired, secrets), self.kind
+        )
 
     def line(self) -> str:
         show = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)  # noqa: E731
@@ -89,21 +107,40 @@ class Plan:
     live_version: int | None = None  # CurrentVersion before the change: the rollback target
     live_sha: str | None = None  # config_sha of the normalized live config the plan was made against
     desired_sha: str = ""  # config_sha(desired), computed once by make_plan
+    notes: list[str] = field(default_factory=list)  # what people should know about this plan
+    live: dict[str, Any] | None = None  # the normalized live config (None: no service yet)
+    secrets: Secrets = field(default_factory=Secrets)  # the spec's secret env values: never shown
 
     @property
     def has_changes(self) -> bool:
         return self.action != "noop"
+
+    @property
+    def has_secrets(self) -> bool:
+        """The desired or the live config holds a secret value: shown masked, fingerprinted salted."""
+        return has_secrets(self.desired, self.secrets) or (self.live is not None and has_secrets(self.live, self.secrets))
+
+    def shown_changes(self) -> list[Change]:
+        return [c.masked(self.desired, self.live, self.secrets) for c in self.changes]
+
+    def shown_labels(self) -> dict[str, str]:
+        """The labels to set, as shown: the applied-sha of a config with secrets is a fast hash
+        of them, so it is masked too."""
+        if APPLIED_SHA_LABEL in self.labels_set and self.has_secrets:
+            return {**self.labels_set, APPLIED_SHA_LABEL: MASK}
+        return dict(self.labels_set)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "service": self.service,
             "region": self.region,
             "action": self.action,
-            "changes": [c.to_dict() for c in self.changes],
-            "labels_set": self.labels_set,
+            "changes": [c.to_dict() for c in self.shown_changes()],
+            "labels_set": self.shown_labels(),
             "labels_remove": self.labels_remove,
             "drift": self.drift,
             "managed": self.managed,
+            "notes": self.notes,
         }
 
     def lines(self) -> list[str]:
@@ -118,9 +155,9 @@ class Plan:
             out.append("! the live service was changed outside eascomfy (e.g. in the console) since the last deploy")
         if not self.managed and self.action != "create":
             out.append("! the live service is not marked as managed by eascomfy; deploy will take it over")
-        if self.action != "create":
-            out += [f"  {c.line()}" for c in self.changes]
-        for key, value in sorted(self.labels_set.items()):
+        out += [f"  note: {note}" for note in self.notes]
+        out += [f"  {c.line()}" for c in self.shown_changes()]
+        for key, value in sorted(self.shown_labels().items()):
             out.append(f"  label {key}={value}")
         out += [f"  label -{key}" for key in self.labels_remove]
         return out
@@ -147,17 +184,65 @@ def normalize(live_config: dict[str, Any]) -> dict[str, Any]:
     return canonical(_without_eas_fields(live_config))
 
 
+def autoscaled(config: dict[str, Any] | None) -> bool:
+    """The config has an autoscaler: its instance count is the autoscaler's to choose."""
+    return isinstance(config, dict) and isinstance(config.get(AUTOSCALER_KEY), dict)
+
+
+def instances(config: dict[str, Any]) -> Any:
+    metadata = config.get("metadata")
+    return metadata.get("instance") if isinstance(metadata, dict) else None
+
+
 def config_sha(config: dict[str, Any]) -> str:
     """sha256 of a config's JSON, EAS's own fields dropped and keys sorted: what the applied-sha
-    label holds. The same for a rendered config and the live config it became."""
-    text = json.dumps(_without_eas_fields(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    label holds. The same for a rendered config and the live config it became. An autoscaled
+    config's instance count is left out: the autoscaler changes it, eascomfy does not."""
+    config = _without_eas_fields(config)
+    if autoscaled(config):
+        config = _drop(config, INSTANCE)
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """``doc`` with ``value`` at ``path`` (an existing key): copies only the mappings along it."""
+    if len(path) == 1:
+        return {**doc, path[0]: value}
+    return {**doc, path[0]: _set(doc[path[0]], path[1:], value)}
+
+
+def keep_autoscaled_count(desired: dict[str, Any], live: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``desired`` with the live instance count when both sides are autoscaled (the autoscaler
+    chose it), and a note when that differs from the spec's count; else ``desired`` as it is."""
+    count, spec_count = instances(live), instances(desired)
+    if not (autoscaled(desired) and autoscaled(live)) or count is None or spec_count is None:
+        return desired, None
+    if count == spec_count:
+        return desired, None
+    note = f"metadata.instance stays {count}, the autoscaler's choice; the spec's {spec_count} applies only without autoscaling"
+    return _set(desired, INSTANCE, count), note
 
 
 def _join(base: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{base}[{key}]"
     return f"{base}.{key}" if base else key
+
+
+def _is_env_entry(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"name", "value"}
+
+
+def leaves(doc: Any, path: str = "") -> list[Change]:
+    """Every field of ``doc`` as an "add": mappings and lists of mappings are opened down to their
+    values (an env entry ``{name, value}`` and a list of plain values stay whole). What a create
+    plan shows, so a reviewer sees the whole service, as Terraform shows a create."""
+    if isinstance(doc, dict) and doc and not _is_env_entry(doc):
+        return [c for key in doc for c in leaves(doc[key], _join(path, key))]
+    if isinstance(doc, list) and doc and all(isinstance(item, dict) for item in doc):
+        return [c for i, item in enumerate(doc) for c in leaves(item, _join(path, i))]
+    return [Change(path or "(config)", None, doc, "add")]
 
 
 def diff(desired: Any, live: Any, path: str = "") -> list[Change]:
@@ -189,19 +274,26 @@ def make_plan(
     live_config: dict[str, Any] | None,
     live_labels: dict[str, str] | None = None,
     live_version: int | None = None,
+    secrets: Secrets | None = None,
 ) -> Plan:
     """Compare the rendered config and labels with the live service (None: it does not exist).
-    ``desired`` is what ``render`` returned, already canonical: it is carried as it is."""
+    ``desired`` is what ``render`` returned, already canonical: it is carried as it is.
+    ``secrets`` (the spec's) says which values the plan never shows; without it, env values of
+    names that look secret are masked."""
+    secrets = secrets or Secrets()
     desired_sha = config_sha(desired)
     labels = {**desired_labels, APPLIED_SHA_LABEL: desired_sha}
     user_keys = sorted(k for k in desired_labels if not k.startswith(OWN_LABEL_PREFIX))
     if user_keys:
         labels[USER_LABELS_LABEL] = ",".join(user_keys)
     if live_config is None:
-        return Plan(service, region, "create", desired, labels_set=labels, desired_sha=desired_sha)
+        return Plan(
+            service, region, "create", desired, changes=leaves(desired), labels_set=labels, desired_sha=desired_sha, secrets=secrets
+        )
     live_labels = live_labels or {}
     live = normalize(live_config)
     live_sha = config_sha(live)
+    desired, kept = keep_autoscaled_count(desired, live)
     changes = diff(desired, live)
     applied = live_labels.get(APPLIED_SHA_LABEL)
     labels_set = {k: v for k, v in labels.items() if live_labels.get(k) != v}
@@ -210,6 +302,14 @@ def make_plan(
         k for k in live_labels if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels
     )
     action: Action = "update" if changes else ("labels" if labels_set or labels_remove else "noop")
+    notes = [kept] if kept else []
+    stale = applied is not None and applied != live_sha
+    if stale and live_sha == desired_sha:
+        stale = False  # the config is the spec's: only the label missed the last deploy
+        notes.append(
+            "the applied-sha label is stale, but the live config already equals the spec "
+            "(an earlier deploy stopped before labelling it): only the label is rewritten"
+        )
     return Plan(
         service,
         region,
@@ -218,10 +318,13 @@ def make_plan(
         changes=changes,
         labels_set=labels_set,
         labels_remove=labels_remove,
-        drift=applied is not None and applied != live_sha,
+        drift=stale,
         live_sha=live_sha,
         desired_sha=desired_sha,
         managed=live_labels.get(MANAGED_BY_LABEL) == "eascomfy",
         live_version=live_version,
+        notes=notes,
+        live=live,
+        secrets=secrets,
     )
 

@@ -1,32 +1,45 @@
 """The saved-plan format (``plan --out FILE``, ``deploy --plan FILE``): a plan as a reviewable
 JSON file, with fingerprints of both sides, so a deploy can refuse a plan that no longer holds.
 
-A plan file says what will change (the plan's JSON form) plus ``desired_sha`` (the rendered
-config), ``live_sha`` and ``live_version`` (the live service it was made against). Errors about
-the file carry ``param="plan"``.
+A plan file says what will change (the plan's JSON form, secrets masked) plus ``desired_sha``
+(the rendered config), ``live_sha`` and ``live_version`` (the live service it was made against).
+When either config holds a secret, both shas are ``core.secrets.fingerprint``s salted with
+``secret_salt`` (random per plan): a changed secret still makes the plan stale, and the file holds
+neither the value nor a fast hash of it. Errors about the file carry ``param="plan"``.
 """
 
 from __future__ import annotations
 
 import json
+import secrets as random
 from pathlib import Path
 from typing import Any
 
 from ..errors import EascomfyError, UsageError
 from .plan import Plan
+from .secrets import fingerprint
 
 PLAN_FORMAT = "eascomfy-plan/1"
 _WRITE_ONE = "save one with `eascomfy plan`"
 
 
-def saved_plan(plan: Plan) -> dict[str, Any]:
-    """A plan as a reviewable file: what will change, and fingerprints of both sides."""
+def saved_plan(plan: Plan, salt: str | None = None) -> dict[str, Any]:
+    """A plan as a reviewable file: what will change, and fingerprints of both sides (salted with
+    ``salt``, or a new random one, when a config holds secrets)."""
+    desired_sha, live_sha = plan.desired_sha, plan.live_sha
+    if plan.has_secrets:
+        salt = salt or random.token_hex(16)
+        desired_sha = fingerprint(plan.desired, plan.secrets, salt)
+        live_sha = fingerprint(plan.live, plan.secrets, salt) if plan.live is not None else None
+    else:
+        salt = None
     return {
         "format": PLAN_FORMAT,
         **plan.to_dict(),
-        "desired_sha": plan.desired_sha,
-        "live_sha": plan.live_sha,
+        "desired_sha": desired_sha,
+        "live_sha": live_sha,
         "live_version": plan.live_version,
+        "secret_salt": salt,
     }
 
 
@@ -69,7 +82,8 @@ def stale_reasons(saved: dict[str, Any], current: Plan) -> list[str]:
     """Why a saved plan no longer describes what deploy would do now (empty: it still does)."""
     if saved.get("format") != PLAN_FORMAT:
         return [f"not an eascomfy plan file (format {saved.get('format')!r}, expected {PLAN_FORMAT!r})"]
-    now = saved_plan(current)
+    salt = saved.get("secret_salt")
+    now = saved_plan(current, salt if isinstance(salt, str) and salt else None)
     reasons = []
     if (saved.get("service"), saved.get("region")) != (now["service"], now["region"]):
         reasons.append(f"it is for service {saved.get('service')} in {saved.get('region')}, not {now['service']} in {now['region']}")

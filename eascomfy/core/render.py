@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
+from ..errors import SpecError
 from . import wire
 from .editions import load_template
 from .merge import canonical, deep_merge, merge_all
+from .secrets import env_text
 from .spec import Spec
 
 MANAGED_BY_LABEL = "eascomfy/managed-by"
+# What was deployed: the spec file's name, and the environment (absent when none was), so that
+# update-image and rollback act on the environment the service runs (core/guard.py).
+SPEC_LABEL = "eascomfy/spec"
+ENV_LABEL = "eascomfy/env"
 
 
 def image_uri(spec: Spec) -> str:
@@ -67,17 +74,18 @@ def _container(spec: Spec, template: dict[str, Any], edition_fragment: dict[str,
     container["script"] = run_command(spec, base.get("script", ""))
     env = spec.data.get("env") or {}
     if env:
-        container["env"] = [{"name": k, "value": _env_value(v)} for k, v in sorted(env.items())]
+        container["env"] = [{"name": k, "value": env_text(v)} for k, v in sorted(env.items())]
     if spec.data.get("pip"):
         outer, inner = wire.PIP_REQUIREMENTS
         container[outer] = {inner: list(spec.data["pip"])}
     return container
 
 
-def _env_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def comfy_container(spec: Spec) -> dict[str, Any]:
+    """The ComfyUI container (containers[0]) as the spec renders it, before ``overrides``."""
+    if not spec.edition.can("api_deploy"):
+        return {}
+    return _container(spec, load_template(spec.project_dir), spec.edition.service)
 
 
 def _resources(spec: Spec) -> dict[str, Any]:
@@ -118,7 +126,15 @@ def _autoscaler(spec: Spec) -> dict[str, Any]:
 
 
 def render(spec: Spec) -> dict[str, Any]:
-    """The CreateService body for ``spec``; for console-only editions, what the console needs."""
+    """The CreateService body for ``spec``; for console-only editions, what the console needs.
+    It carries the secret env values (``core.secrets.mask_config`` hides them for people)."""
+    for name, variable in spec.unresolved.items():
+        raise SpecError(
+            f"the environment variable {variable} is not set",
+            location=spec.positions.location(("env", name)),
+            path=f"env.{name}",
+            hint=f"export {variable} (the value is read from the environment, never stored in the spec)",
+        )
     if not spec.edition.can("api_deploy"):
         return render_console(spec)
     template = load_template(spec.project_dir)
@@ -163,6 +179,9 @@ def labels(spec: Spec) -> dict[str, str]:
     out = dict(spec.data.get("labels") or {})
     out[MANAGED_BY_LABEL] = "eascomfy"
     out["eascomfy/edition"] = spec.edition.name
+    out[SPEC_LABEL] = Path(spec.file).name
+    if spec.env is not None:
+        out[ENV_LABEL] = spec.env
     return out
 
 

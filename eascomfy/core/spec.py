@@ -7,15 +7,19 @@ it) < command-line flags. Every problem is a ``SpecError`` naming the file, line
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import Location, SpecError, UsageError
 from .editions import Edition, UnknownEdition, load_edition
 from .instances import gpu_count
 from .merge import apply_defaults, deep_merge
+from .overrides import override_problems
+from .regions import region_problem
+from .secrets import Secrets, resolve_env
 from .validate import Problem, Validator, did_you_mean, load_schema, raise_first
 from .yamlio import PathT, Positions, load_yaml, read_text
 
@@ -34,6 +38,8 @@ class Spec:
     warnings: list[str] = field(default_factory=list)
     user: dict[str, Any] = field(default_factory=dict)  # what the user's files and flags set
     positions: Positions = field(default_factory=Positions)
+    secrets: Secrets = field(default_factory=Secrets)  # which env values are secret, and their values
+    unresolved: dict[str, str] = field(default_factory=dict)  # env name -> ${env:VAR} not set
 
     @property
     def name(self) -> str:
@@ -46,6 +52,12 @@ class Spec:
     @property
     def project_dir(self) -> Path:
         return Path(self.file).parent
+
+    @property
+    def files(self) -> list[Path]:
+        """The files this spec was read from: the spec and, with an environment, its overlay."""
+        found = dict.fromkeys([self.file, *(file for file, _ in self.positions.lines.values())])
+        return [Path(f) for f in found]
 
 
 def _spec_schema() -> dict[str, Any]:
@@ -75,6 +87,18 @@ def _overlay_files(path: Path) -> dict[str, Path]:
         if env and "." not in env:
             found[env] = p
     return found
+
+
+def known_environments(path: str | Path) -> list[str]:
+    """The environments a spec file offers: ``environments.<name>`` and ``<stem>.<name>.yaml``
+    files beside it (sorted). Read without validating: for knowing whether a name is needed."""
+    path = Path(path)
+    try:
+        base, _ = _read(path)
+    except SpecError:
+        base = {}
+    block = base.get("environments") if isinstance(base, dict) else None
+    return sorted(set(block if isinstance(block, dict) else {}) | set(_overlay_files(path)))
 
 
 def _partial_problems(
@@ -150,8 +174,22 @@ def load_spec(
 
     data = apply_defaults(deep_merge(ed.defaults, user), schema)
     spec = Spec(file=str(path), data=data, edition=ed, env=env, user=user, positions=user_pos)
-    check_rules(spec)
+    finish(spec)
     return spec
+
+
+def finish(spec: Spec, environ: Mapping[str, str] | None = None) -> None:
+    """The last steps of resolving a spec: ``env`` values filled from the environment
+    (``${env:NAME}``, secrets marked), then the rules. A variable that is not set is a warning
+    here and an error where the body is rendered (render, plan, deploy): ``validate`` runs
+    without the secrets."""
+    resolved = resolve_env(spec.data.get("env") or {}, os.environ if environ is None else environ)
+    spec.data["env"], spec.secrets, spec.unresolved = resolved.env, resolved.secrets, resolved.unresolved
+    for name, variable in resolved.unresolved.items():
+        spec.warnings.append(f"env.{name}: ${{env:{variable}}} is not set here; render, plan and deploy need it")
+    problems = [Problem(("env", name), message) for name, message in resolved.problems]
+    raise_first(problems, spec.positions, spec.file)
+    check_rules(spec)
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:
@@ -188,6 +226,10 @@ def check_rules(spec: Spec) -> None:
         elif rule.warning:
             spec.warnings.append(f"{rule.field}: {rule.warning}")
 
+    if data.get("region_check", True):
+        unknown = region_problem(spec.region)
+        if unknown is not None:
+            problems.append(unknown)
     if ed.regions and spec.region not in ed.regions:
         problems.append(
             Problem(
@@ -205,6 +247,10 @@ def check_rules(spec: Spec) -> None:
     scaling = data.get("autoscaling")
     if scaling and scaling["max"] <= scaling["min"]:
         problems.append(Problem(("autoscaling", "max"), f"expected max > min ({scaling['min']}), got {scaling['max']}"))
+    if data.get("overrides"):
+        from .render import comfy_container  # render builds on Spec: imported when needed
+
+        problems += override_problems(data["overrides"], comfy_container(spec))
     raise_first(problems, spec.positions, spec.file)
 
 

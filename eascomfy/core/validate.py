@@ -45,6 +45,15 @@ def load_schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+@functools.lru_cache(maxsize=None)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A schema pattern as JSON Schema (ECMA-262) reads it: a final ``$`` is the end of the text,
+    where Python's ``$`` also matches before a trailing newline (``"comfy\\n"`` would pass)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}?" if match else None
@@ -160,7 +169,7 @@ class Validator:
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             out.append(Problem(path, f"expected at most {schema['maxLength']} characters, got {len(value)}"))
         pattern = schema.get("pattern")
-        if pattern and not re.search(pattern, value):
+        if pattern and not _pattern(pattern).search(value):
             what = schema.get("x-expected", f"text matching {pattern}")
             out.append(Problem(path, f"{_describe(value)} is not valid: expected {what}"))
 
@@ -194,6 +203,10 @@ class Validator:
             for name in schema.get("required", []):
                 if name not in value:
                     out.append(Problem(path, f"missing required field {name!r}"))
+        names = schema.get("propertyNames")
+        if names is not None:
+            for key in value:
+                self._check(key, names, path + (key,), out)
         extra = schema.get("additionalProperties", True)
         for key, item in value.items():
             if item is None and self.overlay:
@@ -206,6 +219,18 @@ class Validator:
                 out.append(Problem(path + (key,), f"unknown field {key!r}; expected one of: {allowed}", hint))
             elif isinstance(extra, dict):
                 self._check(item, extra, path + (key,), out)
+
+
+def field_problem(value: Any, *path: str) -> str | None:
+    """What is wrong with ``value`` as the spec field at ``path`` (``"image", "version"``;
+    ``"wheels", "items"`` for a list's items), by the spec schema's own rule, or None: a value
+    from the command line is held to exactly what the spec file would be held to."""
+    schema = load_schema("spec.schema.json")
+    rule = schema
+    for key in path:
+        rule = rule["items"] if key == "items" else rule["properties"][key]
+    problems = Validator(schema).problems(value, rule)
+    return problems[0].message if problems else None
 
 
 def _one_of_message(branches: list[dict[str, Any]], passing: int) -> str:

@@ -1,7 +1,7 @@
 """ComfyUI workflows as data: read an API-format workflow, refuse the UI format, and find the model
-files it references and the folder each belongs in; check its graph, apply ``--set`` overrides,
-check it against a ComfyUI ``/object_info`` or what is on the mount, and read ComfyUI's answers
-(outputs, errors) into plain records. Pure: no network, no SDK.
+files it references and the folder each belongs in; check its graph (links, cycles), apply
+``--set`` overrides, check it against a ComfyUI ``/object_info`` or what is on the mount. ComfyUI's
+answers are read in ``comfy_answers``. Pure: no network, no SDK.
 """
 
 from __future__ import annotations
@@ -50,15 +50,44 @@ class ModelRef:
     kind: str
 
 
+MAX_WORKFLOW_BYTES = 64 << 20  # far above any real workflow; /dev/zero is not read for ever
+MAX_DEPTH = 64  # nesting of an input value: ComfyUI's are a few levels deep at most
+
+
 def load_workflow(path: Path) -> dict[str, dict[str, Any]]:
-    """An API-format workflow (node id -> node); the UI format is refused with what to do."""
+    """An API-format workflow (node id -> node); the UI format is refused with what to do. A path
+    that is not a readable file is a usage error; content that is not a workflow (not JSON, too
+    big, nested too deep) a ``SpecError``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_WORKFLOW_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder, not a workflow file", "give an API-format workflow file (.json)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_WORKFLOW_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_WORKFLOW_BYTES >> 20} MiB: not a workflow")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a workflow") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: not valid JSON ({exc})") from None
     return parse_workflow(data, str(path))
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/mappings more than ``limit`` deep (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def parse_workflow(data: Any, source: str) -> dict[str, dict[str, Any]]:
@@ -76,6 +105,8 @@ def parse_workflow(data: Any, source: str) -> dict[str, dict[str, Any]]:
             raise SpecError(f"{source}: node {node_id!r} has no class_type; expected an API-format workflow")
         if not isinstance(node.get("inputs", {}), dict):
             raise SpecError(f"{source}: node {node_id!r}: inputs must be a mapping")
+        if _depth_over(node, MAX_DEPTH):
+            raise SpecError(f"{source}: node {node_id!r} is nested more than {MAX_DEPTH} levels deep: not a workflow")
     return data
 
 
@@ -147,10 +178,51 @@ def _link_parts(value: list[Any]) -> tuple[str, int] | None:
     return str(value[0]), value[1]
 
 
+def _links(workflow: Workflow) -> dict[str, list[str]]:
+    """Node id -> the ids of the nodes its inputs link to (well-formed links to present nodes)."""
+    found: dict[str, list[str]] = {}
+    for node_id, node in workflow.items():
+        for value in (node.get("inputs") or {}).values():
+            parts = _link_parts(value) if is_link(value) else None
+            if parts is not None and parts[0] in workflow:
+                found.setdefault(node_id, []).append(parts[0])
+    return found
+
+
+def cycles(workflow: Workflow) -> list[list[str]]:
+    """Each dependency cycle once, as the node ids along it (first id repeated at the end): a node
+    whose inputs lead back to itself. ComfyUI refuses such a prompt. Iterative: any graph size."""
+    links, state, found, seen = _links(workflow), dict.fromkeys(workflow, 0), [], set()
+    for root in workflow:
+        if state[root]:
+            continue
+        path, stack = [root], [iter(links.get(root, ()))]
+        state[root] = 1  # on the path
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2  # done
+                stack.pop()
+            elif state[nxt] == 1:
+                loop = path[path.index(nxt):]
+                if frozenset(loop) not in seen:
+                    seen.add(frozenset(loop))
+                    found.append(loop + [nxt])
+            elif state[nxt] == 0:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(links.get(nxt, ())))
+    return found
+
+
 def graph_problems(workflow: Workflow, info: Mapping[str, Any] | None = None) -> list[Problem]:
-    """Malformed links, links to missing nodes, and (with ``info``, ComfyUI's ``/object_info``)
-    links to outputs a node does not have."""
+    """Malformed links, links to missing nodes, dependency cycles, and (with ``info``, ComfyUI's
+    ``/object_info``) links to outputs a node does not have."""
     problems = []
+    for loop in cycles(workflow):
+        problems.append(_problem(workflow, loop[0], f"dependency cycle {' -> '.join(loop)}: its inputs lead back to "
+                                 "itself, which ComfyUI refuses", code="cycle",
+                                 hint="break the loop in the WebUI and export again"))
     for node_id, node in workflow.items():
         for name, value in (node.get("inputs") or {}).items():
             if not is_link(value):
@@ -393,124 +465,3 @@ def mount_problems(workflow: Workflow, models: Mapping[str, set[str]], packs: se
         elif pack not in packs:
             problems.append(_missing_type(workflow, node_id))
     return problems
-
-
-# -- what ComfyUI answers ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OutputFile:
-    """One file an output node wrote: ``/view?filename&subfolder&type``, or ``<type>/<subfolder>/<filename>``
-    on the mount."""
-
-    node: str
-    filename: str
-    subfolder: str
-    type: str
-
-    @property
-    def relative(self) -> str:
-        return f"{self.subfolder}/{self.filename}" if self.subfolder else self.filename
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def output_files(outputs: Mapping[str, Any]) -> list[OutputFile]:
-    """Every file in a history entry's (or sink result's) outputs: ``images``, ``gifs`` (video
-    nodes such as VHS_VideoCombine), and any other list of ``{filename, subfolder, type}``."""
-    found = []
-    for node_id, output in outputs.items():
-        if not isinstance(output, Mapping):
-            continue
-        for items in output.values():
-            if not isinstance(items, list):
-                continue
-            for item in items:
-                if isinstance(item, Mapping) and isinstance(item.get("filename"), str):
-                    found.append(OutputFile(str(node_id), item["filename"], str(item.get("subfolder") or ""),
-                                            str(item.get("type") or "output")))
-    return found
-
-
-def _node_name(workflow: Workflow | None, node_id: Any, class_type: Any = None) -> str:
-    node = (workflow or {}).get(str(node_id))
-    shown = title(node) if node else None
-    cls = class_type or (node or {}).get("class_type")
-    bits = ", ".join(str(b) for b in dict.fromkeys(x for x in (shown, cls) if x))
-    return f"node {node_id}" + (f" ({bits})" if bits else "")
-
-
-def node_error_lines(node_errors: Mapping[str, Any], workflow: Workflow | None = None) -> list[str]:
-    """ComfyUI's ``node_errors`` (from ``/prompt``), one line per error, each naming its node."""
-    lines = []
-    for node_id, entry in (node_errors or {}).items():
-        entry = entry if isinstance(entry, Mapping) else {}
-        name = _node_name(workflow, node_id, entry.get("class_type"))
-        for error in entry.get("errors") or [{}]:
-            message = error.get("message") or "invalid"
-            details = error.get("details")
-            lines.append(f"{name}: {message}" + (f": {details}" if details else ""))
-    return lines
-
-
-def prompt_error_lines(body: Any, workflow: Workflow | None = None) -> list[str]:
-    """ComfyUI's answer to a refused ``/prompt`` (``{"error", "node_errors"}``) as readable lines."""
-    if not isinstance(body, Mapping):
-        return [str(body)[:500]]
-    error = body.get("error")
-    lines = []
-    if isinstance(error, Mapping):
-        head = str(error.get("message") or error.get("type") or "refused")
-        details = error.get("details")
-        if details and not body.get("node_errors"):
-            head += f": {details}"
-        lines.append(head)
-    elif error:
-        lines.append(str(error))
-    return lines + node_error_lines(body.get("node_errors") or {}, workflow)
-
-
-def execution_error_line(data: Mapping[str, Any], workflow: Workflow | None = None) -> str:
-    """An ``execution_error`` event's data as one line: node, exception type and message."""
-    name = _node_name(workflow, data.get("node_id"), data.get("node_type"))
-    kind = data.get("exception_type") or "error"
-    message = str(data.get("exception_message") or "").strip() or "no message"
-    return f"{name} failed: {kind}: {message}"
-
-
-@dataclass
-class SinkResult:
-    """One API-edition result from the sink queue, read into outputs or an error."""
-
-    task_id: str
-    ok: bool
-    code: str
-    outputs: list[OutputFile]
-    error: str | None
-    data: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"task_id": self.task_id, "ok": self.ok, "code": self.code, "outputs": [o.to_dict() for o in self.outputs],
-                "error": self.error, "data": self.data}
-
-
-def parse_sink_result(tags: Mapping[str, str], raw: bytes, workflow: Workflow | None = None) -> SinkResult:
-    """A sink message: tags ``task_id`` (and ``lastCode`` when it failed); data is the executed
-    events then the outputs map, or ComfyUI's error (a refused prompt, an ``execution_error``)."""
-    task_id = str(tags.get("task_id") or "")
-    code = str(tags.get("lastCode") or "200")
-    try:
-        data: Any = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        data = raw.decode("utf-8", "replace")
-    if code == "200" and isinstance(data, list) and data and isinstance(data[-1], Mapping) and "type" not in data[-1]:
-        return SinkResult(task_id, True, code, output_files(data[-1]), None, data)
-    if isinstance(data, list) and data and isinstance(data[-1], Mapping) and data[-1].get("type") in ("execution_error", "execution_interrupted"):
-        last = data[-1]
-        error = execution_error_line(last.get("data") or {}, workflow) if last["type"] == "execution_error" else "interrupted"
-        done = {k: v for e in data[:-1] if isinstance(e, Mapping) and e.get("type") == "executed"
-                for k, v in [(str((e.get("data") or {}).get("node")), (e.get("data") or {}).get("output") or {})]}
-        return SinkResult(task_id, False, code if code != "200" else "500", output_files(done), error, data)
-    if isinstance(data, Mapping) and ("error" in data or "node_errors" in data):
-        return SinkResult(task_id, False, code, [], "; ".join(prompt_error_lines(data, workflow)), data)
-    text = data if isinstance(data, str) else json.dumps(data)[:500]
-    return SinkResult(task_id, False, code if code != "200" else "unknown", [], f"HTTP {code}: {text[:500]}", data)

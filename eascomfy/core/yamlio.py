@@ -3,12 +3,16 @@
 ``load_yaml`` returns plain Python data plus a ``Positions`` map from field paths to lines, so a
 validation error can say ``eascomfy.yaml:12: resources.instances: expected an integer``. It refuses,
 with one clear ``SpecError`` each: files that are not text, too large, empty, several documents,
-duplicate keys, non-string keys, merge keys, and alias expansion beyond a node budget (YAML
-bombs). Plain scalars keep their source text so a quoted-string hint can be given (``1.10``).
+duplicate keys, non-string keys, merge keys, alias expansion beyond a node budget (YAML
+bombs), explicit tags other than YAML's own (``!!python/name:``, ``!custom``), and values JSON
+cannot carry (``.nan``, ``.inf``, dates), since everything a spec holds may end up in the service
+JSON. Plain scalars keep their source text so a quoted-string hint can be given (``1.10``).
 """
 
 from __future__ import annotations
 
+import datetime
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,11 @@ MAX_BYTES = 1024 * 1024
 MAX_NODES = 20_000
 
 PathT = tuple[str | int, ...]
+
+_YAML_TAG = "tag:yaml.org,2002:"
+# The tags a spec may use (written out, or as YAML resolves plain values): JSON's value types, and
+# timestamps, which are refused with a quoting hint below rather than as an unknown tag.
+_SCALAR_TAGS = {_YAML_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
 
 
 @dataclass
@@ -136,6 +145,15 @@ class _Builder:
                 hint="a spec this large is refused to protect against YAML bombs",
             )
         self.positions.lines.setdefault(path, (self.file, node.start_mark.line + 1))
+        expected = {yaml.MappingNode: {_YAML_TAG + "map"}, yaml.SequenceNode: {_YAML_TAG + "seq"}}
+        if node.tag not in expected.get(type(node), _SCALAR_TAGS):
+            shown = "!!" + node.tag[len(_YAML_TAG) :] if node.tag.startswith(_YAML_TAG) else node.tag
+            raise SpecError(
+                f"the YAML tag {shown} is not supported",
+                location=self._where(node),
+                path=_fmt(path),
+                hint="a spec holds plain mappings, lists, text, numbers, true/false and null",
+            )
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -166,6 +184,20 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
         value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(
+                f"{node.value} is not a finite number",
+                location=self._where(node),
+                path=_fmt(path),
+                hint="JSON has no NaN or infinity; give a number",
+            )
+        if isinstance(value, (datetime.date, datetime.datetime)):
+            raise SpecError(
+                "a date is not a JSON value",
+                location=self._where(node),
+                path=_fmt(path),
+                hint=f'quote it to keep it text: "{node.value}"',
+            )
         if not node.style and not isinstance(value, str):
             self.positions.plain[path] = node.value
         return value

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import SpecError, UsageError
-from .files import write_atomic
+from .files import check_directory, check_output_file, write_atomic
 
 _TEMPLATE = """\
 # eascomfy.yaml: one ComfyUI service on Alibaba Cloud PAI-EAS, reviewed in git.
@@ -41,9 +41,11 @@ resources:
 # autoscaling: {{min: 1, max: 4, metric: qps, threshold: 10}}
 # overrides: {{}}                  # raw EAS service JSON, deep-merged last
 
-# environments:                   # pick with --env prod
-#   prod:
-#     resources: {{instances: 2}}
+# Environment overlays, picked with --env NAME (or a file eascomfy.NAME.yaml beside this one):
+# merged onto the fields above; mappings merge, lists replace, null deletes.
+environments:
+  prod:
+    resources: {{instances: 2}}
 """
 
 _STORAGE_OSS = """\
@@ -83,8 +85,8 @@ def init_spec(
             raise UsageError("is required", "e.g. eascomfy init --name comfy_dev --region cn-hangzhou", param=param)
     directory = Path(directory)
     path = directory / "eascomfy.yaml"
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists; not overwritten", "pass --force to replace it")
+    check_directory(directory)
+    check_output_file(path, force=force)
     try:
         ed = load_edition(edition, directory if directory.is_dir() else None)
     except UnknownEdition as exc:

@@ -48,8 +48,15 @@ def rewrite_image_version(path: Path, version: str) -> bool:
 def add_wheels(path: Path, wheels: list[str]) -> list[str]:
     """Append wheel file names to the spec's ``wheels:`` list (created if absent); returns those
     added. Block lists get one ``- name`` line each under the last item; flow lists are rewritten
-    on their line; other lines are untouched."""
+    on their line; other lines are untouched. A name the spec would refuse is refused first."""
     from ruamel.yaml import YAML
+
+    from ..core.validate import field_problem
+
+    for wheel in wheels:
+        problem = field_problem(wheel, "wheels", "items")
+        if problem is not None:
+            raise UsageError(f"{wheel!r} cannot go into the spec's wheels: {problem}", "rename the wheel file")
 
     text = path.read_text(encoding="utf-8")
     doc = YAML().load(text)

@@ -31,7 +31,8 @@ One ``EasQueue`` per service holds two ``MessageQueue``s: the input queue at
 ========================================  =====================================================
 
 Watchers compete for entries (a consumer group): each entry is in flight to one watcher at a time;
-``_auto_commit_=true`` commits an entry as it is sent. Indexes start at 1 per queue.
+``_auto_commit_=true`` commits an entry as it is sent. Indexes start at 1 per queue. Given a
+directory, both queues are kept on disk (``durable.QueueFiles``) and survive a restart.
 
 Verified against eas-prediction's client and its tests: the URLs, query parameters, headers, the
 protobuf messages, put's answer, ``stream.length``/``stream.lastEntry``, commit and auto-commit
@@ -47,10 +48,13 @@ import base64
 import re
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Iterable, Mapping
 
 from aiohttp import web
+
+from .durable import QueueFiles
 
 __all__ = [
     "EasQueue",
@@ -180,21 +184,32 @@ class Message:
 
 
 class MessageQueue:
-    """One queue: entries by index, and which consumer holds each one uncommitted. Thread-safe."""
+    """One queue: entries by index, and which consumer holds each one uncommitted. Thread-safe.
 
-    def __init__(self, name: str) -> None:
+    With ``files`` (``durable.QueueFiles``) every put is on disk before it is answered and every
+    commit or delete removes it there; a new ``MessageQueue`` on the same files has every entry
+    back, none held (EAS keeps queue data across restarts of its clients' connections; the
+    sandbox keeps it across its own restarts, so a stopped ``eascomfy sandbox`` loses no job)."""
+
+    def __init__(self, name: str, files: QueueFiles | None = None) -> None:
         self.name = name
         self.changed = Signal()
         self._lock = threading.Lock()
         self._entries: dict[int, Message] = {}
         self._holder: dict[int, str] = {}
         self._last_index = 0
+        self._files = files
+        if files is not None:
+            self._last_index, saved = files.load()
+            self._entries = {int(e["index"]): Message(**e) for e in saved}
 
     def put(self, data: bytes, tags: Mapping[str, str] | None = None, *, request_id: str | None = None,
             path: str = "", priority: int = 0) -> Message:
         with self._lock:
             self._last_index += 1
             message = Message(self._last_index, data, dict(tags or {}), request_id or str(uuid.uuid4()), path, priority)
+            if self._files is not None:
+                self._files.save(asdict(message))
             self._entries[message.index] = message
         self.changed.notify()
         return message
@@ -250,12 +265,13 @@ class MessageQueue:
     def remove(self, indexes: Iterable[int]) -> int:
         """Commit or delete: the entries leave the queue. Returns how many there were."""
         with self._lock:
-            removed = 0
-            for index in indexes:
-                removed += self._entries.pop(index, None) is not None
+            gone = [index for index in indexes if self._entries.pop(index, None) is not None]
+            for index in gone:
                 self._holder.pop(index, None)
+            if self._files is not None:
+                self._files.remove(gone)
         self.changed.notify()
-        return removed
+        return len(gone)
 
     def truncate(self, below: int) -> int:
         with self._lock:
@@ -320,12 +336,13 @@ def _wants_protobuf(request: web.Request) -> bool:
 
 
 class EasQueue:
-    """The input queue and the sink of one Async service, served on its endpoint."""
+    """The input queue and the sink of one Async service, served on its endpoint; kept in
+    ``directory`` (``input/`` and ``sink/``) when one is given, else in memory only."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, directory: Path | None = None) -> None:
         self.service = service
-        self.input = MessageQueue(service)
-        self.sink = MessageQueue(f"{service}/sink")
+        self.input = MessageQueue(service, QueueFiles(directory / "input") if directory else None)
+        self.sink = MessageQueue(f"{service}/sink", QueueFiles(directory / "sink") if directory else None)
 
     async def handle(self, request: web.Request, subpath: str) -> web.StreamResponse:
         """Serve ``/api/predict/<service><subpath>``: ``/sink`` is the sink; ``""`` (or ``/``) the input

@@ -6,9 +6,14 @@ callable that renders an error in that protocol's own shape (EAS answers JSON, O
 ``SandboxServer`` runs it on 127.0.0.1 (port 0 picks a free one), records every request it got,
 and applies the faults a test switched on, before the emulator sees the request.
 
+One server may listen on several ports, one per *site* (the emulators use one site per region:
+on the real cloud the endpoint is the region). ``site_of(request)`` tells which port a request
+came in on; ``url_for(site)`` gives that port's URL; the first site is the default.
+
 Control endpoints (unsigned, loopback only) let a test in another process drive the same things:
 ``GET /_sandbox/requests``, ``DELETE /_sandbox/requests``, ``POST /_sandbox/faults`` (a JSON
-``Fault``), ``DELETE /_sandbox/faults``.
+``Fault``), ``DELETE /_sandbox/faults``; an emulator adds its own (``controls``), e.g.
+``/_sandbox/fidelity``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 ErrorResponder = Callable[[web.Request, int, str, str], web.StreamResponse]
+Control = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTROL_PREFIX = "/_sandbox/"
 
 
@@ -34,7 +40,10 @@ class Fault:
     ``Throttling.User``, status 400 unless set; the emulator's error responder shapes it), ``slow``
     (sleep ``delay`` seconds plus ``per_mib`` seconds per MiB of request body — a round trip and a
     per-connection bandwidth, as over a real network — then serve normally), ``drop`` (close the connection without an
-    answer), ``drop_body`` (serve, but cut the connection after part of the request body was read).
+    answer), ``drop_body`` (serve, but cut the connection after part of the request body was read),
+    ``drop_after`` (serve the request fully, then cut the connection before the answer is written:
+    the server acted, the client never learns it), ``endless`` (answer 200 and stream zeros for
+    ever, 64 KiB every ``delay`` seconds, default 0.01: a download that never ends).
     ``times``: how many matching requests it hits; -1 for every one.
     ``method``/``path``/``action``: match filters (``path`` is a regex searched in the path;
     ``action`` matches the emulator's action name, e.g. ``CreateService`` or ``UploadPart``).
@@ -74,6 +83,7 @@ class RecordedRequest:
     body_size: int = 0
     time: float = field(default_factory=time.time)
     fault: str | None = None
+    site: str = ""  # the port it came in on (the region, for the EAS and OSS emulators)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,10 +158,16 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         name: str = "sandbox",
+        controls: dict[str, Control] | None = None,
+        sites: dict[str, int] | None = None,
     ) -> None:
         self.name = name
+        self.controls = dict(controls or {})
         self.host = host
-        self.port = port
+        # site -> port (0 until started, when a free one was asked for); the first is the default
+        self.ports: dict[str, int] = dict(sites) if sites else {"": port}
+        self.port = next(iter(self.ports.values()))
+        self._sites_by_port: dict[int, str] = {}
         self.recorder = Recorder()
         self.faults = Faults()
         self._app_factory = app_factory
@@ -166,7 +182,17 @@ class SandboxServer:
     # -- lifecycle -------------------------------------------------------------------------
     @property
     def url(self) -> str:
+        """The default (first) site's URL."""
         return f"http://{self.host}:{self.port}"
+
+    def url_for(self, site: str) -> str:
+        return f"http://{self.host}:{self.ports[site]}"
+
+    def site_of(self, request: web.Request) -> str:
+        """The site whose port ``request`` came in on (the default one if that cannot be told)."""
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        port = sockname[1] if isinstance(sockname, tuple) and len(sockname) > 1 else None
+        return self._sites_by_port.get(port, next(iter(self.ports)))  # type: ignore[arg-type]
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -202,10 +228,13 @@ class SandboxServer:
         app.router.add_route("*", CONTROL_PREFIX + "{what}", self._control)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        sockets = site._server.sockets  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1]
+        for name, port in list(self.ports.items()):
+            site = web.TCPSite(self._runner, self.host, port, reuse_address=True)
+            await site.start()
+            sockets = site._server.sockets  # type: ignore[union-attr]
+            self.ports[name] = sockets[0].getsockname()[1]
+            self._sites_by_port[self.ports[name]] = name
+        self.port = next(iter(self.ports.values()))
 
     def stop(self) -> None:
         if self._loop is None:
@@ -237,6 +266,7 @@ class SandboxServer:
             query={k: v for k, v in request.query.items()},
             action=action,
             body_size=request.content_length or 0,
+            site=self.site_of(request),
         )
         self.recorder.add(record)
         fault = self.faults.take(request.method, request.path, action)
@@ -251,6 +281,13 @@ class SandboxServer:
                     # Read part of the body so the client is mid-upload, then cut the connection.
                     await request.content.read(64 * 1024)
                     return _drop(request)
+                elif fault.kind == "drop_after":
+                    resp = await handler(request)
+                    record.status = resp.status
+                    return _drop(request)
+                elif fault.kind == "endless":
+                    record.status = 200
+                    return await _endless(request, fault.delay or 0.01)
                 elif fault.kind in ("status", "throttle"):
                     # The emulator's error responder shapes a throttling answer the way its
                     # protocol's clients recognise it (EAS: Throttling.User + x-acs-retry-after).
@@ -284,6 +321,8 @@ class SandboxServer:
                 fault = self.faults.add(Fault(**body))
                 return web.json_response(asdict(fault))
             return web.json_response([asdict(f) for f in self.faults._items])
+        if what in self.controls:
+            return await self.controls[what](request)
         raise web.HTTPNotFound()
 
 
@@ -294,7 +333,17 @@ class ServerBacked:
 
     @property
     def url(self) -> str:
+        """The default region's URL."""
         return self._server.url
+
+    def url_for(self, region: str) -> str:
+        """The URL of ``region``'s endpoint (KeyError when this emulator does not serve it)."""
+        return self._server.url_for(region)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Every region served -> its endpoint URL, the default region first."""
+        return {site: self._server.url_for(site) for site in self._server.ports}
 
     @property
     def recorder(self) -> Recorder:
@@ -303,6 +352,19 @@ class ServerBacked:
     @property
     def faults(self) -> Faults:
         return self._server.faults
+
+
+async def _endless(request: web.Request, gap: float) -> web.StreamResponse:
+    """200, then zeros until the client goes away."""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/octet-stream"})
+    await resp.prepare(request)
+    chunk = bytes(64 * 1024)
+    try:
+        while True:
+            await resp.write(chunk)
+            await asyncio.sleep(gap)
+    except (ConnectionError, RuntimeError):  # the client went away
+        return resp
 
 
 def _drop(request: web.Request) -> web.StreamResponse:

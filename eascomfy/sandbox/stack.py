@@ -1,7 +1,10 @@
 """The whole sandbox at once: the EAS OpenAPI and OSS emulators side by side, sharing one state
-directory and the sandbox's AccessKey pair, with a ComfyUI (or, for the API edition, the EAS queue
-in front of one) behind every service endpoint, its data directory on the OSS emulator. Used by
-`eascomfy sandbox`, `eascomfy demo` and tests.
+directory, one ``Fidelity`` and the sandbox's AccessKey pair, with a ComfyUI (or, for an Async
+service, the EAS queue in front of one) behind every service endpoint, its data directory on the
+OSS emulator. Used by `eascomfy sandbox`, `eascomfy demo` and tests.
+
+Both emulators serve ``region`` and any other ``regions``, each region on its own port; ``env()``
+is what points a client at them (the contract is in ``regions``).
 """
 
 from __future__ import annotations
@@ -9,12 +12,15 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 from .comfyui.attach import Attachment, attach
 from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from .eas.sandbox import EasSandbox
 from .eas.state import Timings
+from .fidelity import Fidelity
 from .oss.sandbox import OssSandbox
+from .regions import DEFAULT_REGION, EAS_ENDPOINTS_ENV, OSS_ENDPOINTS_ENV, format_endpoints
 
 
 class SandboxStack:
@@ -25,14 +31,20 @@ class SandboxStack:
         eas_port: int = 0,
         oss_port: int = 0,
         timings: Timings | None = None,
-        region: str = "cn-hangzhou",
+        region: str = DEFAULT_REGION,
         job_seconds: float = 0.2,
+        fidelity: Fidelity | None = None,
+        regions: Iterable[str] | None = None,
     ) -> None:
         self._own_dir = state_dir is None
         self.state_dir = Path(state_dir) if state_dir is not None else Path(tempfile.mkdtemp(prefix="eascomfy-sandbox-"))
         self.region = region
-        self.eas = EasSandbox(state_dir=self.state_dir, port=eas_port, timings=timings, region=region)
-        self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region)
+        self.fidelity = fidelity or Fidelity()
+        self.eas = EasSandbox(state_dir=self.state_dir, port=eas_port, timings=timings, region=region,
+                              fidelity=self.fidelity, regions=regions)
+        self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region, fidelity=self.fidelity,
+                              regions=regions)
+        self.regions = self.eas.regions
         self.job_seconds = job_seconds
         self.comfyui: Attachment | None = None
 
@@ -61,10 +73,14 @@ class SandboxStack:
         self.stop()
 
     def env(self) -> dict[str, str]:
-        """The environment that points eascomfy (and the SDKs) at this sandbox."""
-        return {
+        """The environment that points eascomfy (and the SDKs) at this sandbox: every region's
+        endpoints (``EASCOMFY_EAS_ENDPOINTS``, ``EASCOMFY_OSS_ENDPOINTS``) and, for clients that
+        know one region only, the default region's (``EASCOMFY_EAS_ENDPOINT``, ``..._OSS_...``)."""
+        return {  # the four single-region names first, in their old order, then the maps
             "EASCOMFY_EAS_ENDPOINT": self.eas.url,
             "EASCOMFY_OSS_ENDPOINT": self.oss.url,
             "ALIBABA_CLOUD_ACCESS_KEY_ID": SANDBOX_ACCESS_KEY_ID,
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SANDBOX_ACCESS_KEY_SECRET,
+            EAS_ENDPOINTS_ENV: format_endpoints(self.eas.urls),
+            OSS_ENDPOINTS_ENV: format_endpoints(self.oss.urls),
         }

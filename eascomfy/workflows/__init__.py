@@ -1,6 +1,6 @@
 """Running workflows on a service: check, run (synchronous: Standard and Cluster editions), submit
 and results (asynchronous: the API edition's queue), with a local journal that makes results
-exactly-once.
+exactly-once (one result, or one dead letter, per task id).
 
 - ``target``: the service's endpoint, token and edition (given, or from DescribeService).
 - ``check``: the workflow against its graph, the mount and the service's ``/object_info``.
@@ -8,6 +8,7 @@ exactly-once.
 - ``journal``: the durable JSON-lines journal of submits and results.
 - ``run``: a synchronous run, followed on the websocket, its outputs downloaded.
 - ``queue``: submit to ``/api_prompt`` and collect results from the sink.
+- ``resubmit``: tasks that never come back, sent again on request, then dead-lettered.
 
 Talks to services only through ``adapters.comfy_http``, ``adapters.eas_queue`` and
 ``adapters.eas``; progress goes to a ``Progress`` (the CLI's Out).

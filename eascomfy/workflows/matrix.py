@@ -44,8 +44,12 @@ def read_matrix(path: Path) -> list[Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror or exc}", param="matrix") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason})", param="matrix") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else _yaml(text)
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply to be a matrix", param="matrix") from None
     except ValueError as exc:
         raise UsageError(f"{path}: not valid JSON/YAML ({exc})", param="matrix") from None
     if not isinstance(data, list):

@@ -7,20 +7,14 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..core.workflow import (
-    Workflow,
-    execution_error_line,
-    node_error_lines,
-    output_files,
-    prompt_error_lines,
-    title,
-)
+from ..core.comfy_answers import execution_error_line, node_error_lines, output_files, prompt_error_lines
+from ..core.workflow import Workflow, title
 from ..errors import CloudError, UsageError, WaitTimeout
-from ..local.files import safe_local_path
+from ..local.files import folder_problem, safe_local_path
 from ..retry import Retry
 from .check import JobError, check_workflow, errors_only
 
@@ -37,10 +31,12 @@ class RunReport:
     files: list[dict[str, Any]]
     refused: list[str]
     node_errors: list[str]
+    unwritable: list[dict[str, Any]] = field(default_factory=list)  # outputs that could not be written locally
 
     def to_dict(self) -> dict[str, Any]:
         return {"prompt_id": self.prompt_id, "status": self.status, "seconds": round(self.seconds, 3),
-                "files": self.files, "refused": self.refused, "node_errors": self.node_errors}
+                "files": self.files, "refused": self.refused, "unwritable": self.unwritable,
+                "node_errors": self.node_errors}
 
 
 class _Follower:
@@ -142,25 +138,47 @@ def _history_error(entry: Mapping[str, Any], workflow: Workflow) -> str | None:
     return "ComfyUI reported an error"
 
 
-def download_outputs(client: "ServiceClient", outputs: Mapping[str, Any], dest: Path,
-                     progress: "Progress") -> tuple[list[dict[str, Any]], list[str]]:
-    """Every output file through ``/view`` into ``dest``; names that would escape it are refused."""
-    files, refused = [], []
+@dataclass
+class Downloads:
+    files: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # names that would escape the folder
+    unwritable: list[dict[str, Any]] = field(default_factory=list)  # could not be written here
+
+
+def download_outputs(client: "ServiceClient", outputs: Mapping[str, Any], dest: Path, progress: "Progress",
+                     deadline: float | None = None) -> Downloads:
+    """Every output file through ``/view`` into ``dest``: names that would escape it are refused,
+    long ones shortened (``safe_local_path``), one that cannot be written does not stop the others.
+    ``deadline`` (``time.monotonic()``) bounds them all: past it, ``CloudError`` code ``Deadline``."""
+    done = Downloads()
     for item in output_files(outputs):
         target = safe_local_path(dest, item.relative)
         if target is None:
             progress.warn(f"refused output name {item.relative!r} of node {item.node}: it would be written outside {dest}")
-            refused.append(item.relative)
+            done.refused.append(item.relative)
             continue
-        size = client.download({"filename": item.filename, "subfolder": item.subfolder, "type": item.type}, target)
-        files.append({**item.to_dict(), "path": str(target), "size": size})
+        try:
+            size = client.download({"filename": item.filename, "subfolder": item.subfolder, "type": item.type}, target,
+                                   deadline=deadline)
+        except OSError as exc:
+            error = f"cannot write {target}: {exc.strerror or exc}"
+            progress.warn(f"output {item.relative} of node {item.node}: {error}")
+            done.unwritable.append({**item.to_dict(), "error": error})
+            continue
+        done.files.append({**item.to_dict(), "path": str(target), "size": size})
         progress.info(f"  saved {target} ({size} bytes)")
-    return files, refused
+    return done
 
 
 def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, out_dir: Path, timeout: float,
         allow_partial: bool = False, check: bool = True, confirm: Callable[[str], bool] = lambda q: True) -> RunReport:
-    """Send the workflow to ``/prompt``, follow it, download its outputs."""
+    """Send the workflow to ``/prompt``, follow it, download its outputs; ``timeout`` seconds
+    bound all of it, the downloads too."""
+    if not timeout > 0:  # also refuses NaN
+        raise UsageError(f"must be more than 0 (got {timeout})", param="timeout")
+    problem = folder_problem(out_dir)  # before any GPU time is spent on outputs that could not be saved
+    if problem:
+        raise UsageError(problem, "give a folder for the outputs", param="out_dir")
     started = time.monotonic()
     deadline = started + timeout
     if check:
@@ -208,8 +226,16 @@ def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, ou
             progress.info(f"left {prompt_id} running on the server")
         raise
     failure = _history_error(entry, workflow)
-    files, refused = download_outputs(client, entry.get("outputs") or {}, out_dir, progress)
-    report = RunReport(prompt_id, "error" if failure else "success", time.monotonic() - started, files, refused, partial)
+    outputs = entry.get("outputs") or {}
+    try:
+        got = download_outputs(client, outputs, out_dir, progress, deadline)
+    except CloudError as exc:
+        if exc.code != "Deadline":
+            raise
+        raise WaitTimeout(f"prompt {prompt_id} finished, but its outputs were not all downloaded within {timeout:g} s "
+                          f"({exc.message}); they stay on the service", "allow it more time", param="timeout") from None
+    report = RunReport(prompt_id, "error" if failure else "success", time.monotonic() - started, got.files, got.refused,
+                       partial, got.unwritable)
     if failure:
         raise JobError(f"prompt {prompt_id} failed", [failure], "see the node above; fix its inputs or the model")
     return report

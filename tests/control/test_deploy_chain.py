@@ -71,7 +71,7 @@ def test_create_redeploy_change_update_rollback_signed_url(sandbox: EasSandbox, 
 
     # a failed update (a tag the registry does not have) rolls back, exit 4, the spec is unchanged
     version_before = stored(sandbox, "chain_svc")["current_version"]
-    res = p.cli("update-image", "9.9")
+    res = p.cli("update-image", "9.9", "--force")  # newer than the table: sent, the registry lacks it
     assert res.exit_code == 4, res.stderr
     assert "rolled back to version" in res.stderr and "ImagePullFailed" in res.stderr
     record = stored(sandbox, "chain_svc")
@@ -107,10 +107,12 @@ def test_dry_run_and_no_wait_write_nothing_or_return_at_once(sandbox: EasSandbox
 
     p.edit("instances: 1", "instances: 3")
     before = mark(sandbox)
-    assert p.cli("update-image", "2.2", "--dry-run").exit_code == 0
+    res = p.cli("update-image", "2.2", "--dry-run")  # the spec moved beyond the image: refused
+    assert res.exit_code == 2 and "~ metadata.instance: 1 -> 3" in res.stderr, res.stderr
+    assert p.cli("update-image", "2.2", "--dry-run", "--allow-other-changes").exit_code == 0
     assert all(r.method == "GET" for r in api_calls(sandbox, before))
     assert '"1.8"' in p.spec.read_text()
-    res = p.cli("update-image", "2.2", "--no-write")
+    res = p.cli("update-image", "2.2", "--no-write", "--allow-other-changes")
     assert res.exit_code == 0, res.stderr
     assert '"1.8"' in p.spec.read_text()
     assert stored(sandbox, "dry_svc")["config"]["containers"][0]["image"] == f"{COMFY}:2.2-api"
@@ -153,7 +155,7 @@ def test_update_image_writes_the_version_where_the_environment_takes_it_from(
     """With --env, the version written back is the one that environment reads, so the next deploy
     with the same --env keeps the new image (no silent revert, no drift)."""
     p = project("env_image_svc", version="1.8")
-    p.spec.write_text(p.spec.read_text() + 'environments:\n  prod:\n    image: {version: "1.8"}  # pinned for prod\n')
+    p.edit("  prod:\n    resources: {instances: 2}\n", '  prod:\n    image: {version: "1.8"}  # pinned for prod\n')
     staging = p.dir / "eascomfy.staging.yaml"
     staging.write_text('name: env_image_stg\nimage:\n  version: "1.8"   # staging follows\n')
     base_before = p.spec.read_text()

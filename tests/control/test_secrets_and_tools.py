@@ -32,7 +32,7 @@ def test_no_secret_in_any_log_or_verbose_output(sandbox: EasSandbox, project: Ca
     url = url_run.stdout.strip()
     outputs.append(url_run.stderr)
     p.edit("instances: 1", "instances: 2")
-    failed = p.cli("-v", "update-image", "9.8")  # a failing path with retries and rollback
+    failed = p.cli("-v", "update-image", "9.8", "--allow-other-changes", "--force")  # a failing path with retries and rollback
     assert failed.exit_code == 4
     outputs.append(failed.stdout + failed.stderr)
     token = sandbox.get_service("secret_svc")["access_token"]

@@ -57,6 +57,21 @@ EXPECT = {
     "42-non-string-key.yaml": (4, "keys must be plain strings"),
     "43-queue-bad-type.yaml": (7, "queue.cpu: expected an integer, got 'lots'"),
     "44-latin1.yaml": (None, "is not UTF-8 text"),
+    "45-threshold-nan.yaml": (9, "autoscaling.threshold: .nan is not a finite number"),
+    "46-override-inf.yaml": (6, "overrides.metadata.rpc.keepalive: -.inf is not a finite number"),
+    "47-env-name-equals.yaml": (6, "env.A=B: 'A=B' is not valid: expected an environment variable name"),
+    "48-env-name-nul.yaml": (5, "is not valid: expected an environment variable name"),
+    "49-python-tag.yaml": (1, "name: the YAML tag !!python/name:os.system is not supported"),
+    "50-python-tag-sequence.yaml": (4, "overrides: the YAML tag !!python/object/apply:os.system is not supported"),
+    "51-date-in-overrides.yaml": (5, 'overrides.metadata.since: a date is not a JSON value (quote it to keep it text: "2024-01-01")'),
+    "52-override-name.yaml": (5, "overrides.name: the service's identity is the spec's name; change name instead"),
+    "53-override-metadata-name.yaml": (7, "overrides.metadata.name: the service's identity is the spec's name; change name"),
+    "54-override-instances.yaml": (5, "overrides.metadata.instance: set by the spec's resources.instances; change resources.instances"),
+    "55-override-image.yaml": (9, "overrides.containers[0].image: set by the spec's image.version or image.uri"),
+    "56-override-deletes-name.yaml": (5, "overrides.metadata: null would delete metadata.name, set by the spec's name"),
+    "57-override-instance-types.yaml": (7, "overrides.cloud.computing.instances: set by the spec's resources.instance_type"),
+    "58-region-typo.yaml": (2, "region: 'cn-hangzhuo' is not an EAS region eascomfy knows (did you mean 'cn-hangzhou'? a region"),
+    "59-region-unknown.yaml": (3, "region: 'cn-nowhere-9' is not an EAS region eascomfy knows (known: ap-northeast-1,"),
 }
 
 

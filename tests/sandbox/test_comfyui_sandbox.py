@@ -38,6 +38,8 @@ FAST = Timings(creating=0.05, updating=0.05, ready=0.05, stopping=0.05, starting
 WORKFLOW: dict[str, Any] = json.loads((TESTS / "fixtures" / "seed-workflow.api.json").read_text())
 MODELS = ("models/checkpoints/LandscapeBING_v10.safetensors", "models/checkpoints/svd_xt.safetensors")
 VHS_PACK = "custom_nodes/ComfyUI-VideoHelperSuite/__init__.py"
+PAI_PNG = r"ComfyUI_\d{10}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_\.png"
+PAI_WEBP = r"ComfyUI_\d{10}_\.webp"
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 5.0) -> Any:
@@ -197,8 +199,9 @@ def test_sync_run_writes_real_outputs_on_the_mount(comfy: Comfy) -> None:
     assert sorted(outputs_to_execute, key=int) == ["9", "15", "19"]
     outputs = entry["outputs"]
     image, webp, video = outputs["9"]["images"][0], outputs["15"]["images"][0], outputs["19"]["gifs"][0]
-    assert re.fullmatch(r"ComfyUI_\d{5}_\.png", image["filename"]) and image["type"] == "output"
-    assert re.fullmatch(r"ComfyUI_\d{5}_\.webp", webp["filename"]) and outputs["15"]["animated"] == [True]
+    # named as the PAI images name them (the vendor guide's sample /history answer)
+    assert re.fullmatch(PAI_PNG, image["filename"]) and image["type"] == "output"
+    assert re.fullmatch(PAI_WEBP, webp["filename"]) and outputs["15"]["animated"] == [True]
     assert re.fullmatch(r"comfyUI_\d{5}\.mp4", video["filename"]) and video["format"] == "video/h264-mp4"
     assert set(entry["meta"]) == {"9", "15", "19"}
 
@@ -221,9 +224,22 @@ class _Any:
 ANY_HISTORY = _Any()
 
 
+def test_output_names_follow_the_pai_images(comfy: Comfy) -> None:
+    entry = run_prompt(comfy.std, workflow(**{"9.filename_prefix": "pai/shot", "15.filename_prefix": "pai/anim"}))
+    image, webp = entry["outputs"]["9"]["images"][0], entry["outputs"]["15"]["images"][0]
+    stamp = int(image["filename"].split("_")[1])
+    assert re.fullmatch(r"shot_\d{10}_[0-9a-f-]{36}_\.png", image["filename"]) and abs(stamp - time.time()) < 60
+    assert re.fullmatch(r"anim_\d{10}_\.webp", webp["filename"]) and image["subfolder"] == "pai"
+    assert comfy.std.get("/view", params={"filename": image["filename"], "subfolder": "pai"}).status_code == 200
+
+
 def test_output_names_count_up_like_comfyui(comfy: Comfy) -> None:
-    first = run_prompt(comfy.std, workflow(**{"9.filename_prefix": "counting/shot"}))
-    second = run_prompt(comfy.std, workflow(**{"9.filename_prefix": "counting/shot"}))
+    comfy.eas.fidelity.output_names = "comfyui"  # upstream ComfyUI's counter
+    try:
+        first = run_prompt(comfy.std, workflow(**{"9.filename_prefix": "counting/shot"}))
+        second = run_prompt(comfy.std, workflow(**{"9.filename_prefix": "counting/shot"}))
+    finally:
+        comfy.eas.fidelity.output_names = "pai"
     names = [e["outputs"]["9"]["images"][0] for e in (first, second)]
     assert [n["filename"] for n in names] == ["shot_00001_.png", "shot_00002_.png"]
     assert {n["subfolder"] for n in names} == {"counting"}

@@ -27,6 +27,7 @@ from eascomfy.sandbox.eas.signing import authorization_header, canonical_query, 
 REGION = "cn-hangzhou"
 COMFY = f"eas-registry-vpc.{REGION}.cr.aliyuncs.com/pai-eas/comfyui"
 FAST = Timings(creating=0.15, updating=0.15, ready=0.15, stopping=0.1, starting=0.15, deleting=0.1)
+VPC_HOST = f"1000000000000000.vpc.{REGION}.pai-eas.aliyuncs.com"  # <uid>.vpc.<region>.pai-eas.aliyuncs.com
 
 
 def service_config(name: str, image: str = f"{COMFY}:1.9", instance: int = 1, **extra: Any) -> dict[str, Any]:
@@ -198,7 +199,7 @@ def test_create_describe_and_endpoint_readiness(sandbox: EasSandbox, client: Cli
     created = create(client, service_config("demo_svc"), workspace_id="123456")
     assert (created.service_name, created.status, created.region) == ("demo_svc", "Creating", REGION)
     assert created.internet_endpoint == f"{sandbox.url}/api/predict/demo_svc"
-    assert created.intranet_endpoint == f"{sandbox.url}/vpc/api/predict/demo_svc"
+    assert created.intranet_endpoint == f"http://{VPC_HOST}/api/predict/demo_svc"  # the API doc's form
 
     svc = describe(client, "demo_svc")
     assert svc.status == "Creating" and svc.running_instance == 0
@@ -214,10 +215,51 @@ def test_create_describe_and_endpoint_readiness(sandbox: EasSandbox, client: Cli
     assert probe(created.internet_endpoint + "/", Authorization=token).text == "no healthy upstream"
     wait_until(lambda: probe(created.internet_endpoint + "/", Authorization=token).status_code == 200)
     assert probe(created.internet_endpoint + "/prompt", Authorization=token).json() == {"ok": True}
-    assert probe(created.intranet_endpoint + "/", Authorization=token).status_code == 200
+    assert probe(f"{sandbox.url}/vpc/api/predict/demo_svc/", Authorization=token).status_code == 200
     assert probe(created.internet_endpoint + "/").status_code == 401
     assert probe(created.internet_endpoint + "/", Authorization="Bearer " + token).status_code == 401
     assert probe(f"{sandbox.url}/api/predict/nope/", Authorization=token).status_code == 404
+
+
+def test_describe_service_follows_the_api_docs_example(sandbox: EasSandbox, client: Client) -> None:
+    """The Service struct's example (help.aliyun.com .../api-eas-2021-07-01-struct-service): a
+    running service has Reason RUNNING and Message "Service start successfully"; the intranet
+    endpoint is the account uid's VPC host. The sandbox serves that host when a request carries it."""
+    create(client, service_config("doc_svc"))
+    svc = wait_status(client, "doc_svc", "Running")
+    assert (svc.reason, svc.message) == ("RUNNING", "Service start successfully")
+    assert svc.intranet_endpoint == f"http://{VPC_HOST}/api/predict/doc_svc" and svc.caller_uid == "1000000000000000"
+    seen: list[PredictContext] = []
+
+    async def backend(request: web.Request, ctx: PredictContext) -> web.StreamResponse:
+        seen.append(ctx)
+        return web.json_response({})
+
+    sandbox.backends["doc_svc"] = backend
+    through_vpc = {"Authorization": svc.access_token, "Host": VPC_HOST}
+    wait_until(lambda: requests.get(f"{sandbox.url}/api/predict/doc_svc/x", headers=through_vpc).status_code == 200)
+    assert seen[-1].internal and seen[-1].subpath == "/x"
+    requests.get(f"{svc.internet_endpoint}/x", headers={"Authorization": svc.access_token})
+    assert not seen[-1].internal
+
+
+def test_a_name_owned_by_another_account_is_forbidden(sandbox: EasSandbox, client: Client) -> None:
+    """agentscope-runtime's pai_deployer.py reads Forbidden.PrivilegeCheckFailed on DescribeService
+    as "Given service name is owned by another user"."""
+    sandbox.mark_foreign("their_svc")
+    for call in (lambda: describe(client, "their_svc"),
+                 lambda: update(client, "their_svc", {"metadata": {"instance": 2}}),
+                 lambda: client.delete_service(REGION, "their_svc"),
+                 lambda: create(client, service_config("their_svc"))):
+        err = sdk_error(call)
+        assert isinstance(err, ClientException)
+        assert (err.code, err.statusCode) == ("Forbidden.PrivilegeCheckFailed", 403)
+    assert not client.list_services(eas_models.ListServicesRequest()).body.services  # not listed: not ours
+    control = f"{sandbox.url}/_sandbox/foreign"
+    assert requests.delete(control, json={"name": "their_svc"}).json() == []
+    assert sdk_error(lambda: describe(client, "their_svc")).code == "InvalidService.NotFound"
+    assert requests.post(control, json={"name": "other_svc"}).json() == ["other_svc"]
+    assert sdk_error(lambda: describe(client, "other_svc")).code == "Forbidden.PrivilegeCheckFailed"
 
 
 def test_backend_hook(sandbox: EasSandbox, client: Client) -> None:
@@ -302,6 +344,84 @@ def test_versions_and_rollback(client: Client) -> None:
         assert (err.code, err.statusCode) == ("InvalidParameter", 400)
     events = client.describe_service_event(REGION, "ver_svc", eas_models.DescribeServiceEventRequest()).body.events
     assert any(e.reason == "VersionSwitched" for e in events)
+
+
+def test_versions_omit_service_config_for_official_images(sandbox: EasSandbox, client: Client) -> None:
+    """SDK docstring of ListServiceVersionsResponseBodyVersions.service_config: "returned only if
+    the service is deployed by using a custom image"."""
+    create(client, service_config("official_svc"))
+    wait_status(client, "official_svc", "Running")
+    update(client, "official_svc", {"containers": [{"image": "registry.example.com/me/comfyui:mine"}]})
+    wait_status(client, "official_svc", "Running")
+    listing = lambda: client.list_service_versions(  # noqa: E731
+        REGION, "official_svc", eas_models.ListServiceVersionsRequest()).body.versions
+    assert [bool(v.service_config) for v in listing()] == [True, True]  # the default: always
+    sandbox.fidelity.versions_service_config = "custom_images"
+    try:
+        custom, official = listing()
+        assert json.loads(custom.service_config)["containers"][0]["image"].startswith("registry.example.com/")
+        assert official.service_config is None and (official.image_id, official.image_available) == (1, "true")
+    finally:
+        sandbox.fidelity.versions_service_config = "always"
+
+
+def test_update_service_version_strict_and_loose_readings(sandbox: EasSandbox, client: Client) -> None:
+    """SDK docstring of UpdateServiceVersionRequest.version: "greater than 0 and smaller than the
+    current version of the service". Strict (default): only backwards; loose: 1..LatestVersion."""
+    create(client, service_config("roll_svc"))
+    wait_status(client, "roll_svc", "Running")
+    for instance in (2, 3):
+        update(client, "roll_svc", {"metadata": {"instance": instance}})
+        wait_status(client, "roll_svc", "Running")
+    switch = lambda v: client.update_service_version(REGION, "roll_svc", UpdateServiceVersionRequest(version=v))  # noqa: E731
+
+    assert sandbox.fidelity.version_switch == "below_current"
+    switch(1)  # 3 -> 1
+    wait_status(client, "roll_svc", "Running")
+    for forward in (1, 2, 3):  # not below the current version (1)
+        err = sdk_error(lambda: switch(forward))
+        assert (err.code, err.statusCode) == ("InvalidParameter", 400)
+        assert "smaller than the current version" in err.message
+
+    sandbox.fidelity.version_switch = "up_to_latest"
+    try:
+        switch(3)  # forward again
+        svc = wait_status(client, "roll_svc", "Running")
+        assert (svc.current_version, svc.latest_version, svc.total_instance) == (3, 3, 3)
+        switch(3)  # the current one: accepted
+        for bad in (0, 4):
+            assert sdk_error(lambda: switch(bad)).code == "InvalidParameter"
+    finally:
+        sandbox.fidelity.version_switch = "below_current"
+
+
+def test_event_messages_are_json_and_the_page_order_switches(sandbox: EasSandbox, client: Client) -> None:
+    """SDK docstring of DescribeServiceEventResponseBodyEvents.message: "formatted and returned in
+    the JSON format" ({"versionId": N, "message": "..."}); the page order is undocumented."""
+    create(client, service_config("ev_svc"))
+    wait_status(client, "ev_svc", "Running")
+    update(client, "ev_svc", {"metadata": {"instance": 2}})
+    wait_status(client, "ev_svc", "Running")
+
+    def events(**kwargs: Any) -> list[eas_models.DescribeServiceEventResponseBodyEvents]:
+        request = eas_models.DescribeServiceEventRequest(**kwargs)
+        return client.describe_service_event(REGION, "ev_svc", request).body.events
+
+    oldest_first = events()
+    parsed = [json.loads(e.message) for e in oldest_first]
+    assert all(set(p) == {"versionId", "message"} for p in parsed)
+    assert [p["versionId"] for p in parsed] == [1, 1, 2, 2] and "Creating" in parsed[0]["message"]
+    assert oldest_first[0].message.startswith('{"versionId":1,"message":')
+    assert [e.time for e in oldest_first] == sorted(e.time for e in oldest_first)
+
+    sandbox.fidelity.update(event_message="text", event_order="newest_first")
+    try:
+        newest_first = events()
+        assert [e.reason for e in newest_first] == [e.reason for e in reversed(oldest_first)]
+        assert newest_first[-1].message == parsed[0]["message"]  # plain text
+        assert [e.reason for e in events(page_size=2, page_num=1)] == [e.reason for e in newest_first[:2]]
+    finally:
+        sandbox.fidelity.update(event_message="json", event_order="oldest_first")
 
 
 def test_labels(client: Client) -> None:
@@ -431,7 +551,14 @@ def test_endpoints(sandbox: EasSandbox, client: Client) -> None:
     body = client.describe_service_endpoints(REGION, "ep_svc").body
     assert body.access_token == describe(client, "ep_svc").access_token
     assert body.endpoints[0].internet_endpoints == [f"{sandbox.url}/api/predict/ep_svc"]
-    assert body.endpoints[0].intranet_endpoints == [f"{sandbox.url}/vpc/api/predict/ep_svc"]
+    assert body.endpoints[0].intranet_endpoints == [f"http://{VPC_HOST}/api/predict/ep_svc"]
+    sandbox.fidelity.intranet_endpoint = "path"  # the sandbox's reachable form
+    try:
+        body = client.describe_service_endpoints(REGION, "ep_svc").body
+        assert body.endpoints[0].intranet_endpoints == [f"{sandbox.url}/vpc/api/predict/ep_svc"]
+        assert describe(client, "ep_svc").intranet_endpoint == f"{sandbox.url}/vpc/api/predict/ep_svc"
+    finally:
+        sandbox.fidelity.intranet_endpoint = "host"
 
 
 # -- faults, recording, persistence ----------------------------------------------------------------
@@ -451,6 +578,27 @@ def test_injected_faults_reach_the_sdk(sandbox: EasSandbox, client: Client) -> N
     create(client, service_config("dropped"))  # faults are used up
 
 
+def test_throttling_retry_after_is_in_milliseconds_when_switched(sandbox: EasSandbox, client: Client) -> None:
+    """x-acs-retry-after is milliseconds to the SDK: tea-openapi's get_throttling_time_left puts
+    the integer in ThrottlingException.retry_after and darabonba's get_backoff_time sleeps
+    min(retry_after, 120000) ms. The default stays 1 (seconds) until the client reads ms."""
+    from darabonba.core import DaraCore
+    from darabonba.policy.retry import RetryOptions, RetryPolicyContext
+
+    assert sandbox.fidelity.retry_after_unit == "s"
+    sandbox.fidelity.retry_after_unit = "ms"
+    try:
+        sandbox.faults.add(kind="throttle", action="DescribeService")
+        err = sdk_error(lambda: describe(client, "x_svc"))
+        assert isinstance(err, ThrottlingException) and err.retry_after == 1000
+        options = RetryOptions({"retryCondition": [{"exception": ["ThrottlingException"]}]})
+        assert DaraCore.get_backoff_time(options, RetryPolicyContext(1, exception=err)) == 1000  # one second
+        resp = requests.get(f"{sandbox.url}/api/v2/services", headers={"x-acs-action": "ListServices"})
+        assert "x-acs-retry-after" not in resp.headers  # only throttling answers carry it
+    finally:
+        sandbox.fidelity.retry_after_unit = "s"
+
+
 def test_recorder_lists_actions_and_writes(sandbox: EasSandbox, client: Client) -> None:
     create(client, service_config("rec_svc"))
     describe(client, "rec_svc")
@@ -466,10 +614,59 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         client = make_client(first)
         create(client, service_config("keep_svc"), labels={"k": "v"})
         token = wait_status(client, "keep_svc", "Running").access_token
-    assert (tmp_path / "eas" / "state.json").is_file()
+    assert (tmp_path / "eas" / REGION / "state.json").is_file()  # one file per region
     with EasSandbox(state_dir=tmp_path, timings=FAST) as second:
         svc = describe(make_client(second), "keep_svc")
         assert (svc.status, svc.access_token, svc.labels[0].label_key) == ("Running", token, "k")
         assert svc.internet_endpoint == f"{second.url}/api/predict/keep_svc"
         probe = lambda: requests.get(svc.internet_endpoint + "/", headers={"Authorization": token})  # noqa: E731
         wait_until(lambda: probe().status_code == 200)
+
+
+# -- regions -----------------------------------------------------------------------------------------
+def region_client(sandbox: EasSandbox, region: str) -> Client:
+    """As the SDK is pointed at a region: its endpoint (here the sandbox's port for it)."""
+    return Client(Config(access_key_id=SANDBOX_ACCESS_KEY_ID, access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+                         endpoint=sandbox.endpoint_for(region), protocol="http", region_id=region))
+
+
+def test_every_region_at_its_own_endpoint(tmp_path: Path) -> None:
+    """issue 10 item 10: CreateService carries no region, the endpoint is the region; a cn-shanghai
+    create must land in cn-shanghai, and the same name may exist in two regions."""
+    shanghai_image = "eas-registry-vpc.cn-shanghai.cr.aliyuncs.com/pai-eas/comfyui:1.9"
+    with EasSandbox(state_dir=tmp_path, timings=FAST, regions=["cn-shanghai"]) as sandbox:
+        hz, sh = region_client(sandbox, REGION), region_client(sandbox, "cn-shanghai")
+        assert sandbox.endpoint_for("cn-shanghai") != sandbox.endpoint and set(sandbox.urls) == {REGION, "cn-shanghai"}
+        created = create(sh, service_config("twin_svc", image=shanghai_image))
+        assert created.region == "cn-shanghai"
+        assert created.internet_endpoint == f"{sandbox.url_for('cn-shanghai')}/api/predict/twin_svc"
+        assert created.intranet_endpoint == "http://1000000000000000.vpc.cn-shanghai.pai-eas.aliyuncs.com/api/predict/twin_svc"
+        assert sandbox.recorder.all()[-1].site == "cn-shanghai"
+        assert sdk_error(lambda: hz.describe_service(REGION, "twin_svc")).code == "InvalidService.NotFound"
+        assert sdk_error(lambda: sh.describe_service(REGION, "twin_svc")).code == "InvalidService.NotFound"
+        assert not hz.list_services(eas_models.ListServicesRequest()).body.services
+        wait_until(lambda: sh.describe_service("cn-shanghai", "twin_svc").body.status == "Running")
+        token = sh.describe_service("cn-shanghai", "twin_svc").body.access_token
+        wait_until(lambda: requests.get(created.internet_endpoint + "/", headers={"Authorization": token}).status_code == 200)
+        assert requests.get(f"{sandbox.url}/api/predict/twin_svc/", headers={"Authorization": token}).status_code == 404
+
+        create(hz, service_config("twin_svc"))  # the same name in cn-hangzhou: another service
+        twin = wait_status(hz, "twin_svc", "Running")
+        assert twin.region == REGION and twin.access_token != token and twin.service_id != created.service_id
+        # a registry of another region cannot be pulled (the image catalogue is per region)
+        create(hz, service_config("wrong_registry", image=shanghai_image))
+        assert "Failed to pull image" in wait_status(hz, "wrong_registry", "Failed").message
+        assert sandbox.get_service("twin_svc", "cn-shanghai")["region"] == "cn-shanghai"
+    assert {p.parent.name for p in (tmp_path / "eas").glob("*/state.json")} == {REGION, "cn-shanghai"}
+    with EasSandbox(state_dir=tmp_path, timings=FAST, regions=["cn-shanghai"]) as again:
+        assert region_client(again, "cn-shanghai").describe_service("cn-shanghai", "twin_svc").body.access_token == token
+
+
+def test_a_single_region_state_dir_is_split_by_region(tmp_path: Path) -> None:
+    """State written before the sandbox served several regions (all in eas/state.json) is kept."""
+    with EasSandbox(state_dir=tmp_path, timings=FAST) as first:
+        create(make_client(first), service_config("old_svc"))
+    (tmp_path / "eas" / REGION / "state.json").replace(tmp_path / "eas" / "state.json")
+    with EasSandbox(state_dir=tmp_path, timings=FAST) as second:
+        assert describe(make_client(second), "old_svc").service_name == "old_svc"
+    assert (tmp_path / "eas" / "state.json.migrated").is_file() and not (tmp_path / "eas" / "state.json").exists()

@@ -105,10 +105,31 @@ def test_bucket_info_location_and_idempotent_create(sandbox: OssSandbox, bucket:
 
 
 def test_bucket_in_another_region(sandbox: OssSandbox) -> None:
+    """A bucket addressed through another region's endpoint: 403 AccessDenied, EC 0003-00001403,
+    and the endpoint to use (OSS's 403 page); GetBucketLocation answers from any endpoint."""
     sandbox.create_bucket("far-away", region="cn-beijing")
     far = make_bucket(sandbox, "far-away")
     assert far.get_bucket_location().location == "oss-cn-beijing"
-    assert far.get_bucket_info().location == "oss-cn-beijing"
+    for call in (far.get_bucket_info, lambda: far.put_object("k", b"x"), far.list_objects_v2,
+                 lambda: far.get_object("k"), far.create_bucket):
+        with pytest.raises(oss2.exceptions.AccessDenied) as info:
+            call()
+        assert "must be addressed using the specified endpoint" in info.value.message
+        assert info.value.details["Endpoint"] == "oss-cn-beijing.aliyuncs.com"
+        assert info.value.ec == "0003-00001403" and info.value.details["Bucket"] == "far-away"
+    with pytest.raises(oss2.exceptions.ServerError) as head:
+        far.head_object("k")
+    assert (head.value.status, head.value.ec) == (403, "0003-00001403")  # HEAD: x-oss-err / x-oss-ec
+    assert "far-away" in [b.name for b in oss2.Service(oss2.Auth(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET),
+                                                        sandbox.url).list_buckets().buckets]
+    control = f"{sandbox.url}/_sandbox/fidelity"  # as a test in another process switches it
+    assert requests.post(control, json={"bucket_location": "bucket_endpoint"}).json()["bucket_location"] == "bucket_endpoint"
+    try:
+        with pytest.raises(oss2.exceptions.AccessDenied):
+            far.get_bucket_location()
+    finally:
+        requests.post(control, json={"bucket_location": "any_endpoint"})
+    assert sandbox.fidelity.bucket_location == "any_endpoint"
 
 
 def test_missing_bucket(sandbox: OssSandbox) -> None:
@@ -510,3 +531,25 @@ def test_reader_sees_one_version_across_overwrite(tmp_path: Path) -> None:
     assert reader.read() == b"old"  # retired content stays until the reader closes
     reader.close()
     assert [p.name for p in (tmp_path / "b" / "objects").iterdir()] == []
+
+
+def test_each_region_has_its_endpoint_and_buckets_live_where_created(tmp_path: Path) -> None:
+    """A bucket created through the cn-shanghai endpoint lives in cn-shanghai; through the
+    cn-hangzhou endpoint it answers the wrong-endpoint AccessDenied naming cn-shanghai's."""
+    auth = oss2.Auth(SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET)
+    with OssSandbox(tmp_path, region=REGION, regions=["cn-shanghai"]) as oss:
+        shanghai = oss2.Bucket(auth, oss.url_for("cn-shanghai"), "sh-bucket")
+        shanghai.create_bucket()
+        shanghai.put_object("k", b"v")
+        assert shanghai.get_bucket_location().location == "oss-cn-shanghai"
+        assert shanghai.get_object("k").read() == b"v"
+        from_hangzhou = oss2.Bucket(auth, oss.url, "sh-bucket")
+        with pytest.raises(oss2.exceptions.AccessDenied) as info:
+            from_hangzhou.get_object("k")
+        assert info.value.details["Endpoint"] == "oss-cn-shanghai.aliyuncs.com"
+        assert oss.requests("GetObject")[-1].site == REGION
+        [listed] = [b for b in oss2.Service(auth, oss.url).list_buckets().buckets if b.name == "sh-bucket"]
+        assert listed.location == "oss-cn-shanghai" and listed.extranet_endpoint == oss.endpoint_for("cn-shanghai")
+        assert oss.store.bucket("sh-bucket").region == "cn-shanghai"
+    with OssSandbox(tmp_path, region=REGION, regions=["cn-shanghai"]) as again:  # kept across a restart
+        assert oss2.Bucket(auth, again.url_for("cn-shanghai"), "sh-bucket").get_object("k").read() == b"v"

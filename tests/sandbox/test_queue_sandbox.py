@@ -6,24 +6,38 @@ from __future__ import annotations
 import base64
 import json
 import warnings
+from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
 import pytest
+import requests
 import websocket
+from alibabacloud_eas20210701 import models as eas_models
+from alibabacloud_eas20210701.client import Client
+from alibabacloud_tea_openapi.models import Config
 
 with warnings.catch_warnings():  # its generated *_pb2 modules call deprecated protobuf APIs
     warnings.simplefilter("ignore", DeprecationWarning)
     from eas_prediction import QueueClient
+    from eas_prediction.exception import PredictException
     from eas_prediction.queue_types.queueservice_pb2 import AttributesProto, DataFrameListProto, DataFrameProto
 
+from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.queue import encode_attributes, encode_data_frame, encode_data_frame_list
+from eascomfy.sandbox.stack import SandboxStack
 from tests.conftest import TESTS
+from tests.sandbox.test_comfyui_sandbox import FAST as FAST_TIMINGS
 from tests.sandbox.test_comfyui_sandbox import (  # noqa: F401 - comfy is a fixture
     BUCKET,
+    IMAGE,
+    MODELS,
+    REGION,
+    VHS_PACK,
     WORKFLOW,
     Comfy,
     Service,
+    _deploy,
     comfy,
     mp4_is_valid,
     wait_until,
@@ -217,3 +231,95 @@ def test_api_edition_serves_only_the_queue(comfy: Comfy) -> None:
     assert comfy.api.get("/").status_code == 200  # a bare GET answers the input queue's attributes
     assert comfy.api.get("/object_info").status_code == 404
     assert comfy.api.get("/").json()["meta.name"] == comfy.api.name
+
+
+# -- persistence ---------------------------------------------------------------------------------------
+def test_a_restart_on_the_same_state_loses_no_job_and_no_result(tmp_path: Path) -> None:
+    """issue 11 item 12: stop the whole sandbox mid-batch, start it again on the same state dir;
+    every submitted job runs and every result (those already on the sink too) is there, once."""
+    state, name, total = tmp_path / "state", "persist_api", 12
+
+    def service(stack: SandboxStack) -> Service:
+        record = stack.eas.get_service(name)
+        assert record is not None
+        http = requests.Session()
+        http.trust_env = False
+        http.headers["Authorization"] = record["access_token"]
+        return Service(name, stack.eas.internet_endpoint(name), record["access_token"], http)
+
+    with SandboxStack(state, timings=FAST_TIMINGS, job_seconds=0.15) as first:
+        first.oss.create_bucket(BUCKET)
+        for key in MODELS + (VHS_PACK,):
+            first.oss.put_object(BUCKET, f"comfyui/{key}", b"not really a model")
+        client = Client(Config(access_key_id=SANDBOX_ACCESS_KEY_ID, access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+                               endpoint=first.eas.endpoint, protocol="http", region_id=REGION))
+        config = {"metadata": {"name": name, "instance": 1, "type": "Async"},
+                  "containers": [{"image": f"{IMAGE}:1.9-api", "port": 8000}],
+                  "storage": [{"mount_path": "/code/data-oss", "oss": {"path": f"oss://{BUCKET}/comfyui/"}}]}
+        client.create_service(eas_models.CreateServiceRequest(body=json.dumps(config)))
+        api = service(first)
+        wait_until(lambda: api.get("/").status_code == 200)
+        for i in range(total):
+            submit(api, f"persist_{i}")
+        queue = first.comfyui.queue(name)
+        wait_until(lambda: len(queue.sink) >= 3)
+        assert len(queue.input) > 0, "the batch finished before the restart; slow the jobs down"
+        done_before = len(queue.sink)
+    assert (state / "queue").is_dir()
+
+    with SandboxStack(state, timings=FAST_TIMINGS, job_seconds=0.02) as second:
+        api = service(second)
+        sink = sink_client(api)
+        try:
+            assert int(sink.attributes()["stream.length"]) >= done_before  # the request also staffs the workers
+            wait_until(lambda: sink_length(sink) == total, timeout=20)
+            got = watch(sink, total)
+        finally:
+            sink.destroy()
+        assert sorted(x.tags["task_id"] for x in got) == sorted(f"persist_{i}" for i in range(total))
+        assert len({x.index for x in got}) == total and len(second.comfyui.queue(name).input) == 0
+        index, _ = submit(api, "after_restart")
+        assert int(index) > total  # input indexes keep growing across the restart
+
+
+# -- which services have a queue -----------------------------------------------------------------------
+def test_the_queue_comes_from_metadata_type_not_the_image_tag(comfy: Comfy) -> None:
+    """issue 10 item 2: EAS puts a queue (and a sink) in front of a service whose config has
+    ``metadata.type: "Async"``; without it the service is synchronous, whatever its image."""
+    client = Client(Config(access_key_id=SANDBOX_ACCESS_KEY_ID, access_key_secret=SANDBOX_ACCESS_KEY_SECRET,
+                           endpoint=comfy.eas.endpoint, protocol="http", region_id=REGION))
+    sync_api = _deploy(client, comfy.eas, "sync_api", "1.9-api", "comfyui/")  # no metadata.type
+    async_std = _deploy(client, comfy.eas, "async_std", "1.9", "comfyui/", type="Async")
+    for service in (sync_api, async_std):
+        wait_until(lambda: service.get("/").status_code != 503)  # ready (the API image has no "/")
+
+    # Synchronous: the API image's container answers /api_prompt in the request; there is no sink.
+    answer = sync_api.post("/api_prompt", params={"task_id": "direct"}, json=WORKFLOW)
+    assert answer.status_code == 200 and set(json.loads(answer.content)[-1]) == {"9", "15", "19"}
+    assert sync_api.get("/object_info").status_code == 404
+    no_sink = sink_client(sync_api)
+    no_sink.set_retry_count(0)
+    with pytest.raises(PredictException) as info:
+        no_sink.put(b"x")
+    assert (info.value.code, info.value.message) == (404, b"404 page not found")
+    with pytest.raises(ValueError, match="not an Async service"):
+        comfy.attachment.queue("sync_api")
+
+    # Async with the standard image: the queue hands POST /prompt to ComfyUI, its answer reaches the sink.
+    index, request_id = submit(async_std, "std-task", prompt={"prompt": WORKFLOW}, path="/prompt")
+    sink = sink_client(async_std)
+    try:
+        [result] = sink.get(request_id=request_id, timeout="5s")
+    finally:
+        sink.destroy()
+    assert index.isdigit() and result.tags["task_id"] == "std-task" and "lastCode" not in result.tags
+    assert set(json.loads(result.data)) == {"prompt_id", "number", "node_errors"}
+
+    # The old guess, behind the switch: the -api tag brings the queue, metadata.type is ignored.
+    comfy.eas.fidelity.async_from = "image_tag"
+    try:
+        index, _ = submit(sync_api, "queued-now")
+        assert index.isdigit()
+        assert set(async_std.post("/prompt", json={"prompt": WORKFLOW}).json()) == {"prompt_id", "number", "node_errors"}
+    finally:
+        comfy.eas.fidelity.async_from = "metadata_type"

@@ -1,7 +1,15 @@
 """What runs behind each service of the EAS sandbox: ``attach`` makes an ``Attachment`` the EAS
-sandbox's default backend; for every service it builds (and rebuilds when the edition or mount
-change) a ``ServiceBackend``: a ``ComfyUIEmulator`` on the service's mount, plus, for the API
-edition, the ``EasQueue`` in front of it and one worker per instance.
+sandbox's default backend; for every service it builds (and rebuilds when the edition, the mount
+or ``metadata.type`` change) a ``ServiceBackend``: a ``ComfyUIEmulator`` on the service's mount,
+plus, for an Async service (``metadata.type: "Async"``), the ``EasQueue`` in front of it and one
+worker per instance. A service that is not Async is synchronous and has no sink: its requests go
+straight to the container, so queue calls (``/sink``, watches) get the container's 404.
+
+The queue is kept under the EAS sandbox's state dir, ``queue/<ServiceUid>/`` (a service created
+again under the same name gets a new uid, so an empty queue, as on EAS), and survives a restart
+of the sandbox. Workers start with the first request to the service after a (re)start, as a
+client's watch on the sink or a new put; entries a worker held when the sandbox stopped are run
+again.
 """
 
 from __future__ import annotations
@@ -10,10 +18,12 @@ import asyncio
 import logging
 import threading
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..fidelity import Fidelity
 from ..queue import EasQueue
 from .emulator import ComfyUIEmulator, cancel_tasks
 from .mount import ServiceMount
@@ -28,27 +38,45 @@ Json = dict[str, Any]
 
 
 def edition_of(config: Json) -> str:
-    """``api``, ``cluster`` or ``standard``, from the suffix of the first container's image tag."""
+    """``api``, ``cluster`` or ``standard``, from the suffix of the first container's image tag:
+    what the container runs (the API-edition image serves ``/api_prompt`` only)."""
     image = str(((config.get("containers") or [{}])[0] or {}).get("image", ""))
     tag = image.rsplit("/", 1)[-1].partition(":")[2]
     suffix = tag.rpartition("-")[2] if "-" in tag else ""
     return suffix if suffix in ("api", "cluster") else "standard"
 
 
-class ServiceBackend:
-    """What runs behind one service: ComfyUI, plus the queue and its workers for the API edition."""
+def is_async(config: Json, fidelity: Fidelity) -> bool:
+    """Whether EAS puts its queue (and a sink) in front of the service. ``metadata_type``: the
+    config has ``metadata.type: "Async"`` (alipai ``pai/model/_model.py`` sets it for an
+    asynchronous service, ``pai/predictor.py`` checks ``type == "Async"``; the SDK's ServiceType
+    values are Standard, Async, OfflineTask, Proxima). ``image_tag``: the image tag ends in ``-api``
+    (the emulator's old guess; ``Fidelity.async_from``)."""
+    if fidelity.async_from == "image_tag":
+        return edition_of(config) == "api"
+    metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
+    return metadata.get("type") == "Async"
 
-    def __init__(self, name: str, edition: str, mount: ServiceMount, instances: int, job_seconds: float) -> None:
-        self.name, self.edition, self.mount, self.instances = name, edition, mount, instances
-        self.comfyui = ComfyUIEmulator(mount, job_seconds)
-        self.queue = EasQueue(name) if edition == "api" else None
+
+class ServiceBackend:
+    """What runs behind one service: ComfyUI (the API-edition image: its ``/api_prompt`` only),
+    plus, for an Async service, the queue and its workers."""
+
+    def __init__(self, name: str, edition: str, mount: ServiceMount, instances: int, job_seconds: float,
+                 fidelity: Fidelity, uid: str = "", queue_dir: Path | None = None, asynchronous: bool = False) -> None:
+        self.name, self.edition, self.mount, self.instances, self.uid = name, edition, mount, instances, uid
+        self.asynchronous = asynchronous
+        self.comfyui = ComfyUIEmulator(mount, job_seconds, fidelity, api_image=edition == "api")
+        self.queue = EasQueue(name, queue_dir) if asynchronous else None
         self._workers: list[asyncio.Task[None]] = []
 
     async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
         if ctx.kind == "monitor":
             return web.Response(text="monitor (eascomfy sandbox)")
-        if self.queue is None or ctx.kind == "webview":
+        if ctx.kind == "webview":
             return await self.comfyui.handle(request, ctx.subpath)
+        if self.queue is None:  # synchronous: the gateway hands the request to the container
+            return await self.comfyui.serve_container(request, ctx.subpath)
         self._staff()
         return await self.queue.handle(request, ctx.subpath)
 
@@ -68,7 +96,7 @@ class ServiceBackend:
         while True:
             message = await queue.input.take(worker)
             try:
-                code, data = await self.comfyui.api_prompt(message.path, message.data)
+                code, data = await self.comfyui.container_answer(message.path, message.data)
             except asyncio.CancelledError:
                 queue.input.release(worker)
                 raise
@@ -94,7 +122,7 @@ class Attachment:
         self.eas, self.oss = eas, oss
         self._job_seconds = job_seconds
         self._previous = eas.default_backend
-        self._services: dict[str, ServiceBackend] = {}
+        self._services: dict[tuple[str, str], ServiceBackend] = {}  # (region, name) -> backend
         self._lock = threading.Lock()
 
     @property
@@ -110,16 +138,18 @@ class Attachment:
                 backend.comfyui.job_seconds = seconds
 
     async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
-        return await self._backend(ctx.service, ctx.config).handle(request, ctx)
+        return await self._backend(ctx.service, ctx.config, ctx.service_uid, ctx.region).handle(request, ctx)
 
-    def comfyui(self, service: str) -> ComfyUIEmulator:
+    def comfyui(self, service: str, region: str | None = None) -> ComfyUIEmulator:
         """The service's ComfyUI (made now if needed), e.g. to set ``job_seconds`` or ``fail``."""
-        return self._backend(service, self._config(service)).comfyui
+        region = region or self.eas.region
+        return self._backend(service, *self._config(service, region), region).comfyui
 
-    def queue(self, service: str) -> EasQueue:
-        queue = self._backend(service, self._config(service)).queue
+    def queue(self, service: str, region: str | None = None) -> EasQueue:
+        region = region or self.eas.region
+        queue = self._backend(service, *self._config(service, region), region).queue
         if queue is None:
-            raise ValueError(f"{service} is not an API-edition service: it has no queue")
+            raise ValueError(f"{service} is not an Async service: it has no queue")
         return queue
 
     def close(self) -> None:
@@ -136,22 +166,25 @@ class Attachment:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _config(self, service: str) -> Json:
-        record = self.eas.get_service(service)
+    def _config(self, service: str, region: str) -> tuple[Json, str]:
+        record = self.eas.get_service(service, region)
         if record is None:
-            raise KeyError(f"no service {service!r} in the EAS sandbox")
-        config: Json = record["config"]
-        return config
+            raise KeyError(f"no service {service!r} in {region} in the EAS sandbox")
+        return record["config"], str(record["service_uid"])
 
-    def _backend(self, service: str, config: Json) -> ServiceBackend:
+    def _backend(self, service: str, config: Json, uid: str, region: str) -> ServiceBackend:
         edition, mount = edition_of(config), ServiceMount.of_service(self.oss, service, config)
+        asynchronous = is_async(config, self.eas.fidelity)
         instances = max(1, int((config.get("metadata") or {}).get("instance") or 1))
         with self._lock:
-            backend = self._services.get(service)
-            if backend is None or (backend.edition, backend.mount) != (edition, mount):
+            backend = self._services.get((region, service))
+            if backend is None or (backend.edition, backend.mount, backend.uid, backend.asynchronous) != (
+                    edition, mount, uid, asynchronous):
                 if backend is not None:
                     backend.close()
-                backend = self._services[service] = ServiceBackend(service, edition, mount, instances, self._job_seconds)
+                queue_dir = self.eas.state_dir / "queue" / uid if uid else None
+                backend = self._services[(region, service)] = ServiceBackend(service, edition, mount, instances, self._job_seconds,
+                                                                   self.eas.fidelity, uid, queue_dir, asynchronous)
             backend.instances = instances
             return backend
 

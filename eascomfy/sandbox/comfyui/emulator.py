@@ -14,13 +14,14 @@ import re
 import threading
 import time
 import uuid
-from functools import partial
 from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 
+from ..fidelity import Fidelity
 from ..oss.streaming import send_object
 from ..queue import NOT_FOUND, Signal
+from .files import INTERNAL_ERROR, FileRoutes, internal_error
 from .jobs import Interrupted, Job, NodeFailure, Run
 from .mount import KNOWN_MODEL_FOLDERS, ServiceMount, object_info_for
 from .outputs import SAVERS
@@ -42,9 +43,13 @@ class ComfyUIEmulator:
     """One service's ComfyUI: its HTTP API, websocket, queue of jobs and history. Runs on the EAS
     sandbox's event loop; tests may set ``job_seconds`` and failures from any thread."""
 
-    def __init__(self, mount: ServiceMount, job_seconds: float = 0.2) -> None:
+    def __init__(self, mount: ServiceMount, job_seconds: float = 0.2, fidelity: Fidelity | None = None,
+                 api_image: bool = False) -> None:
         self.mount = mount
+        self.api_image = api_image  # the API-edition image: its container serves /api_prompt only
         self.job_seconds = job_seconds
+        self.fidelity = fidelity or Fidelity()
+        self.flags: Json = {}  # what POST /free asked for (ComfyUI's prompt_queue.set_flag)
         self.failures: dict[str, NodeFailure] = {}
         self.history: dict[str, Json] = {}
         self._pending: list[Job] = []
@@ -56,7 +61,7 @@ class ComfyUIEmulator:
         self._save_lock = threading.Lock()
         # output node class -> what it writes and returns (a test may swap one)
         self._savers: dict[str, Callable[[Run, str, Json], Json]] = {
-            class_type: partial(save, mount) for class_type, save in SAVERS.items()}
+            class_type: self._saver(save) for class_type, save in SAVERS.items()}
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             (method, re.compile(pattern), handler) for method, pattern, handler in (
                 ("GET", r"/?", self._index),
@@ -75,8 +80,13 @@ class ComfyUIEmulator:
                 ("GET", r"/models", self._models),
                 ("GET", r"/models/(?P<folder>[^/]+)", self._models),
                 ("GET", r"/system_stats", self._system_stats),
+                ("POST", r"/free", self._free),
+                *FileRoutes(mount).routes(),
             )
         ]
+
+    def _saver(self, save: Callable[..., Json]) -> Callable[[Run, str, Json], Json]:
+        return lambda run, node_id, inputs: save(self.mount, run, node_id, inputs, self.fidelity.output_names)
 
     # -- test hooks ------------------------------------------------------------------------------
     def fail(self, target: str, message: str = "Sandbox fault: this node failed",
@@ -111,17 +121,47 @@ class ComfyUIEmulator:
         return web.Response(text="<!DOCTYPE html><html><head><title>ComfyUI</title></head>"
                                  "<body>ComfyUI (eascomfy sandbox)</body></html>", content_type="text/html")
 
+    async def serve_container(self, request: web.Request, path: str) -> web.StreamResponse:
+        """A request that reached the container directly (a synchronous service): ComfyUI's HTTP
+        API, or for the API-edition image its ``POST /api_prompt`` answered in the request (an
+        unverified reading: the guide calls that image only through the queue)."""
+        if not self.api_image:
+            return await self.handle(request, path)
+        if request.method != "POST" or path.rstrip("/") != "/api_prompt":
+            return web.Response(status=404, text=NOT_FOUND)
+        code, data = await self.api_prompt(path, await request.read())
+        return web.Response(status=code, body=data, content_type="application/json")
+
+    async def container_answer(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """What the container answers a POST the EAS queue hands it: (status, body), the body
+        becoming the sink entry's data. The API-edition image runs ``/api_prompt``; any other
+        image is ComfyUI, whose ``POST /prompt`` queues the workflow and answers its id."""
+        if self.api_image:
+            return await self.api_prompt(path, body)
+        if path.removeprefix("/api").rstrip("/") != "/prompt":
+            return 404, NOT_FOUND.encode()
+        try:
+            status, answer = await self.submit(json.loads(body or b"null"))
+        except ValueError:
+            return 500, INTERNAL_ERROR.encode()
+        return status, json.dumps(answer).encode()
+
     async def _post_prompt(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
         try:
             body = await request.json()
         except ValueError:  # ComfyUI does not catch it either
-            return web.Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
+            return internal_error()
+        status, answer = await self.submit(body)
+        return web.json_response(answer, status=status)
+
+    async def submit(self, body: Any) -> tuple[int, Json]:
+        """``POST /prompt``'s body -> (status, answer): validated, then queued."""
         if not isinstance(body, dict) or "prompt" not in body:
             error = error_info("no_prompt", "No prompt provided", "No prompt provided")
-            return web.json_response({"error": error, "node_errors": {}}, status=400)
+            return 400, {"error": error, "node_errors": {}}
         check = await asyncio.to_thread(self.validate, body["prompt"])  # lists the mount
         if not check.ok:
-            return web.json_response({"error": check.error, "node_errors": check.node_errors}, status=400)
+            return 400, {"error": check.error, "node_errors": check.node_errors}
         if "number" in body:
             number: float = float(body["number"])
         else:
@@ -135,7 +175,7 @@ class ComfyUIEmulator:
         self._queued.notify()
         self._ensure_runner()
         await self._send_status()
-        return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": check.node_errors})
+        return 200, {"prompt_id": prompt_id, "number": number, "node_errors": check.node_errors}
 
     async def _get_prompt(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
         return web.json_response(self._status())
@@ -152,7 +192,9 @@ class ComfyUIEmulator:
         return web.json_response(dict(items))
 
     async def _post_history(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = await _json_object(request)
+        if body is None:
+            return internal_error()
         if body.get("clear"):
             self.history.clear()
         for prompt_id in body.get("delete") or []:
@@ -165,17 +207,40 @@ class ComfyUIEmulator:
                                   "queue_pending": [job.item() for job in pending]})
 
     async def _post_queue(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
-        body = await _json_body(request)
+        """Pending prompts only: ``delete`` (ids) and ``clear``; a running one stays (server.py
+        ``post_queue``: ``delete_queue_item``/``wipe_queue`` act on the queue, not the executor)."""
+        body = await _json_object(request)
+        if body is None:
+            return internal_error()
         doomed = set(body.get("delete") or [])
         self._pending = [job for job in self._pending if not body.get("clear") and job.prompt_id not in doomed]
         await self._send_status()
         return web.Response()
 
     async def _interrupt(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
-        prompt_id = (await _json_body(request)).get("prompt_id")
+        """``Fidelity.interrupt``: ``any`` is ComfyUI before PR #9607 (server.py ``post_interrupt``
+        calls ``nodes.interrupt_processing()`` and never reads the body), so it stops whatever runs,
+        whoever's it is; ``prompt_id`` is ComfyUI after it (Comfy-Org/ComfyUI#9607, merged
+        2025-08-28: a ``prompt_id`` that is not the running prompt's is ignored; no ``prompt_id``, or
+        no JSON body, interrupts as before). Pending prompts are never touched: ``POST /queue
+        {"delete": [...]}`` removes those. Answers 200 with an empty body either way."""
+        prompt_id = None
+        if self.fidelity.interrupt == "prompt_id":
+            prompt_id = (await _json_body(request)).get("prompt_id") or None
         for job in self._running:
-            if prompt_id in (None, job.prompt_id):
+            if prompt_id is None or prompt_id == job.prompt_id:
                 job.interrupted = True
+        return web.Response()
+
+    async def _free(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
+        """server.py ``post_free``: ``{"unload_models": bool, "free_memory": bool}`` set flags the
+        prompt worker reads between prompts; nothing to unload here."""
+        body = await _json_object(request)
+        if body is None:
+            return internal_error()
+        for flag in ("unload_models", "free_memory"):
+            if body.get(flag):
+                self.flags[flag] = body[flag]
         return web.Response()
 
     async def _view(self, request: web.Request, match: re.Match[str]) -> web.StreamResponse:
@@ -399,6 +464,16 @@ async def _send_to(ws: web.WebSocketResponse, event: str, data: Json) -> None:
         await ws.send_str(json.dumps({"type": event, "data": data}))
     except (ConnectionError, RuntimeError):
         pass
+
+
+async def _json_object(request: web.Request) -> Json | None:
+    """The JSON object body, or None where ComfyUI's unguarded ``await request.json()`` (and
+    ``json_data.get``) would raise: no body, bad JSON, not an object."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 async def _json_body(request: web.Request) -> Json:

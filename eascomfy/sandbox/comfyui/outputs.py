@@ -1,6 +1,13 @@
 """What ComfyUI's output nodes write: SaveImage, SaveAnimatedWEBP and VHS_VideoCombine make small
-real files (``media``) named like ComfyUI's, under ``output/`` (or ``temp/``) on the mount, and
-return the node's UI output. A prefix escaping the output folder fails the node.
+real files (``media``) under ``output/`` (or ``temp/``) on the mount, and return the node's UI
+output. A prefix escaping the output folder fails the node.
+
+Names: the PAI images name SaveImage outputs ``<prefix>_<unix-ts>_<uuid>_.png`` and
+SaveAnimatedWEBP outputs ``<prefix>_<unix-ts>_.webp`` (the vendor guide's sample ``/history``
+answer and sink messages: ``ComfyUI_1712645398_18dba34d-..._.png``, ``ComfyUI_1712645867_.webp``),
+so two WEBP outputs of one prefix in the same second share a name, the later one replacing the
+earlier; VHS_VideoCombine keeps its own counter there (``comfyUI_00002.mp4``). Upstream ComfyUI
+counts (``<prefix>_00001_.png``): ``Fidelity.output_names`` picks ``pai`` or ``comfyui``.
 """
 
 from __future__ import annotations
@@ -9,6 +16,8 @@ import hashlib
 import json
 import posixpath
 import re
+import time
+import uuid
 from typing import Any, Callable, Iterable
 
 from . import media
@@ -35,9 +44,12 @@ def _image_counter(names: Iterable[str], filename: str) -> int:
     return highest + 1
 
 
-def _video_counter(names: Iterable[str], filename: str) -> int:
-    """VHS_VideoCombine's counter: one more than the highest ``{filename}_{n}<non-digits>.<ext>``."""
-    pattern = re.compile(f"{re.escape(filename)}_(\\d+)\\D*\\..+", re.IGNORECASE)
+def _video_counter(names: Iterable[str], filename: str, ignore_case: bool = True) -> int:
+    """VHS_VideoCombine's counter: one more than the highest ``{filename}_{n}<non-digits>.<ext>``.
+    Current VHS matches case-insensitively; the PAI images' VHS does not (the guide's sample has
+    ``comfyUI_00002.mp4`` beside ``ComfyUI_1712645867_.webp``, which would have counted from the
+    timestamp), so the ``pai`` names match case-sensitively."""
+    pattern = re.compile(f"{re.escape(filename)}_(\\d+)\\D*\\..+", re.IGNORECASE if ignore_case else 0)
     return max([int(m[1]) for m in map(pattern.fullmatch, names) if m] + [0]) + 1
 
 
@@ -83,29 +95,37 @@ def png_text(run: Run) -> dict[str, str]:
     return text
 
 
-def save_image(mount: ServiceMount, run: Run, node_id: str, inputs: Json) -> Json:
+def _stamp(mount: ServiceMount, folder: str, name: str, names: str) -> str:
+    """The part after ``<prefix>_``: the unix time (PAI images) or ComfyUI's 5-digit counter."""
+    if names == "pai":
+        return str(int(time.time()))
+    return f"{_image_counter(mount.children(folder), name):05}"
+
+
+def save_image(mount: ServiceMount, run: Run, node_id: str, inputs: Json, names: str = "pai") -> Json:
     folder, name, subfolder = save_path(mount, str(inputs.get("filename_prefix", "ComfyUI")), "output")
-    filename = f"{name}_{_image_counter(mount.children(folder), name):05}_.png"
+    unique = f"_{uuid.uuid4()}" if names == "pai" else ""
+    filename = f"{name}_{_stamp(mount, folder, name, names)}{unique}_.png"
     data = media.png(IMAGE_SIZE, IMAGE_SIZE, _colour(run.job.prompt_id, node_id), png_text(run))
     mount.write(folder + filename, data, "image/png")
     return {"images": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}
 
 
-def save_webp(mount: ServiceMount, run: Run, node_id: str, inputs: Json) -> Json:
+def save_webp(mount: ServiceMount, run: Run, node_id: str, inputs: Json, names: str = "pai") -> Json:
     folder, name, subfolder = save_path(mount, str(inputs.get("filename_prefix", "ComfyUI")), "output")
-    filename = f"{name}_{_image_counter(mount.children(folder), name):05}_.webp"
+    filename = f"{name}_{_stamp(mount, folder, name, names)}_.webp"
     fps = float(inputs.get("fps") or 6.0)
     frames = [_colour(run.job.prompt_id, node_id, str(i)) for i in range(3)]
     mount.write(folder + filename, media.animated_webp(IMAGE_SIZE, IMAGE_SIZE, frames, int(1000 / fps)), "image/webp")
     return {"images": [{"filename": filename, "subfolder": subfolder, "type": "output"}], "animated": [True]}
 
 
-def save_video(mount: ServiceMount, run: Run, node_id: str, inputs: Json) -> Json:
+def save_video(mount: ServiceMount, run: Run, node_id: str, inputs: Json, names: str = "pai") -> Json:
     fmt = str(inputs.get("format", "image/gif"))
     kind = _video_kind(fmt)
     where = "output" if inputs.get("save_output", True) else "temp"
     folder, name, subfolder = save_path(mount, str(inputs.get("filename_prefix", "AnimateDiff")), where)
-    stem = f"{name}_{_video_counter(mount.children(folder), name):05}"
+    stem = f"{name}_{_video_counter(mount.children(folder), name, ignore_case=names != 'pai'):05}"
     frames = [_colour(run.job.prompt_id, node_id, str(i)) for i in range(3)]
     # Like VHS, keep the first frame as a PNG carrying the workflow, next to the video.
     first = media.png(IMAGE_SIZE, IMAGE_SIZE, frames[0], png_text(run))
@@ -114,7 +134,7 @@ def save_video(mount: ServiceMount, run: Run, node_id: str, inputs: Json) -> Jso
     return {"gifs": [{"filename": f"{stem}.{kind}", "subfolder": subfolder, "type": where, "format": fmt}]}
 
 
-SAVERS: dict[str, Callable[[ServiceMount, Run, str, Json], Json]] = {
+SAVERS: dict[str, Callable[[ServiceMount, Run, str, Json, str], Json]] = {
     "SaveImage": save_image,
     "SaveAnimatedWEBP": save_webp,
     "VHS_VideoCombine": save_video,

@@ -34,7 +34,12 @@ def new_request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
-def eas_error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:
+def eas_error_response(request: web.Request, status: int, code: str, message: str,
+                       retry_after: str = "1") -> web.Response:
+    """The error body; a ``Throttling*`` code also carries ``x-acs-retry-after: <retry_after>``
+    (alibabacloud_tea_openapi ``utils.py`` ``get_throttling_time_left`` turns a positive integer
+    there into ``ThrottlingException.retry_after``; darabonba ``core.py`` ``get_backoff_time``
+    sleeps that many milliseconds, capped at ``MAX_DELAY_TIME`` = 120000)."""
     request_id = new_request_id()
     body = {
         "RequestId": request_id,
@@ -46,7 +51,7 @@ def eas_error_response(request: web.Request, status: int, code: str, message: st
     }
     headers = {"x-acs-request-id": request_id}
     if code.startswith("Throttling"):
-        headers["x-acs-retry-after"] = "1"
+        headers["x-acs-retry-after"] = retry_after
     return web.json_response(body, status=status, headers=headers)
 
 

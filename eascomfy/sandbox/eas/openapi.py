@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import re
 import time
@@ -20,10 +21,23 @@ from .errors import EasError, api_not_found, invalid, new_request_id, not_found
 from .ops_api import OpsApi
 from .params import Call, bool_param, config_json, int_param, json_param, page_of, time_param
 from .signing import NonceCache, verify_signature
-from .state import CREATING, RUNNING, STARTING, UPDATING, WAITING, ServiceRecord, ServiceStore, iso
+from .state import CREATING, RUNNING, STARTING, UPDATING, WAITING, ServiceRecord, ServiceStore, iso, service_name_of
 
 API_VERSION = "2021-07-01"
 SANDBOX_UID = "1000000000000000"
+PRIVILEGE_CHECK_FAILED = "Forbidden.PrivilegeCheckFailed"
+
+
+def intranet_host(region: str) -> str:
+    """The VPC endpoint host of the sandbox account's services in ``region``."""
+    return f"{SANDBOX_UID}.vpc.{region}.pai-eas.aliyuncs.com"
+
+
+def foreign(name: str) -> EasError:
+    """A service name another account owns: agentscope-runtime's ``pai_deployer.py`` reads
+    ``Forbidden.PrivilegeCheckFailed`` on DescribeService as "Given service name is owned by
+    another user"; the status (403) and the message are unverified."""
+    return EasError(403, PRIVILEGE_CHECK_FAILED, f"Privilege check failed: service {name} belongs to another account")
 MAX_SIGNED_URL_SECONDS = 12 * 3600
 DEFAULT_SIGNED_URL_SECONDS = 3600
 SERVICE_PATH = re.compile(
@@ -39,8 +53,12 @@ class OpenApi:
     def __init__(self, store: ServiceStore, region: str, server: SandboxServer) -> None:
         self.store = store
         self.region = region
+        # DescribeRegions: (RegionId, RegionName) of the regions EAS offers (EasSandbox sets the
+        # regions it serves; a test may set others).
+        self.regions: list[tuple[str, str]] = [(region, region)]
         self._server = server
         self._nonces = NonceCache()
+        self.foreign: set[str] = set()  # names another account owns (a test hook)
         self._service_ops: dict[tuple[str, str], Callable[[Call], dict[str, Any]]] = {
             ("GET", ""): self._describe,
             ("PUT", ""): self._update,
@@ -63,10 +81,19 @@ class OpenApi:
         self._service_ops.update(OpsApi(store).routes())  # instances, logs, diagnosis
 
     def internet_endpoint(self, name: str) -> str:
-        return f"{self._server.url}/api/predict/{name}"
+        """The sandbox's reachable stand-in for ``http://<uid>.<region>.pai-eas.aliyuncs.com``."""
+        return f"{self._server.url_for(self.region)}/api/predict/{name}"
 
     def intranet_endpoint(self, name: str) -> str:
-        return f"{self._server.url}/vpc/api/predict/{name}"
+        """``Fidelity.intranet_endpoint``: ``host`` is the API doc's form (the Service struct's
+        example ``http://10123*****.vpc.cn-shanghai.aliyuncs.com/api/predict/echo``; groups'
+        endpoints ``http://<uid>.<region>.pai-eas.aliyuncs.com``, whose intranet host "gains
+        ``.vpc``"): reachable from inside the VPC only, so not from the machine running the
+        sandbox (a request to the sandbox carrying that Host header is served as internal);
+        ``path`` is the sandbox's reachable ``<url>/vpc/api/predict/<svc>``."""
+        if self.store.fidelity.intranet_endpoint == "host":
+            return f"http://{intranet_host(self.region)}/api/predict/{name}"
+        return f"{self._server.url_for(self.region)}/vpc/api/predict/{name}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One ``/api/v2/...`` call: authenticate, route, answer (errors raise ``EasError``)."""
@@ -87,6 +114,8 @@ class OpenApi:
         handler: Callable[[Call], dict[str, Any]] | None = None
         if raw_path.rstrip("/") == "/api/v2/services":
             handler = {"POST": self._create, "GET": self._list}.get(method)
+        elif raw_path.rstrip("/") == "/api/v2/regions":
+            handler = {"GET": self._regions}.get(method)
         elif m := SERVICE_PATH.match(raw_path):
             op = f"{m['op']}/{m['sub']}" if m["sub"] else m["op"] or ""
             handler = self._service_ops.get((method, op))
@@ -95,13 +124,23 @@ class OpenApi:
                 if unquote(m["cluster"]) != self.region:
                     raise not_found()
                 call.service = unquote(m["service"])
+                if call.service in self.foreign:
+                    raise foreign(call.service)
         if handler is None:
             raise api_not_found()
         return handler
 
+    def _regions(self, call: Call) -> dict[str, Any]:
+        """DescribeRegions: ``{Regions: [{RegionId, RegionName}]}`` (eas-operations.md section 7)."""
+        return {"Regions": [{"RegionId": rid, "RegionName": name} for rid, name in self.regions]}
+
     def _create(self, call: Call) -> dict[str, Any]:
         labels = {str(k): str(v) for k, v in json_param(call.query, "Labels", dict).items()}
-        rec = self.store.create(call.json(), labels, call.query.get("WorkspaceId", ""))
+        config = call.json()
+        name = service_name_of(config)
+        if name in self.foreign:  # names are unique per region across accounts (unverified for create)
+            raise foreign(name)
+        rec = self.store.create(config, labels, call.query.get("WorkspaceId", ""))
         return {
             "ServiceId": rec.service_id,
             "ServiceName": rec.name,
@@ -148,10 +187,23 @@ class OpenApi:
         }
 
     def _versions(self, call: Call) -> dict[str, Any]:
-        versions = list(reversed(self.store.get(call.service).versions))  # newest first
+        """Newest first. ``ServiceConfig`` "is returned only if the service is deployed by using a
+        custom image" (SDK ``ListServiceVersionsResponseBodyVersions.service_config`` docstring):
+        a version whose image is an official one (``pai-eas/...``) has none, unless
+        ``Fidelity.versions_service_config`` is ``always``."""
+        versions = [self._version_view(v) for v in reversed(self.store.get(call.service).versions)]
         number, size = int_param(call.query, "PageNumber", 1), int_param(call.query, "PageSize", 100)
         page = page_of(versions, number, size)
         return {"PageNumber": number, "PageSize": size, "TotalCount": len(versions), "Versions": page}
+
+    def _version_view(self, version: dict[str, Any]) -> dict[str, Any]:
+        if self.store.fidelity.versions_service_config == "always":
+            return dict(version)
+        containers = json.loads(version["ServiceConfig"]).get("containers") or [{}]
+        image = str((containers[0] or {}).get("image", "")) if isinstance(containers, list) else ""
+        if self.store.catalogue.is_official(image):
+            return {k: v for k, v in version.items() if k != "ServiceConfig"}
+        return dict(version)
 
     def _switch_version(self, call: Call) -> dict[str, Any]:
         version = call.json().get("Version")
@@ -159,15 +211,23 @@ class OpenApi:
         return {"Message": f"Service [{call.service}] is switching to version {version}"}
 
     def _events(self, call: Call) -> dict[str, Any]:
+        """DescribeServiceEvent. ``Message`` "is formatted and returned in the JSON format" (SDK
+        ``DescribeServiceEventResponseBodyEvents.message`` docstring): ``{"versionId": N,
+        "message": "..."}`` with the service version the event belongs to, or plain text
+        (``Fidelity.event_message``). The page order is undocumented: ``Fidelity.event_order``."""
         q = call.query
         start, end, kind = time_param(q, "StartTime"), time_param(q, "EndTime"), q.get("EventType")
+        as_json = self.store.fidelity.event_message == "json"
         events = [
-            {k: v for k, v in e.items() if k != "ts"}
+            {"Type": e["Type"], "Reason": e["Reason"], "Time": e["Time"],
+             "Message": _event_json(e) if as_json else e["Message"]}
             for e in self.store.get(call.service).events
             if (not kind or e["Type"] == kind)
             and (start is None or e["ts"] >= start)
             and (end is None or e["ts"] <= end)
         ]
+        if self.store.fidelity.event_order == "newest_first":
+            events.reverse()
         number, size = int_param(q, "PageNum", 1), int_param(q, "PageSize", 100)
         return {
             "PageNum": number,
@@ -197,7 +257,7 @@ class OpenApi:
             "EndpointType": "DefaultGateway",
             "BackendId": "",
             "PathType": "",
-            "Port": self._server.port,
+            "Port": self._server.ports[self.region],
             "InternetEndpoints": [self.internet_endpoint(rec.name)],
             "IntranetEndpoints": [self.intranet_endpoint(rec.name)],
         }
@@ -226,7 +286,8 @@ class OpenApi:
         seconds = min(int_param(call.query, "Expire", DEFAULT_SIGNED_URL_SECONDS), MAX_SIGNED_URL_SECONDS)
         expire = int(time.time()) + seconds
         path = f"{'/vpc' if bool_param(call.query, 'Internal') else ''}/{kind}/{rec.name}/"
-        return {"SignedUrl": f"{self._server.url}{path}?expire={expire}&signature={self.link_signature(path, expire)}"}
+        url = self._server.url_for(self.region)
+        return {"SignedUrl": f"{url}{path}?expire={expire}&signature={self.link_signature(path, expire)}"}
 
     def link_signature(self, path: str, expire: int) -> str:
         """The signature of a signed WebUI link (``DescribeServiceSignedUrl``)."""
@@ -267,3 +328,9 @@ class OpenApi:
             "AccessToken": rec.access_token,
             "Labels": [{"LabelKey": k, "LabelValue": v} for k, v in sorted(rec.labels.items())],
         }
+
+
+def _event_json(event: dict[str, Any]) -> str:
+    """An event's ``Message`` in EAS's JSON form (compact, as in the issue's example)."""
+    return json.dumps({"versionId": event.get("version", 0), "message": event["Message"]},
+                      ensure_ascii=False, separators=(",", ":"))

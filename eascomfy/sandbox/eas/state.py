@@ -1,8 +1,8 @@
 """The state behind the EAS emulator: services, their versions, labels, events and lifecycle.
 
 Nothing here speaks HTTP. ``ServiceStore`` keeps every service of one region in memory, persists
-the whole state to one JSON file (written atomically) after each change, and raises ``EasError``
-with the code and status the OpenAPI answers.
+the whole state to one JSON file per region (``eas/<region>/state.json``, written atomically)
+after each change, and raises ``EasError`` with the code and status the OpenAPI answers.
 
 Lifecycle is driven by time, not threads: an operation puts the service in a transitional status
 (``Creating``, ``Updating``, ``Stopping``, ``Starting``, ``Deleting``) and schedules one pending
@@ -25,19 +25,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import instances
+from ..fidelity import Fidelity
+from . import instances as inst
 from .errors import invalid, not_found
+from .images import ImageCatalogue
 
 CREATING, UPDATING, RUNNING, FAILED = "Creating", "Updating", "Running", "Failed"
 STOPPING, STOPPED, STARTING, DELETING = "Stopping", "Stopped", "Starting", "Deleting"
 WAITING = "Waiting"
+RUNNING_REASON, RUNNING_MESSAGE = "RUNNING", "Service start successfully"
 
 SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
-OFFICIAL_IMAGE_RE = re.compile(
-    r"^eas-registry(?:-vpc)?\.(?P<region>[a-z0-9-]+)\.cr\.aliyuncs\.com/(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?$"
-)
-COMFYUI_VERSIONS = ("1.7", "1.8", "1.9", "2.0", "2.1", "2.2")
-COMFYUI_EDITIONS = ("", "-api", "-cluster")
 
 
 def iso(ts: float) -> str:
@@ -56,30 +54,6 @@ class Timings:
     stopping: float = 0.2
     starting: float = 0.3
     deleting: float = 0.2
-
-
-@dataclass(frozen=True)
-class ImageCatalogue:
-    """The official images the emulated registry hosts.
-
-    An image on the official registry (``eas-registry[-vpc].<region>.cr.aliyuncs.com``) in
-    ``repository`` can be pulled only if the registry is the sandbox region's and its tag is in
-    ``tags``; any other image (other repositories, other registries) counts as a custom image and
-    is always pullable.
-    """
-
-    repository: str = "pai-eas/comfyui"
-    tags: tuple[str, ...] = tuple(v + e for v in COMFYUI_VERSIONS for e in COMFYUI_EDITIONS)
-
-    def images(self, region: str) -> list[str]:
-        hosts = (f"eas-registry-vpc.{region}.cr.aliyuncs.com", f"eas-registry.{region}.cr.aliyuncs.com")
-        return [f"{host}/{self.repository}:{tag}" for host in hosts for tag in self.tags]
-
-    def can_pull(self, image: str, region: str) -> bool:
-        m = OFFICIAL_IMAGE_RE.match(image)
-        if m is None or m["repo"] != self.repository:
-            return True
-        return m["region"] == region and (m["tag"] or "latest") in self.tags
 
 
 @dataclass
@@ -181,6 +155,28 @@ def validate_name(name: str) -> None:
         )
 
 
+def split_single_region_state(eas_dir: Path) -> None:
+    """State dirs written before the sandbox served several regions kept every service in
+    ``eas/state.json``; move each region's services to ``eas/<region>/state.json`` (unless that
+    already exists) and keep the old file as ``state.json.migrated``."""
+    legacy = eas_dir / "state.json"
+    if not legacy.is_file():
+        return
+    data = json.loads(legacy.read_text(encoding="utf-8"))
+    by_region: dict[str, dict[str, Any]] = {}
+    for name, service in (data.get("services") or {}).items():
+        by_region.setdefault(str(service.get("region", "")), {})[name] = service
+    for region, services in by_region.items():
+        target = eas_dir / region / "state.json"
+        if region and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"url_key": data.get("url_key"), "services": services}, indent=1, sort_keys=True),
+                           encoding="utf-8")
+            os.replace(tmp, target)
+    os.replace(legacy, legacy.with_name("state.json.migrated"))
+
+
 class ServiceStore:
     """All services of one region, persisted to ``path`` (JSON) after every change. Thread-safe."""
 
@@ -191,8 +187,10 @@ class ServiceStore:
         timings: Timings,
         catalogue: ImageCatalogue,
         clock: Callable[[], float] = time.time,
+        fidelity: Fidelity | None = None,
     ) -> None:
         self.path = path
+        self.fidelity = fidelity or Fidelity()
         self.region = region
         self.timings = timings
         self.catalogue = catalogue
@@ -208,7 +206,7 @@ class ServiceStore:
         if not self.path.exists():
             return
         data = json.loads(self.path.read_text(encoding="utf-8"))
-        self.url_key = data.get("url_key", self.url_key)
+        self.url_key = data.get("url_key") or self.url_key
         self._services = {n: ServiceRecord.from_dict(s) for n, s in data.get("services", {}).items()}
 
     def _save(self) -> None:
@@ -300,9 +298,19 @@ class ServiceStore:
             self._save()
 
     def switch_version(self, name: str, version: Any) -> None:
+        """UpdateServiceVersion. Its SDK docstring (``UpdateServiceVersionRequest.version``; API
+        doc 412101): "greater than 0 and smaller than the current version of the service".
+        ``Fidelity.version_switch``: ``below_current`` takes that literally (0 < v < CurrentVersion,
+        so only backwards); ``up_to_latest`` accepts 1 <= v <= LatestVersion."""
         with self._lock:
             rec = self._writable(name)
-            if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= rec.latest_version:
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise invalid("Version must be an integer")
+            if self.fidelity.version_switch == "below_current":
+                if not 0 < version < rec.current_version:
+                    raise invalid(f"Version must be greater than 0 and smaller than the current version "
+                                  f"of the service ({rec.current_version})")
+            elif not 0 < version <= rec.latest_version:
                 raise invalid(f"Version must be an integer between 1 and {rec.latest_version}")
             entry = rec.versions[version - 1]
             rec.config = json.loads(entry["ServiceConfig"])
@@ -382,21 +390,21 @@ class ServiceStore:
     def add_log_lines(self, name: str, instance: int | str, lines: list[str], container: str) -> None:
         with self._lock:
             rec = self.get(name)
-            instances.add_lines(rec, self._instance_name(rec, instance), lines, self.clock(), container=container)
+            inst.add_lines(rec, self._instance_name(rec, instance), lines, self.clock(), container=container)
             self._save()
 
     def restart_instance(self, name: str, instance: int | str, reason: str, exit_code: int, lines: list[str]) -> str:
         with self._lock:
             rec = self.get(name)
             which = self._instance_name(rec, instance)
-            instances.restart(rec, which, reason, exit_code, lines, self.clock())
+            inst.restart(rec, which, reason, exit_code, lines, self.clock())
             self._event(rec, "Warning", "InstanceRestarted", f"Instance {which} restarted: {reason}", self.clock())
             self._save()
             return which
 
     @staticmethod
     def _instance_name(rec: ServiceRecord, instance: int | str) -> str:
-        names = instances.instance_names(rec)
+        names = inst.instance_names(rec)
         if isinstance(instance, int):
             if not 0 <= instance < len(names):
                 raise invalid(f"service {rec.name} has {len(names)} instance(s), no instance {instance}")
@@ -404,6 +412,15 @@ class ServiceStore:
         if instance not in names:
             raise invalid(f"service {rec.name} has no instance {instance}")
         return instance
+
+    def scale(self, name: str, instances: int) -> None:
+        """What the autoscaler does (a test hook): the instance count changes in place, with an
+        event and no new version. UNVERIFIED: that a real autoscaler's count shows in the
+        ServiceConfig's ``metadata.instance`` (not only in TotalInstance)."""
+        with self._lock:
+            rec = self._writable(name)
+            rec.config = {**rec.config, "metadata": {**rec.config.get("metadata", {}), "instance": instances}}
+            self._touch(rec, "AutoScaled", f"The autoscaler scaled the service to {instances} instance(s)")
 
     def set_stuck(self, name: str, status: str | None) -> None:
         """Pin the service in ``status`` (e.g. Waiting: no resources) instead of becoming Running.
@@ -436,7 +453,7 @@ class ServiceStore:
     def _new_version(self, rec: ServiceRecord, message: str) -> None:
         bad = self._unpullable(rec.config)
         rec.latest_version += 1
-        instances.arm_crash(rec, self.crash_plans.pop(rec.name, None))
+        inst.arm_crash(rec, self.crash_plans.pop(rec.name, None))
         rec.current_version = rec.latest_version
         rec.versions.append(
             {
@@ -474,10 +491,13 @@ class ServiceStore:
             return Transition(at, FAILED, "ImagePullFailed", self._pull_failure(bad), "Warning")
         if rec.stuck:
             return Transition(at, rec.stuck, *self._stuck_text(rec.stuck), "Warning")
-        crash = instances.crash_of(rec)
+        crash = inst.crash_of(rec)
         if crash is not None:
             return Transition(at, FAILED, crash["reason"], crash["message"], "Warning")
-        return Transition(at, RUNNING, "Running", f"Service is running with {rec.instance} instance(s)")
+        # DescribeService's Reason and Message of a running service, as in the API doc's example
+        # (help.aliyun.com/zh/pai/user-guide/api-eas-2021-07-01-struct-service): RUNNING and
+        # "Service start successfully"
+        return Transition(at, RUNNING, RUNNING_REASON, RUNNING_MESSAGE)
 
     def _advance(self, rec: ServiceRecord) -> bool:
         step = rec.pending
@@ -491,7 +511,7 @@ class ServiceStore:
         rec.update_time = step.at
         rec.ready_at = step.at + self.timings.ready if step.status == RUNNING else None
         self._event(rec, step.event_type, step.reason, step.message, step.at)
-        instances.came_up(rec, step.status, step.at)
+        inst.came_up(rec, step.status, step.at)
         return True
 
     def _unpullable(self, config: dict[str, Any]) -> str | None:
@@ -513,4 +533,5 @@ class ServiceStore:
 
     @staticmethod
     def _event(rec: ServiceRecord, kind: str, reason: str, message: str, at: float) -> None:
-        rec.events.append({"Type": kind, "Reason": reason, "Message": message, "Time": iso(at), "ts": at})
+        rec.events.append({"Type": kind, "Reason": reason, "Message": message, "Time": iso(at), "ts": at,
+                           "version": rec.current_version})

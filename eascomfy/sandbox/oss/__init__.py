@@ -12,6 +12,11 @@ Range), HeadObject, GetObjectMeta, DeleteObject, DeleteMultipleObjects, and the 
 ListMultipartUploads). Any other sub-resource (``?acl``, ``?tagging``...) answers 501
 NotImplemented rather than being mistaken for a plain object request.
 
+One endpoint (port) per region served: a bucket lives in the region whose endpoint created it,
+and any bucket operation through another region's endpoint answers 403 AccessDenied, EC
+0003-00001403, with the right ``<Endpoint>`` (GetBucketLocation answers anywhere unless
+``Fidelity.bucket_location`` says otherwise; ListBuckets lists every region's buckets).
+
 Every request must be signed with Signature V1 (``oss2.Auth``) or V4 (``oss2.AuthV4``), in the
 Authorization header or as a presigned URL, with a key pair known to ``credentials.secret_for``.
 Object responses carry ``ETag``, ``x-oss-hash-crc64ecma`` (CRC of the whole object), ``Last-Modified``

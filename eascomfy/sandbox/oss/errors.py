@@ -40,6 +40,15 @@ def no_such_upload(upload_id: str) -> OssError:
                     "or the upload may have been aborted or completed.", UploadId=upload_id)
 
 
+def wrong_endpoint(bucket: str, endpoint: str) -> OssError:
+    """A bucket addressed through another region's endpoint: 403 AccessDenied, EC 0003-00001403,
+    with the right ``<Endpoint>`` (OSS's "HTTP status code 403" page; help.aliyun.com
+    /zh/oss/user-guide/0003-00001403; aliyun-oss-go-sdk issue #81 shows the message)."""
+    return OssError(403, "AccessDenied", "The bucket you are attempting to access must be addressed using the "
+                    "specified endpoint. Please send all future requests to this endpoint.",
+                    Bucket=bucket, Endpoint=endpoint, EC="0003-00001403")
+
+
 def invalid_argument(name: str, value: str, message: str) -> OssError:
     return OssError(400, "InvalidArgument", message, ArgumentName=name, ArgumentValue=value)
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from aiohttp import web
 
+from ..fidelity import Fidelity, fidelity_control
+from ..regions import DEFAULT_REGION, served
 from ..server import RecordedRequest, SandboxServer, ServerBacked
 from .service import OssService, fault_response
 from .store import OssStore
@@ -17,18 +19,27 @@ from .target import action_of
 
 
 class OssSandbox(ServerBacked):
-    """An OSS endpoint on 127.0.0.1 backed by files under ``state_dir/oss`` (a temp dir if None).
+    """OSS endpoints on 127.0.0.1 backed by files under ``state_dir/oss`` (a temp dir if None):
+    ``region`` (the default, on ``port``) and any other ``regions`` asked for, each on its own port
+    (``ports``), as OSS has one endpoint per region. Buckets share one namespace; each lives in the
+    region whose endpoint created it.
 
     One instance runs once (``start`` then ``stop``); a new instance on the same ``state_dir``
     sees everything the previous one stored.
     """
 
-    def __init__(self, state_dir: Path | None = None, port: int = 0, region: str = "cn-hangzhou") -> None:
+    def __init__(self, state_dir: Path | None = None, port: int = 0, region: str = DEFAULT_REGION,
+                 fidelity: Fidelity | None = None, regions: Iterable[str] | None = None,
+                 ports: Mapping[str, int] | None = None) -> None:
         self.region = region
+        self.regions = served(region, regions)
+        self.fidelity = fidelity or Fidelity()
         self._state_dir = Path(state_dir) if state_dir is not None else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._store: OssStore | None = None
-        self._server = SandboxServer(self._application, fault_response, action_of, port=port, name="oss")
+        sites = {r: (ports or {}).get(r, port if r == region else 0) for r in self.regions}
+        self._server = SandboxServer(self._application, fault_response, action_of, name="oss", sites=sites,
+                                     controls={"fidelity": fidelity_control(self.fidelity)})
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> "OssSandbox":
@@ -51,8 +62,12 @@ class OssSandbox(ServerBacked):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _application(self, _server: SandboxServer) -> web.Application:
-        return OssService(self.store, self.region).application()
+    def _application(self, server: SandboxServer) -> web.Application:
+        return OssService(self.store, server, self.fidelity).application()
+
+    def endpoint_for(self, region: str) -> str:
+        """``host:port`` of ``region``'s endpoint (KeyError when it is not served)."""
+        return f"{self._server.host}:{self._server.ports[region]}"
 
 
     @property

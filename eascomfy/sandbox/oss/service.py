@@ -11,7 +11,7 @@ import hashlib
 import logging
 import re
 from typing import Awaitable, Callable
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -28,10 +28,13 @@ from .errors import (
     no_such_key,
     no_such_upload,
     parse_xml,
+    wrong_endpoint,
     quote_key,
     xml_body,
     xml_response,
 )
+from ..fidelity import Fidelity
+from ..server import SandboxServer
 from .listing import collapse, int_param
 from .signing import authenticate
 from .store import ObjectMeta, ObjectReader, OssStore, ReceivedBody, Upload
@@ -76,11 +79,16 @@ Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
 
 
 class OssService:
-    """The HTTP operations over an ``OssStore``."""
+    """The HTTP operations over an ``OssStore``, for every region ``server`` serves: the region of a
+    request is the endpoint (port) it came in on. A bucket lives in the region whose endpoint
+    created it; every bucket-addressed operation through another region's endpoint answers as OSS
+    does for a wrong endpoint (``wrong_endpoint``), except GetBucketLocation when
+    ``Fidelity.bucket_location`` is ``any_endpoint``; ListBuckets lists every region's buckets."""
 
-    def __init__(self, store: OssStore, region: str) -> None:
+    def __init__(self, store: OssStore, server: SandboxServer, fidelity: Fidelity) -> None:
         self.store = store
-        self.region = region
+        self.server = server
+        self.fidelity = fidelity
         self.handlers: dict[str, Handler] = {
             "ListBuckets": self.list_buckets,
             "PutBucket": self.put_bucket,
@@ -111,6 +119,13 @@ class OssService:
         app.on_response_prepare.append(self._common_headers)
         return app
 
+    def endpoint_host(self, region: str, internal: bool = False, public: bool = True) -> str:
+        """The endpoint of ``region``: the sandbox's ``host:port`` when it serves the region, else
+        (or when ``public`` is False) OSS's own name, ``oss-<region>[-internal].aliyuncs.com``."""
+        if public and region in self.server.ports:
+            return urlsplit(self.server.url_for(region)).netloc
+        return f"oss-{region}{'-internal' if internal else ''}.aliyuncs.com"
+
     @staticmethod
     async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["x-oss-request-id"] = request_id(request)
@@ -123,8 +138,12 @@ class OssService:
             handler = self.handlers.get(target.action)
             if handler is None:
                 raise OssError(501, "NotImplemented", "This operation is not implemented by the OSS sandbox.")
-            if target.action != "PutBucket" and target.bucket and self.store.bucket(target.bucket) is None:
+            bucket = self.store.bucket(target.bucket) if target.bucket else None
+            if target.action != "PutBucket" and target.bucket and bucket is None:
                 raise no_such_bucket(target.bucket)
+            if bucket is not None and bucket.region != self.server.site_of(request):
+                if not (target.action == "GetBucketLocation" and self.fidelity.bucket_location == "any_endpoint"):
+                    raise wrong_endpoint(bucket.name, self.endpoint_host(bucket.region, public=False))
             return await handler(request, target)
         except OssError as error:
             return error_response(request, error)
@@ -143,8 +162,9 @@ class OssService:
             ("NextMarker", shown[-1].name if truncated else None),
             ("Owner", [("ID", OWNER_ID), ("DisplayName", OWNER_ID)]),
             ("Buckets", [("Bucket", [
-                ("CreationDate", iso_time(b.created)), ("ExtranetEndpoint", request.host),
-                ("IntranetEndpoint", request.host), ("Location", f"oss-{b.region}"), ("Name", b.name),
+                ("CreationDate", iso_time(b.created)), ("ExtranetEndpoint", self.endpoint_host(b.region)),
+                ("IntranetEndpoint", self.endpoint_host(b.region, internal=True)), ("Location", f"oss-{b.region}"),
+                ("Name", b.name),
                 ("Region", b.region), ("StorageClass", b.storage_class)]) for b in shown]),
         ])
 
@@ -156,7 +176,8 @@ class OssService:
         if body:
             storage_class = parse_xml(body).findtext("StorageClass") or storage_class
         # Same owner re-creating its bucket: 200 and nothing changes, as on real OSS.
-        self.store.create_bucket(t.bucket, self.region, request.headers.get("x-oss-acl", "private"), storage_class)
+        region = self.server.site_of(request)  # the endpoint is the region
+        self.store.create_bucket(t.bucket, region, request.headers.get("x-oss-acl", "private"), storage_class)
         return web.Response(headers={"Location": f"/{t.bucket}"})
 
     async def delete_bucket(self, request: web.Request, t: Target) -> web.StreamResponse:
@@ -170,7 +191,8 @@ class OssService:
         assert bucket is not None
         return xml_response("BucketInfo", [("Bucket", [
             ("AccessMonitor", "Disabled"), ("CreationDate", iso_time(bucket.created)),
-            ("ExtranetEndpoint", request.host), ("IntranetEndpoint", request.host),
+            ("ExtranetEndpoint", self.endpoint_host(bucket.region)),
+            ("IntranetEndpoint", self.endpoint_host(bucket.region, internal=True)),
             ("Location", f"oss-{bucket.region}"), ("StorageClass", bucket.storage_class),
             ("TransferAcceleration", "Disabled"), ("CrossRegionReplication", "Disabled"),
             ("Name", bucket.name), ("ResourceGroupId", "rg-default"),
@@ -421,9 +443,11 @@ def error_response(request: web.Request, error: OssError) -> web.Response:
         ("Code", error.code), ("Message", error.message), ("RequestId", request_id(request)),
         ("HostId", f"{target.bucket}.{host}" if target.bucket else host), *error.details.items(),
     ])
+    headers = {"x-oss-ec": error.details["EC"]} if "EC" in error.details else {}
     if request.method == "HEAD":
-        return web.Response(status=error.status, headers={"x-oss-err": base64.b64encode(body).decode("ascii")})
-    return web.Response(status=error.status, body=body, content_type="application/xml")
+        headers["x-oss-err"] = base64.b64encode(body).decode("ascii")
+        return web.Response(status=error.status, headers=headers)
+    return web.Response(status=error.status, body=body, content_type="application/xml", headers=headers)
 
 
 def fault_response(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:

@@ -1,0 +1,117 @@
+"""Switches between the readings of the sources the emulators follow.
+
+Where the sources (the API documentation, the SDKs in site-packages, ComfyUI's code and PRs) leave
+two readings open, or where a behaviour differs between versions of the real thing, the emulators
+implement both and a ``Fidelity`` switch picks one. The default is the strict or realistic reading,
+except where a note says the default keeps today's client working until the client is fixed.
+docs/unverified.md (the fidelity ledger) lists every switch with its source.
+
+One ``Fidelity`` object is shared by the emulators of a ``SandboxStack``; a test changes it in
+process (``stack.fidelity.interrupt = "prompt_id"``) or, from another process, through the control
+endpoint ``POST /_sandbox/fidelity`` (a JSON object of switch -> value) on the EAS or OSS server;
+``GET /_sandbox/fidelity`` shows the switches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+# switch -> its values; the first value listed is not necessarily the default (see the fields)
+CHOICES: dict[str, tuple[str, ...]] = {
+    # ComfyUI (comfyui/)
+    "output_names": ("pai", "comfyui"),
+    "interrupt": ("any", "prompt_id"),
+    # EAS control plane (eas/)
+    "async_from": ("metadata_type", "image_tag"),
+    "version_switch": ("below_current", "up_to_latest"),
+    "retry_after_unit": ("ms", "s"),
+    "versions_service_config": ("custom_images", "always"),
+    "event_message": ("json", "text"),
+    "event_order": ("oldest_first", "newest_first"),
+    "intranet_endpoint": ("host", "path"),
+    # OSS (oss/)
+    "bucket_location": ("any_endpoint", "bucket_endpoint"),
+}
+
+
+@dataclass
+class Fidelity:
+    """Which reading each emulator follows; see ``CHOICES`` for the values of each switch.
+
+    - ``output_names``: ``pai`` names SaveImage outputs ``<prefix>_<unix-ts>_<uuid>_.png`` and
+      SaveAnimatedWEBP outputs ``<prefix>_<unix-ts>_.webp``, as the PAI images do (the vendor
+      guide's sample history and sink messages); ``comfyui`` uses upstream ComfyUI's counter
+      (``<prefix>_00001_.png``).
+    - ``interrupt``: ``any`` is ComfyUI before PR #9607 (2025-08-28): ``POST /interrupt`` ignores
+      its body and interrupts whatever runs; ``prompt_id`` is ComfyUI after it: a body
+      ``{"prompt_id": X}`` interrupts only X, and only while X runs.
+    - ``async_from``: ``metadata_type`` gives a service the EAS queue (and a sink) when its config
+      has ``metadata.type: "Async"`` (alipai ``pai/model/_model.py``, ``pai/predictor.py``);
+      ``image_tag`` when the image tag ends in ``-api`` (the emulator's old guess).
+    - ``version_switch``: ``below_current`` takes UpdateServiceVersion's docstring literally
+      ("greater than 0 and smaller than the current version of the service"); ``up_to_latest``
+      accepts any version from 1 to LatestVersion.
+    - ``retry_after_unit``: the unit of ``x-acs-retry-after`` on a throttling answer; the SDK's
+      retry (darabonba ``core.py`` ``get_backoff_time``) reads milliseconds. Default ``s`` (the
+      value 1) until the client reads milliseconds: with ``ms`` (1000) today's client sleeps 1000 s.
+    - ``versions_service_config``: ``custom_images`` returns ListServiceVersions' ``ServiceConfig``
+      only for versions deployed from a custom image (SDK docstring), none for the official
+      ``pai-eas/...`` images; ``always`` returns it for every version. Default ``always`` until the
+      client's ``versions`` and ``rollback`` work without it.
+    - ``event_message``: DescribeServiceEvent ``Message`` is JSON (SDK docstring: "formatted and
+      returned in the JSON format"), ``{"versionId": N, "message": "..."}``; ``text`` is plain.
+    - ``event_order``: the page order of DescribeServiceEvent (undocumented).
+    - ``intranet_endpoint``: ``host`` answers IntranetEndpoint as the API doc example does,
+      ``http://<uid>.vpc.<region>.pai-eas.aliyuncs.com/api/predict/<svc>`` (reachable from inside
+      the VPC only; the sandbox also serves requests whose Host header is that name);
+      ``path`` answers a reachable loopback form, ``<sandbox url>/vpc/api/predict/<svc>``.
+    - ``bucket_location``: whether GetBucketLocation answers through any region's endpoint
+      (``any_endpoint``, unverified) or only through the bucket's own (``bucket_endpoint``).
+    """
+
+    output_names: str = "pai"
+    interrupt: str = "any"
+    async_from: str = "metadata_type"
+    version_switch: str = "below_current"
+    retry_after_unit: str = "s"
+    versions_service_config: str = "always"
+    event_message: str = "json"
+    event_order: str = "oldest_first"
+    intranet_endpoint: str = "host"
+    bucket_location: str = "any_endpoint"
+
+    def update(self, **values: Any) -> "Fidelity":
+        """Set switches by name; an unknown switch or value raises ``ValueError``."""
+        known = {f.name for f in fields(self)}
+        for name, value in values.items():
+            if name not in known:
+                raise ValueError(f"unknown fidelity switch {name!r} (known: {', '.join(sorted(known))})")
+            if value not in CHOICES[name]:
+                raise ValueError(f"fidelity switch {name} takes {' or '.join(CHOICES[name])}, not {value!r}")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.update(**{name: value})
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def fidelity_control(fidelity: Fidelity) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The ``/_sandbox/fidelity`` control endpoint: GET shows the switches, POST sets some."""
+
+    async def control(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                fidelity.update(**body)
+            except (ValueError, TypeError) as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(fidelity.to_dict())
+
+    return control
