@@ -25,6 +25,10 @@ AllowOtherOpt = Annotated[
     bool,
     typer.Option("--allow-other-changes", help="Also apply changes beyond the image (instances, resources...); refused otherwise."),
 ]
+PlanOutputOpt = Annotated[
+    Optional[str],
+    typer.Option("--output", "-o", help="text (default), json (docs/json-output.md) or markdown (a PR comment).", metavar="FORMAT"),
+]
 DEFAULT_TIMEOUT = 1800.0  # control.wait.DEFAULT_TIMEOUT, spelled here so --help imports nothing
 
 
@@ -50,12 +54,14 @@ def plan_cmd(
     plan_file: Annotated[
         Optional[Path], typer.Option("--out", help="Also save the plan to FILE, for `deploy --plan FILE`.", metavar="FILE")
     ] = None,
-    output: OutputOpt = None,
+    output: PlanOutputOpt = None,
 ) -> None:
     """Show what deploy would change on the live service (one read call)."""
     changed = False
-    with session("plan", output) as out:
+    markdown = output == "markdown"  # a pull request comment on stdout (docs/gitops.md)
+    with session("plan", None if markdown else output) as out:
         from ..control.deploy import connect, plan_service, save_plan
+        from ..core.planreport import plan_json, plan_markdown
 
         spec = SpecRef(out, file, env, edition).spec
         plan, _ = plan_service(spec, connect(spec.region, out))
@@ -63,7 +69,7 @@ def plan_cmd(
         if plan_file is not None:
             save_plan(plan, plan_file)
             out.info(f"plan saved to {plan_file}; apply exactly it with `eascomfy deploy --plan {plan_file}`")
-        out.emit(plan.to_dict(), plan_text(plan))
+        out.emit(plan_json(plan), plan_markdown(plan) if markdown else plan_text(plan))
     if detailed_exitcode and changed:
         from ..errors import EXIT_PLAN_CHANGES
 

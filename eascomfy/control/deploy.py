@@ -156,6 +156,8 @@ def deploy(
     plan, live = plan_service(spec, client)
     if saved is not None:
         check_saved(saved, plan)
+    if not dry_run and not plan.managed and plan.action == "update":
+        _refuse_takeover_removals(plan, spec)
     return execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
                    rollback=rollback, poll=poll)
 
@@ -227,6 +229,19 @@ def _wait_in_progress(plan: Plan, client: EasClient, progress: Progress, timeout
             "plan again, review, and deploy",
         )
     return live
+
+
+def _refuse_takeover_removals(plan: Plan, spec: Spec) -> None:
+    """A takeover never deletes keys set outside eascomfy (the console) unless the spec says so."""
+    from ..core.importer import takeover_removals
+
+    removed = takeover_removals(plan.changes, spec.data.get("overrides"))
+    if removed:
+        raise UsageError(
+            f"taking over {plan.service} would remove keys set outside eascomfy: {', '.join(removed)}",
+            "import the service first to keep them in overrides (`eascomfy import`), or set each to null "
+            "in overrides to remove it",
+        )
 
 
 def _rollback(
