@@ -164,12 +164,16 @@ def status_cmd(
     """State, instances, endpoints, image and the last events of the service."""
     with session("status", output) as out:
         from ..control.deploy import connect
+        from ..control.diagnose import instance_states
         from ..control.lifecycle import status
 
         name, region_id = _target(SpecRef(out, file, env), service, region)
-        live, events = status(connect(region_id, out), name)
-        data = {**live.to_dict(), "region": region_id, "events": [e.__dict__ for e in events]}
-        out.emit(data, status_text(live, region_id, events))
+        client = connect(region_id, out)
+        live, events = status(client, name)
+        instances = instance_states(client, name)
+        data = {**live.to_dict(), "region": region_id, "events": [e.__dict__ for e in events],
+                "instances": [i.to_dict() for i in instances]}
+        out.emit(data, status_text(live, region_id, events, instances))
 
 
 def versions_cmd(

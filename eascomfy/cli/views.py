@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..adapters.eas import Event, LiveService
+    from ..adapters.eas_ops import Instance
     from ..control.deploy import DeployResult
     from ..control.lifecycle import Versions
+    from ..control.logs import LogLine
     from ..core.plan import Plan
 
 
@@ -34,7 +36,7 @@ def events_lines(events: "list[Event]") -> list[str]:
     return [f"  {e.line()}" for e in events]
 
 
-def status_text(live: "LiveService", region: str, events: "list[Event]") -> str:
+def status_text(live: "LiveService", region: str, events: "list[Event]", instances: "list[Instance]" = ()) -> str:
     lines = [
         f"service {live.name} ({region}): {live.status}, {live.running}/{live.total} instances running",
         f"image: {live.image}",
@@ -44,9 +46,23 @@ def status_text(live: "LiveService", region: str, events: "list[Event]") -> str:
     ]
     if live.reason or live.message:
         lines.append(f"reason: {live.reason}: {live.message}")
+    if instances:
+        lines += ["instances:", *instance_lines(instances)]
     if events:
         lines += ["last events:", *events_lines(events)]
     return "\n".join(lines)
+
+
+def instance_lines(instances: "list[Instance]") -> list[str]:
+    """One row per instance: name, state (and reason), restarts, start time, last reason."""
+    rows = []
+    for i in instances:
+        state = i.status if i.reason in ("", "RUNNING") or i.reason == i.status else f"{i.status} ({i.reason})"
+        if i.status == "Running" and not i.ready:
+            state += ", not ready"
+        row = f"  {i.name}  {state}  restarts {i.restarts}  started {i.started or '-'}"
+        rows.append(row + (f"  last: {i.last_reason}" if i.last_reason else ""))
+    return rows
 
 
 def versions_text(versions: "Versions") -> str:
@@ -61,3 +77,8 @@ def versions_text(versions: "Versions") -> str:
 def lifecycle_text(name: str, action: str, live: "LiveService | None") -> str:
     state = live.status if live else "requested"
     return f"{name}: {action} {'done' if live else 'requested'} ({state})"
+
+
+def log_text(lines: "list[LogLine]", prefix: bool) -> str:
+    """Log lines as they were written; ``[instance]`` first when several instances speak."""
+    return "\n".join(f"[{l.instance}] {l.text}" if prefix else l.text for l in lines)

@@ -23,6 +23,7 @@ from ..core.editions import all_editions, load_edition, load_template
 from ..core.importer import Imported, overrides_for, secret_paths, spec_fields, spec_text
 from ..core.merge import merge_all
 from ..core.plan import diff, make_plan, normalize
+from ..core.render import SPEC_LABEL
 from ..core.render import labels as spec_labels
 from ..core.render import render
 from ..core.spec import Spec, load_spec
@@ -149,7 +150,8 @@ def import_service(
         for line in residual:
             progress.warn(f"the spec does not reproduce the live service: {line}")
         return result
-    plan = make_plan(name, client.region, rendered, spec_labels(spec), live.config, live.labels, live.current_version)
+    wanted = {**spec_labels(spec), SPEC_LABEL: out.name}  # the spec was loaded from a temporary file
+    plan = make_plan(name, client.region, rendered, wanted, live.config, live.labels, live.current_version)
     if adopt and (plan.labels_set or plan.labels_remove):
         if plan.labels_set:
             client.set_labels(name, plan.labels_set)

@@ -3,7 +3,9 @@ until it is ready (Running AND its endpoint answers the service token) or in a w
 
 A failed status, the service disappearing (DescribeService answers NotFound, or it is being
 deleted) or the deadline ends the wait with ``NotReady``, which carries what the service showed
-last; ``NotReady.error`` turns it into the error people see.
+last and its diagnosis (``control.diagnose``: EAS's diagnosis, the last log lines, the known
+causes, printed as progress); ``NotReady.error`` turns it into the error people see, the known
+causes first in its hint.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..adapters.eas import NOT_FOUND, EasClient, Event, LiveService, probe
 from ..errors import CloudError, WaitTimeout
 from ..ports import Progress
 from ..retry import Backoff, poll
+
+if TYPE_CHECKING:
+    from .diagnose import Report
 
 RUNNING, FAILED, DELETING = "Running", "Failed", "Deleting"
 FAILED_STATUSES = (FAILED, "DeleteFailed")
@@ -48,9 +53,11 @@ class Poll:
 class NotReady(Exception):
     """The service failed, or was not ready in time: what it showed last."""
 
-    def __init__(self, live: LiveService | None, events: list[Event], timed_out: bool, detail: str) -> None:
+    def __init__(self, live: LiveService | None, events: list[Event], timed_out: bool, detail: str,
+                 report: "Report | None" = None) -> None:
         super().__init__(detail)
         self.live, self.events, self.timed_out, self.detail = live, events, timed_out, detail
+        self.report = report
 
     @property
     def gone(self) -> bool:
@@ -73,6 +80,8 @@ class NotReady(Exception):
         if self.gone:
             advice = "it was deleted elsewhere (e.g. in the console) while eascomfy waited; deploy again to create it"
             return CloudError(message, code="ServiceGone", service=service, hint=hint or advice)
+        known = self.report.hint() if self.report else None
+        hint = "; ".join(h for h in (known, hint) if h) or None
         if self.timed_out:
             advice = "Waiting usually means no stock for the instance type (add fallback_instance_types) or a wrong spec"
             return WaitTimeout(message, "; ".join(h for h in (hint, advice, "see `eascomfy status`") if h))
@@ -110,7 +119,18 @@ class Watcher:
 
     def fail(self, live: LiveService | None, timed_out: bool, detail: str) -> NotReady:
         events = self.client.events(self.name, self.since) if live is not None else []
-        return NotReady(live, events, timed_out, detail)
+        return NotReady(live, events, timed_out, detail, self.diagnose(live))
+
+    def diagnose(self, live: LiveService | None) -> "Report | None":
+        """Why it is not ready, printed as progress (a failed call here only shows with --verbose)."""
+        if live is None or live.status == DELETING:
+            return None
+        from .diagnose import diagnose
+
+        report = diagnose(self.client, self.name, live, progress=self.progress)
+        for line in report.lines():
+            self.progress.info(line)
+        return report
 
     def until(self, check: Callable[[LiveService | None], bool]) -> LiveService | None:
         """Describe with backoff until ``check(live)``; NotReady on a failed status or the deadline."""

@@ -48,9 +48,22 @@ def _dotted(path: tuple[str, ...]) -> str:
     return ".".join(path)
 
 
-def override_problems(overrides: dict[str, Any], container: dict[str, Any]) -> list[Problem]:
-    """Problems with ``overrides`` (the spec's), given the ComfyUI container the spec renders."""
+def _same(key: str, a: Any, b: Any) -> bool:
+    """Equal as EAS reads them: env is a set of name/value pairs, so its order does not matter."""
+    if key == "env" and isinstance(a, list) and isinstance(b, list):
+        def pairs(items: list[Any]) -> Any:
+            return sorted((str(e.get("name")), str(e.get("value"))) if isinstance(e, dict) else ("", repr(e)) for e in items)
+        return len(a) == len(b) and pairs(a) == pairs(b)
+    return bool(a == b)
+
+
+def override_problems(overrides: dict[str, Any], container: dict[str, Any],
+                      identity: dict[str, Any] | None = None) -> list[Problem]:
+    """Problems with ``overrides`` (the spec's), given the ComfyUI container the spec renders and
+    the spec's identity (``{"name": ..., "region": ...}``): an identity key that only repeats the
+    spec's value (as ``eascomfy import`` may write) renames nothing and passes."""
     problems: list[Problem] = []
+    identity = identity or {}
 
     def walk(node: dict[str, Any], at: tuple[str, ...]) -> None:
         for key, value in node.items():
@@ -58,6 +71,10 @@ def override_problems(overrides: dict[str, Any], container: dict[str, Any]) -> l
             where: PathT = ("overrides", *path)
             if path in OWNED:
                 field, template = OWNED[path]
+                if template is _IDENTITY and field in identity and value == identity[field]:
+                    continue  # repeats the spec's identity: renames nothing
+                if path == ("name",) and value is None:
+                    continue  # drops the top-level copy only; metadata.name still names the service
                 problems.append(Problem(where, template.format(field=field)))
             elif value is None:
                 for owned, (field, _) in OWNED.items():
@@ -71,7 +88,7 @@ def override_problems(overrides: dict[str, Any], container: dict[str, Any]) -> l
     items = overrides.get("containers")
     if isinstance(items, list) and items and isinstance(items[0], dict):
         for key, field in CONTAINER_OWNED.items():
-            if key in items[0] and items[0][key] != container.get(key):
+            if key in items[0] and not _same(key, items[0][key], container.get(key)):
                 problems.append(
                     Problem(
                         ("overrides", "containers", 0, key),

@@ -250,7 +250,7 @@ def check_rules(spec: Spec) -> None:
     if data.get("overrides"):
         from .render import comfy_container  # render builds on Spec: imported when needed
 
-        problems += override_problems(data["overrides"], comfy_container(spec))
+        problems += override_problems(data["overrides"], comfy_container(spec), {"name": spec.name, "region": spec.region})
     raise_first(problems, spec.positions, spec.file)
 
 

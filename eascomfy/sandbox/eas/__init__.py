@@ -38,6 +38,11 @@ Modules:
 - ``errors``: ``EasError`` and the error body;
 - ``state``: services, versions, labels, events, lifecycle timings and persistence;
 - ``images``: ``ImageCatalogue``, the official images the emulated registry can pull.
+- ``instances``: a service's instances, their logs (current and previous container) and diagnosis;
+  ``ops_api``: ListServiceInstances, ListServiceContainers, DescribeServiceLog,
+  DescribeServiceDiagnosis and DescribeServiceInstanceDiagnosis over them. Test hooks on
+  ``EasSandbox``: ``fail_deploy`` (the next version crash-loops with given log lines),
+  ``add_logs``, ``restart_instance``.
 
 Re-exported here: ``EasSandbox``, ``PredictContext``, ``Timings`` and ``ImageCatalogue``, e.g.
 ``from eascomfy.sandbox.eas import EasSandbox, Timings``.

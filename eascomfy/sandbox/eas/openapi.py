@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..server import SandboxServer
 from .errors import EasError, api_not_found, invalid, new_request_id, not_found
+from .ops_api import OpsApi
 from .params import Call, bool_param, config_json, int_param, json_param, page_of, time_param
 from .signing import NonceCache, verify_signature
 from .state import CREATING, RUNNING, STARTING, UPDATING, WAITING, ServiceRecord, ServiceStore, iso, service_name_of
@@ -39,7 +40,10 @@ def foreign(name: str) -> EasError:
     return EasError(403, PRIVILEGE_CHECK_FAILED, f"Privilege check failed: service {name} belongs to another account")
 MAX_SIGNED_URL_SECONDS = 12 * 3600
 DEFAULT_SIGNED_URL_SECONDS = 3600
-SERVICE_PATH = re.compile(r"^/api/v2/services/(?P<cluster>[^/]+)/(?P<service>[^/]+)(?:/(?P<op>[a-z_]+))?/?$")
+SERVICE_PATH = re.compile(
+    r"^/api/v2/services/(?P<cluster>[^/]+)/(?P<service>[^/]+)"
+    r"(?:/(?P<op>[a-z_]+)(?:/(?P<instance>[^/]+)/(?P<sub>[a-z_]+))?)?/?$"
+)
 PENDING_STATUSES = (CREATING, UPDATING, STARTING, WAITING)
 
 
@@ -74,6 +78,7 @@ class OpenApi:
             ("PUT", "autoscaler"): lambda c: self._put_autoscaler(c, create=False),
             ("DELETE", "autoscaler"): lambda c: self._simple(c, self.store.delete_autoscaler, "autoscaler deleted"),
         }
+        self._service_ops.update(OpsApi(store).routes())  # instances, logs, diagnosis
 
     def internet_endpoint(self, name: str) -> str:
         """The sandbox's reachable stand-in for ``http://<uid>.<region>.pai-eas.aliyuncs.com``."""
@@ -112,8 +117,10 @@ class OpenApi:
         elif raw_path.rstrip("/") == "/api/v2/regions":
             handler = {"GET": self._regions}.get(method)
         elif m := SERVICE_PATH.match(raw_path):
-            handler = self._service_ops.get((method, m["op"] or ""))
+            op = f"{m['op']}/{m['sub']}" if m["sub"] else m["op"] or ""
+            handler = self._service_ops.get((method, op))
             if handler is not None:
+                call.instance = unquote(m["instance"] or "")
                 if unquote(m["cluster"]) != self.region:
                     raise not_found()
                 call.service = unquote(m["service"])

@@ -73,6 +73,7 @@ class Call:
     query: dict[str, str]
     body: bytes
     service: str = ""
+    instance: str = ""  # .../instances/{InstanceName}/<sub>
 
     def json(self) -> dict[str, Any]:
         try:

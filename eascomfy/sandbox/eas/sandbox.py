@@ -163,6 +163,37 @@ class EasSandbox(ServerBacked):
         """Move ``name`` to ``instances`` as its autoscaler would (in place, no new version)."""
         self.store.scale(name, instances)
 
+    # instances, logs and diagnosis (sandbox/eas/instances.py)
+    def fail_deploy(
+        self,
+        name: str,
+        lines: list[str],
+        reason: str = "CrashLoopBackOff",
+        message: str = "Container worker0 keeps exiting",
+        *,
+        restarts: int = 3,
+        exit_code: int = 1,
+        diagnosis: dict[str, Any] | None = None,
+        region: str | None = None,
+    ) -> None:
+        """The next version created for ``name`` (deploy, update) crash-loops: it becomes Failed with
+        ``reason``, each instance logs ``lines`` on every start. ``diagnosis`` (``error``,
+        ``causes``, ``advices``) replaces the default DescribeServiceDiagnosis entry."""
+        plan = {"lines": list(lines), "reason": reason, "message": message, "restarts": restarts, "exit": exit_code}
+        self.stores[region or self.region].plan_crash(name, {**plan, **(diagnosis or {})})
+
+    def add_logs(self, name: str, lines: list[str], instance: int | str = 0, container: str = "worker0",
+                 region: str | None = None) -> None:
+        """Append ``lines`` to an instance's current log (by index or name)."""
+        self.stores[region or self.region].add_log_lines(name, instance, list(lines), container)
+
+    def restart_instance(
+        self, name: str, instance: int | str = 0, reason: str = "OOMKilled", exit_code: int = 137, lines: list[str] = (),
+        region: str | None = None,
+    ) -> str:
+        """An instance's container dies after logging ``lines`` and starts again; its name."""
+        return self.stores[region or self.region].restart_instance(name, instance, reason, exit_code, list(lines))
+
     def writes(self) -> list[RecordedRequest]:
         """Recorded OpenAPI calls that are not GETs (service endpoint traffic is not included)."""
         return [r for r in self.recorder.all() if r.method != "GET" and r.path.startswith("/api/v2/")]

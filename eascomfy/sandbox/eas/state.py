@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..fidelity import Fidelity
+from . import instances as inst
 from .errors import invalid, not_found
 from .images import ImageCatalogue
 
@@ -90,6 +91,7 @@ class ServiceRecord:
     ready_at: float | None = None
     stuck: str | None = None
     autoscaler: dict[str, Any] | None = None
+    ops: dict[str, Any] = field(default_factory=dict)  # instances, logs, crash (see instances.py)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ServiceRecord":
@@ -196,6 +198,7 @@ class ServiceStore:
         self._lock = threading.RLock()
         self._services: dict[str, ServiceRecord] = {}
         self.url_key = secrets.token_hex(32)  # signs DescribeServiceSignedUrl links
+        self.crash_plans: dict[str, dict[str, Any]] = {}  # the next version of a service crashes
         self._load()
 
     # -- persistence ---------------------------------------------------------------------------
@@ -375,6 +378,41 @@ class ServiceStore:
             rec.autoscaler = None
             self._touch(rec, "AutoscalerDeleted", "Autoscaler deleted")
 
+    # -- instances and logs (test hooks; see instances.py) ---------------------------------------
+    def plan_crash(self, name: str, plan: dict[str, Any] | None) -> None:
+        """The next version created for ``name`` crash-loops (``None`` cancels)."""
+        with self._lock:
+            if plan is None:
+                self.crash_plans.pop(name, None)
+            else:
+                self.crash_plans[name] = copy.deepcopy(plan)
+
+    def add_log_lines(self, name: str, instance: int | str, lines: list[str], container: str) -> None:
+        with self._lock:
+            rec = self.get(name)
+            inst.add_lines(rec, self._instance_name(rec, instance), lines, self.clock(), container=container)
+            self._save()
+
+    def restart_instance(self, name: str, instance: int | str, reason: str, exit_code: int, lines: list[str]) -> str:
+        with self._lock:
+            rec = self.get(name)
+            which = self._instance_name(rec, instance)
+            inst.restart(rec, which, reason, exit_code, lines, self.clock())
+            self._event(rec, "Warning", "InstanceRestarted", f"Instance {which} restarted: {reason}", self.clock())
+            self._save()
+            return which
+
+    @staticmethod
+    def _instance_name(rec: ServiceRecord, instance: int | str) -> str:
+        names = inst.instance_names(rec)
+        if isinstance(instance, int):
+            if not 0 <= instance < len(names):
+                raise invalid(f"service {rec.name} has {len(names)} instance(s), no instance {instance}")
+            return names[instance]
+        if instance not in names:
+            raise invalid(f"service {rec.name} has no instance {instance}")
+        return instance
+
     def scale(self, name: str, instances: int) -> None:
         """What the autoscaler does (a test hook): the instance count changes in place, with an
         event and no new version. UNVERIFIED: that a real autoscaler's count shows in the
@@ -415,6 +453,7 @@ class ServiceStore:
     def _new_version(self, rec: ServiceRecord, message: str) -> None:
         bad = self._unpullable(rec.config)
         rec.latest_version += 1
+        inst.arm_crash(rec, self.crash_plans.pop(rec.name, None))
         rec.current_version = rec.latest_version
         rec.versions.append(
             {
@@ -452,6 +491,9 @@ class ServiceStore:
             return Transition(at, FAILED, "ImagePullFailed", self._pull_failure(bad), "Warning")
         if rec.stuck:
             return Transition(at, rec.stuck, *self._stuck_text(rec.stuck), "Warning")
+        crash = inst.crash_of(rec)
+        if crash is not None:
+            return Transition(at, FAILED, crash["reason"], crash["message"], "Warning")
         # DescribeService's Reason and Message of a running service, as in the API doc's example
         # (help.aliyun.com/zh/pai/user-guide/api-eas-2021-07-01-struct-service): RUNNING and
         # "Service start successfully"
@@ -469,6 +511,7 @@ class ServiceStore:
         rec.update_time = step.at
         rec.ready_at = step.at + self.timings.ready if step.status == RUNNING else None
         self._event(rec, step.event_type, step.reason, step.message, step.at)
+        inst.came_up(rec, step.status, step.at)
         return True
 
     def _unpullable(self, config: dict[str, Any]) -> str | None:
