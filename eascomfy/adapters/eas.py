@@ -6,7 +6,8 @@
   (the sandbox); otherwise it is ``pai-eas.<region>.aliyuncs.com`` over HTTPS.
 - Every SDK exception becomes a ``CloudError`` in ONE place (``map_error``): EAS code, message,
   request id, HTTP status and the service name, never credentials.
-- Retries (exponential backoff with jitter, ``x-acs-retry-after`` honoured): throttling always
+- Retries (exponential backoff with jitter, ``x-acs-retry-after`` honoured as the SDK reads it:
+  milliseconds, at most two minutes): throttling always
   (the request was refused before it was processed); 5xx and connection errors only for calls
   that are safe to repeat: reads, idempotent writes, and writes that re-read the service first
   to see whether the failed attempt took effect (``settled``). What "took effect" means for a
@@ -35,6 +36,11 @@ ENDPOINT_ENV = "EASCOMFY_EAS_ENDPOINT"
 READ_TIMEOUT_ENV = "EASCOMFY_EAS_READ_TIMEOUT"  # seconds
 RETRIES_ENV = "EASCOMFY_EAS_MAX_RETRIES"
 NOT_FOUND = "InvalidService.NotFound"
+# x-acs-retry-after is in milliseconds: tea-openapi (utils.py get_throttling_time_left) puts the
+# header's positive integer in ThrottlingException.retry_after, and darabonba's own retry
+# (core.py get_backoff_time, policy/retry.py) sleeps min(retry_after, MAX_DELAY_TIME) ms with
+# MAX_DELAY_TIME = 120 * 1000. eascomfy waits the same: never more than two minutes.
+MAX_RETRY_AFTER_MS = 120_000
 AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive", "IncompleteSignature")
 
 T = TypeVar("T")
@@ -77,6 +83,19 @@ def _strip_sdk_message(message: str, request_id: str | None) -> str:
     return text.strip() or "no message"
 
 
+def retry_after_seconds(exc: BaseException) -> float:
+    """The wait a throttling answer asked for, in seconds: its ``x-acs-retry-after`` read as
+    milliseconds (as the SDK reads it) and capped at ``MAX_RETRY_AFTER_MS``; 0 when absent."""
+    raw = getattr(exc, "retry_after", None)
+    try:
+        millis = float(raw) if raw is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+    if not millis > 0:  # also NaN
+        return 0.0
+    return min(millis, MAX_RETRY_AFTER_MS) / 1000
+
+
 def map_error(exc: BaseException, service: str | None = None) -> tuple[CloudError, RetryKind | None, float]:
     """SDK exception -> (CloudError, how it may be retried, seconds the server asked to wait)."""
     from alibabacloud_credentials.exceptions import CredentialException
@@ -97,7 +116,7 @@ def map_error(exc: BaseException, service: str | None = None) -> tuple[CloudErro
             str(message), code=code, request_id=request_id, service=service, status=status, hint=_hint(code, status)
         )
         if isinstance(exc, ThrottlingException) or (code or "").startswith("Throttling"):
-            return error, "throttle", float(getattr(exc, "retry_after", 0) or 0)
+            return error, "throttle", retry_after_seconds(exc)
         if status is not None and int(status) >= 500:
             return error, "transient", 0.0
         return error, None, 0.0

@@ -55,8 +55,8 @@ class Fidelity:
       ("greater than 0 and smaller than the current version of the service"); ``up_to_latest``
       accepts any version from 1 to LatestVersion.
     - ``retry_after_unit``: the unit of ``x-acs-retry-after`` on a throttling answer; the SDK's
-      retry (darabonba ``core.py`` ``get_backoff_time``) reads milliseconds. Default ``s`` (the
-      value 1) until the client reads milliseconds: with ``ms`` (1000) today's client sleeps 1000 s.
+      retry (darabonba ``core.py`` ``get_backoff_time``) reads milliseconds, and so does the
+      client (``adapters/eas.py``, capped at 120 s): ``ms`` sends 1000, ``s`` sends 1.
     - ``versions_service_config``: ``custom_images`` returns ListServiceVersions' ``ServiceConfig``
       only for versions deployed from a custom image (SDK docstring), none for the official
       ``pai-eas/...`` images; ``always`` returns it for every version. Default ``always`` until the
@@ -76,7 +76,7 @@ class Fidelity:
     interrupt: str = "any"
     async_from: str = "metadata_type"
     version_switch: str = "below_current"
-    retry_after_unit: str = "s"
+    retry_after_unit: str = "ms"
     versions_service_config: str = "always"
     event_message: str = "json"
     event_order: str = "oldest_first"

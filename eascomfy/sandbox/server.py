@@ -41,6 +41,8 @@ class Fault:
     (sleep ``delay`` seconds plus ``per_mib`` seconds per MiB of request body — a round trip and a
     per-connection bandwidth, as over a real network — then serve normally), ``drop`` (close the connection without an
     answer), ``drop_body`` (serve, but cut the connection after part of the request body was read).
+    ``retry_after``: for ``throttle`` on the EAS emulator, the ``x-acs-retry-after`` value sent
+    instead of the one-second default (e.g. a huge one, to see that a client caps its wait).
     ``times``: how many matching requests it hits; -1 for every one.
     ``method``/``path``/``action``: match filters (``path`` is a regex searched in the path;
     ``action`` matches the emulator's action name, e.g. ``CreateService`` or ``UploadPart``).
@@ -56,6 +58,7 @@ class Fault:
     method: str | None = None
     path: str | None = None
     action: str | None = None
+    retry_after: str | None = None
     hits: int = 0
 
     def matches(self, method: str, path: str, action: str | None) -> bool:
@@ -84,6 +87,10 @@ class RecordedRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# request[FAULT_KEY]: the fault an error responder is answering for
+FAULT_KEY = web.RequestKey("sandbox_fault", Fault)
 
 
 class Recorder:
@@ -285,6 +292,7 @@ class SandboxServer:
                         status, code = (fault.status if fault.status != 500 else 400), "Throttling.User"
                     else:
                         status, code = fault.status, fault.code
+                    request[FAULT_KEY] = fault  # the responder may read more of it (retry_after)
                     resp = self._error_response(request, status, code, fault.message)
                     record.status = resp.status
                     return resp
