@@ -214,12 +214,16 @@ class Event:
 
 @dataclass(frozen=True)
 class Version:
+    """One entry of ListServiceVersions. ``config`` (and so ``image``) is None/"" when EAS did not
+    return ``ServiceConfig``: it does "only if the service is deployed by using a custom image"
+    (SDK ``ListServiceVersionsResponseBodyVersions.service_config``), not for official images."""
+
     version: int
     build_time: str
     image: str
     runnable: bool
     message: str
-    config: dict[str, Any]
+    config: dict[str, Any] | None
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -367,8 +371,10 @@ class EasClient:
         body = self._body(self._call("ListServiceVersions", call, name, idempotent=True))
         out = []
         for v in body.get("Versions") or []:
-            config = json.loads(v.get("ServiceConfig") or "{}")
-            image = ((config.get("containers") or [{}])[0] or {}).get("image", "")
+            raw = v.get("ServiceConfig")
+            config = (json.loads(raw) if isinstance(raw, str) else dict(raw)) if raw else None
+            containers = (config or {}).get("containers") or [{}]
+            image = (containers[0] or {}).get("image", "") if isinstance(containers, list) else ""
             out.append(
                 Version(
                     version=int(v.get("ImageId") or v.get("Version") or 0),

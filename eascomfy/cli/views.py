@@ -45,9 +45,12 @@ def status_text(live: "LiveService", region: str, events: "list[Event]") -> str:
     return "\n".join(lines)
 
 
+UNKNOWN_IMAGE = "(image not reported: EAS returns a version's config for custom images only)"
+
+
 def versions_text(versions: "Versions") -> str:
     lines = [
-        f"{'*' if v.version == versions.current else ' '} {v.version:>3}  {v.build_time}  {v.image}"
+        f"{'*' if v.version == versions.current else ' '} {v.version:>3}  {v.build_time}  {v.image or UNKNOWN_IMAGE}"
         + ("" if v.runnable else "  (not runnable)")
         for v in versions.found
     ]

@@ -217,6 +217,15 @@ def update_image(
 
 
 # -- rollback --------------------------------------------------------------------------------------
+def _record_applied(client: EasClient, name: str, version: int) -> None:
+    """Label the config the service runs after a switch to ``version`` as eascomfy's (no drift):
+    the live DescribeService config, not the version's ListServiceVersions entry, which EAS
+    returns for custom images only."""
+    live = client.require(name)
+    if live.current_version == version and live.config:
+        client.set_labels(name, {APPLIED_SHA_LABEL: config_sha(live.config)})
+
+
 def rollback(
     client: EasClient,
     name: str,
@@ -239,7 +248,7 @@ def rollback(
         return target
     since = time.time() - 1
     client.switch_version(name, target)
-    client.set_labels(name, {APPLIED_SHA_LABEL: config_sha(known[target].config)})
+    _record_applied(client, name, target)
     progress.info(f"{name}: switching to version {target}")
     if wait:
         try:

@@ -59,8 +59,8 @@ class Fidelity:
       client (``adapters/eas.py``, capped at 120 s): ``ms`` sends 1000, ``s`` sends 1.
     - ``versions_service_config``: ``custom_images`` returns ListServiceVersions' ``ServiceConfig``
       only for versions deployed from a custom image (SDK docstring), none for the official
-      ``pai-eas/...`` images; ``always`` returns it for every version. Default ``always`` until the
-      client's ``versions`` and ``rollback`` work without it.
+      ``pai-eas/...`` images; ``always`` returns it for every version. The client's ``versions``
+      and ``rollback`` work without it (the applied-sha label comes from DescribeService).
     - ``event_message``: DescribeServiceEvent ``Message`` is JSON (SDK docstring: "formatted and
       returned in the JSON format"), ``{"versionId": N, "message": "..."}``; ``text`` is plain.
     - ``event_order``: the page order of DescribeServiceEvent (undocumented).
@@ -77,7 +77,7 @@ class Fidelity:
     async_from: str = "metadata_type"
     version_switch: str = "below_current"
     retry_after_unit: str = "ms"
-    versions_service_config: str = "always"
+    versions_service_config: str = "custom_images"
     event_message: str = "json"
     event_order: str = "oldest_first"
     intranet_endpoint: str = "host"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+import pytest
+
 from alibabacloud_eas20210701 import models
 from alibabacloud_eas20210701.client import Client
 from alibabacloud_tea_openapi.models import Config
@@ -61,18 +63,31 @@ def test_stuck_in_waiting_times_out_naming_status_and_events(sandbox: EasSandbox
     assert "InsufficientResources" in last and "rolled back to version 1" in last and "fallback_instance_types" in last
 
 
-def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
-    p = project("ops_svc")
+@pytest.mark.parametrize("configs", ["custom_images", "always"])
+def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Callable[..., Project], configs: str) -> None:
+    """ListServiceVersions returns ServiceConfig "only if the service is deployed by using a custom
+    image" (SDK docstring), so not for ComfyUI's official images (``custom_images``); ``always``
+    returns it anyway. versions, rollback and the applied-sha label work either way."""
+    sandbox.fidelity.versions_service_config = configs
+    name = f"ops_{configs}_svc"
+    p = project(name)
     assert p.cli("deploy").exit_code == 0
     assert p.cli("update-image", "2.0").exit_code == 0
     res = p.cli("versions")
     assert res.exit_code == 0
     lines = res.stdout.splitlines()
-    assert lines[0].startswith("*   2") and "2.0-api" in lines[0] and "1.8-api" in lines[1]
+    assert lines[0].startswith("*   2") and "2.0-api" in lines[0]  # the current one: DescribeService's image
+    if configs == "always":
+        assert "1.8-api" in lines[1]
+    else:
+        assert lines[1].startswith("    1") and "image not reported" in lines[1]
+    listed = p.cli("-o", "json", "versions").json()["data"]
+    assert [(v["version"], v["current"], v["config_returned"]) for v in listed] == [
+        (2, True, configs == "always"), (1, False, configs == "always")]
 
     res = p.cli("rollback")
     assert res.exit_code == 0, res.stderr
-    record = sandbox.get_service("ops_svc")
+    record = sandbox.get_service(name)
     assert record["current_version"] == 1 and record["config"]["containers"][0]["image"].endswith(":1.8-api")
     assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
     plan = p.cli("-o", "json", "plan").json()["data"]
@@ -81,13 +96,13 @@ def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Calla
 
     res = p.cli("status")
     assert res.exit_code == 0 and "Running, 1/1 instances" in res.stdout and "last events:" in res.stdout
-    by_name = p.cli("-o", "json", "status", "--service", "ops_svc", "--region", REGION).json()["data"]
+    by_name = p.cli("-o", "json", "status", "--service", name, "--region", REGION).json()["data"]
     assert by_name["current_version"] == 1 and by_name["image"].endswith(":1.8-api")
 
     for action, expected in (("stop", "Stopped"), ("start", "Running"), ("restart", "Running")):
         res = p.cli(action)
         assert res.exit_code == 0, res.stderr
-        assert sandbox.get_service("ops_svc")["status"] == expected
+        assert sandbox.get_service(name)["status"] == expected
 
     before = mark(sandbox)
     res = p.cli("delete")  # stdin is not a terminal: refused without --yes
@@ -96,7 +111,7 @@ def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Calla
     res = p.cli("delete", "--yes")
     assert res.exit_code == 0 and "deleting" in res.stdout
     assert [r.action for r in api_calls(sandbox, before)][-1] == "DeleteService"
-    record = sandbox.get_service("ops_svc")
+    record = sandbox.get_service(name)
     assert record is None or record["status"] == "Deleting"
 
 

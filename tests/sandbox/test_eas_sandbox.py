@@ -323,7 +323,8 @@ def test_unknown_image_tag_fails_with_an_event(sandbox: EasSandbox, client: Clie
 
 
 def test_versions_and_rollback(client: Client) -> None:
-    create(client, service_config("ver_svc"))
+    # a custom image: ListServiceVersions returns each version's ServiceConfig
+    create(client, service_config("ver_svc", image="registry.example.com/me/comfyui:mine"))
     wait_status(client, "ver_svc", "Running")
     update(client, "ver_svc", {"metadata": {"instance": 3}})
     wait_status(client, "ver_svc", "Running")
@@ -355,14 +356,14 @@ def test_versions_omit_service_config_for_official_images(sandbox: EasSandbox, c
     wait_status(client, "official_svc", "Running")
     listing = lambda: client.list_service_versions(  # noqa: E731
         REGION, "official_svc", eas_models.ListServiceVersionsRequest()).body.versions
-    assert [bool(v.service_config) for v in listing()] == [True, True]  # the default: always
-    sandbox.fidelity.versions_service_config = "custom_images"
+    custom, official = listing()  # the default: custom_images
+    assert json.loads(custom.service_config)["containers"][0]["image"].startswith("registry.example.com/")
+    assert official.service_config is None and (official.image_id, official.image_available) == (1, "true")
+    sandbox.fidelity.versions_service_config = "always"
     try:
-        custom, official = listing()
-        assert json.loads(custom.service_config)["containers"][0]["image"].startswith("registry.example.com/")
-        assert official.service_config is None and (official.image_id, official.image_available) == (1, "true")
+        assert [bool(v.service_config) for v in listing()] == [True, True]
     finally:
-        sandbox.fidelity.versions_service_config = "always"
+        sandbox.fidelity.versions_service_config = "custom_images"
 
 
 def test_update_service_version_strict_and_loose_readings(sandbox: EasSandbox, client: Client) -> None:
