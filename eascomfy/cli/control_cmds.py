@@ -174,7 +174,7 @@ def versions_cmd(
 
 # -- changes to a live service ---------------------------------------------------------------------
 def rollback_cmd(
-    version: Annotated[Optional[int], typer.Argument(help="Version to switch to (default: the previous one).")] = None,
+    version: Annotated[Optional[int], typer.Argument(help="Version to move to (default: the previous one).")] = None,
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     service: ServiceOpt = None,
@@ -183,7 +183,7 @@ def rollback_cmd(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     output: OutputOpt = None,
 ) -> None:
-    """Switch the service back to an earlier version."""
+    """Move the service to another version: back with a switch, forward by applying its config again."""
     with session("rollback", output) as out:
         from ..control.deploy import connect, rollback
 

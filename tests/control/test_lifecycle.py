@@ -136,3 +136,60 @@ def test_a_label_removed_from_the_spec_is_removed_but_console_labels_stay(sandbo
     assert labels["team"] == "creative" and labels["owner"] == "ops" and "cost_center" not in labels
     assert labels["eascomfy/user-labels"] == "team"
     assert p.cli("plan", "--detailed-exitcode").exit_code == 0
+
+
+@pytest.mark.parametrize("switch", ["below_current", "up_to_latest"])
+def test_rollback_refuses_what_is_never_valid_and_moves_forward(
+    sandbox: EasSandbox, project: Callable[..., Project], switch: str
+) -> None:
+    """UpdateServiceVersion takes a version "greater than 0 and smaller than the current version"
+    (SDK docstring; ``below_current``), or, read loosely, any up to LatestVersion (``up_to_latest``).
+    rollback works under both: backwards it switches, forwards it applies the version's config
+    again (a new version) or, without that config (official images), says why it cannot."""
+    sandbox.fidelity.version_switch = switch
+    name = f"fwd_{switch}_svc"
+    p = project(name)
+    assert p.cli("deploy").exit_code == 0
+    assert p.cli("update-image", "2.0").exit_code == 0  # version 2 on 2.0, version 1 on 1.8
+
+    before = mark(sandbox)
+    refused = [p.cli("rollback", "0"), p.cli("rollback", "--", "-1")]
+    assert api_calls(sandbox, before) == []  # refused before any call
+    for res in refused:
+        assert res.exit_code == 2 and "numbers versions from 1" in res.stderr, res.stderr
+    res = p.cli("rollback", "3")
+    assert res.exit_code == 2 and "its latest is 2" in res.stderr
+    assert [r.action for r in api_calls(sandbox, before)] == ["DescribeService"]  # no write, no listing
+
+    assert p.cli("rollback", "1").exit_code == 0
+    assert sandbox.get_service(name)["current_version"] == 1
+
+    # forward to 2; EAS does not return version 2's config (an official image)
+    before = mark(sandbox)
+    res = p.cli("rollback", "2")
+    record = sandbox.get_service(name)
+    if switch == "up_to_latest":  # the loose reading lets UpdateServiceVersion go forward
+        assert res.exit_code == 0, res.stderr
+        assert (record["current_version"], record["latest_version"]) == (2, 2)
+        assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
+        assert p.cli("rollback", "1").exit_code == 0
+    else:
+        assert res.exit_code == 4, res.stderr
+        assert "cannot move" in res.stderr and "only backwards" in res.stderr and "custom images" in res.stderr
+        assert (record["current_version"], record["latest_version"]) == (1, 2)
+    assert "UpdateService" not in [r.action for r in api_calls(sandbox, before)]
+
+    # with version 2's config returned (as for a custom image), it is applied again: version 3
+    sandbox.fidelity.versions_service_config = "always"
+    before = mark(sandbox)
+    res = p.cli("-o", "json", "rollback", "2")
+    assert res.exit_code == 0, res.stderr
+    assert res.json()["data"]["version"] == 3
+    actions = [r.action for r in api_calls(sandbox, before)]
+    assert "UpdateService" in actions and "UpdateServiceVersion" not in actions
+    record = sandbox.get_service(name)
+    assert (record["current_version"], record["latest_version"], record["status"]) == (3, 3, "Running")
+    assert record["config"]["containers"][0]["image"].endswith(":2.0-api")
+    assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
+    plan = p.cli("-o", "json", "plan").json()["data"]  # the spec says 2.0: nothing to do, no drift
+    assert (plan["action"], plan["drift"]) == ("noop", False)
