@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -41,6 +42,8 @@ NOT_FOUND = "InvalidService.NotFound"
 # (core.py get_backoff_time, policy/retry.py) sleeps min(retry_after, MAX_DELAY_TIME) ms with
 # MAX_DELAY_TIME = 120 * 1000. eascomfy waits the same: never more than two minutes.
 MAX_RETRY_AFTER_MS = 120_000
+EVENT_PAGE_SIZE = 100
+MAX_EVENT_PAGES = 20  # DescribeServiceEvent pages read at most for one answer
 AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive", "IncompleteSignature")
 
 T = TypeVar("T")
@@ -203,13 +206,51 @@ class LiveService:
 
 @dataclass(frozen=True)
 class Event:
+    """One DescribeServiceEvent entry; ``version`` is the service version it belongs to, when the
+    message came in EAS's JSON form."""
+
     time: str
     type: str
     reason: str
     message: str
+    version: int | None = None
 
     def line(self) -> str:
         return f"{self.time} {self.type} {self.reason}: {self.message}"
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> "Event":
+        """``Message`` "is formatted and returned in the JSON format" (SDK
+        ``DescribeServiceEventResponseBodyEvents.message``): ``{"versionId": 1, "message": "..."}``;
+        plain text is taken as it is."""
+        message, version = str(body.get("Message") or ""), None
+        if message.startswith("{"):
+            try:
+                parsed = json.loads(message)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and "message" in parsed:
+                message = str(parsed.get("message") or "")
+                raw = parsed.get("versionId")
+                version = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+        return cls(str(body.get("Time") or ""), str(body.get("Type") or ""), str(body.get("Reason") or ""),
+                   message, version)
+
+
+def time_key(text: str) -> tuple[int, ...]:
+    """An event time as numbers, whatever the separators (``2024-05-01T08:00:00Z``,
+    ``2024-05-01 08:00:00``): what the events are sorted by."""
+    return tuple(int(n) for n in re.findall(r"\d+", text))
+
+
+def _page_order(page: list[Event]) -> Literal["oldest_first", "newest_first"] | None:
+    """How a page of events is ordered (undocumented), from its times; None when they cannot tell."""
+    keys = [time_key(e.time) for e in page]
+    up = sum(a < b for a, b in zip(keys, keys[1:]))
+    down = sum(a > b for a, b in zip(keys, keys[1:]))
+    if up == down:
+        return None
+    return "oldest_first" if up > down else "newest_first"
 
 
 @dataclass(frozen=True)
@@ -344,24 +385,36 @@ class EasClient:
             )
         return live
 
-    def events(self, name: str, since: float | None = None) -> list[Event]:
+    def events(self, name: str, since: float | None = None, last: int | None = None) -> list[Event]:
+        """The service's events (from ``since``), oldest first, sorted by time: the page order
+        of DescribeServiceEvent is undocumented, so it is told from the times of the first page.
+        With ``last``, only the pages that hold the newest ``last`` events are read (all of them,
+        up to ``MAX_EVENT_PAGES``, when the order cannot be told)."""
         from alibabacloud_eas20210701 import models
 
         start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since)) if since is not None else None
 
-        def page(number: int) -> dict[str, Any]:
-            request = models.DescribeServiceEventRequest(start_time=start, page_num=str(number), page_size="100")
+        def page(number: int) -> tuple[list[Event], int]:
+            request = models.DescribeServiceEventRequest(start_time=start, page_num=str(number),
+                                                         page_size=str(EVENT_PAGE_SIZE))
             call = lambda: self._sdk.describe_service_event(self.region, name, request)  # noqa: E731
-            return self._body(self._call("DescribeServiceEvent", call, name, idempotent=True))
+            body = self._body(self._call("DescribeServiceEvent", call, name, idempotent=True))
+            return [Event.from_body(e) for e in body.get("Events") or []], int(body.get("TotalPageNum") or 1)
 
-        body = page(1)
-        last = int(body.get("TotalPageNum") or 1)
-        if last > 1:
-            body = page(last)  # the newest events
-        return [
-            Event(str(e.get("Time", "")), str(e.get("Type", "")), str(e.get("Reason", "")), str(e.get("Message", "")))
-            for e in body.get("Events") or []
-        ]
+        first, total = page(1)
+        pages = {1: first}
+        order = _page_order(first)
+        numbers = range(total, 1, -1) if order == "oldest_first" else range(2, total + 1)
+        have = len(first) if order == "newest_first" else 0
+        for number in list(numbers)[: MAX_EVENT_PAGES - 1]:
+            if last is not None and order is not None and have >= last:
+                break
+            pages[number], _ = page(number)
+            have += len(pages[number])
+        served = [e for number in sorted(pages) for e in pages[number]]
+        if order == "newest_first":
+            served.reverse()  # so that events of the same second keep their order
+        return sorted(served, key=lambda e: time_key(e.time))
 
     def versions(self, name: str) -> list[Version]:
         from alibabacloud_eas20210701 import models

@@ -15,8 +15,9 @@ Lifecycle = Literal["start", "stop", "restart"]
 
 
 def status(client: EasClient, name: str, last: int = 5) -> tuple[LiveService, list[Event]]:
+    """The live service and its newest ``last`` events, oldest first."""
     live = client.require(name)
-    return live, client.events(name)[-last:]
+    return live, client.events(name, last=last)[-last:] if last > 0 else []
 
 
 @dataclass

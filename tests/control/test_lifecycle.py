@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Callable
 
 import pytest
@@ -193,3 +194,33 @@ def test_rollback_refuses_what_is_never_valid_and_moves_forward(
     assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
     plan = p.cli("-o", "json", "plan").json()["data"]  # the spec says 2.0: nothing to do, no drift
     assert (plan["action"], plan["drift"]) == ("noop", False)
+
+
+@pytest.mark.parametrize("order", ["oldest_first", "newest_first"])
+def test_status_shows_the_newest_events_in_time_order(
+    sandbox: EasSandbox, project: Callable[..., Project], order: str
+) -> None:
+    """DescribeServiceEvent's Message is JSON ({"versionId":1,"message":"..."}; SDK docstring) or
+    plain text, and its page order is undocumented: status shows the messages, and its "last
+    events" are the newest ones, oldest first, whichever way the pages are ordered."""
+    name = f"ev_{order}_svc"
+    p = project(name)
+    assert p.cli("deploy").exit_code == 0
+    sdk = console(sandbox)
+    for n in range(120):  # more than one page (100), over two seconds at least
+        if n == 60:
+            time.sleep(1.1)
+        sdk.update_service_label(REGION, name, models.UpdateServiceLabelRequest(labels={f"n{n}": "x"}))
+    newest = [(e["Reason"], e["Message"]) for e in sandbox.get_service(name)["events"][-5:]]
+    assert newest[-1] == ("LabelsUpdated", "Labels set: n119")
+
+    sandbox.fidelity.event_order = order
+    for form in ("json", "text"):
+        sandbox.fidelity.event_message = form
+        res = p.cli("-o", "json", "status")
+        assert res.exit_code == 0, res.stderr
+        events = res.json()["data"]["events"]
+        assert [(e["reason"], e["message"]) for e in events] == newest, form
+        assert [e["version"] for e in events] == [1 if form == "json" else None] * 5
+        text = p.cli("status").stdout
+        assert text.rstrip().endswith("LabelsUpdated: Labels set: n119") and '{"versionId"' not in text
