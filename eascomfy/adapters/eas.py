@@ -44,6 +44,10 @@ NOT_FOUND = "InvalidService.NotFound"
 MAX_RETRY_AFTER_MS = 120_000
 EVENT_PAGE_SIZE = 100
 MAX_EVENT_PAGES = 20  # DescribeServiceEvent pages read at most for one answer
+# A service name another account owns: EAS answers Forbidden.PrivilegeCheckFailed on every call
+# naming it (agentscope-runtime's pai_deployer.py reads it as "Given service name is owned by
+# another user"); not a missing RAM permission.
+NAME_TAKEN = "Forbidden.PrivilegeCheckFailed"
 AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive", "IncompleteSignature")
 
 T = TypeVar("T")
@@ -69,6 +73,8 @@ def _hint(code: str | None, status: int | None) -> str | None:
             "authentication failed: check the AccessKey pair (ALIBABA_CLOUD_ACCESS_KEY_ID / "
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or your credentials profile)"
         )
+    if code == NAME_TAKEN:
+        return "choose another service name: names are unique within a region, across all accounts"
     if code and (code.startswith("Forbidden") or status == 403):
         return "the RAM user or role lacks a PAI-EAS permission (e.g. AliyunPAIEASFullAccess)"
     if code and code.startswith("Throttling"):
@@ -115,6 +121,8 @@ def map_error(exc: BaseException, service: str | None = None) -> tuple[CloudErro
         request_id = getattr(exc, "request_id", None) or data.get("RequestId")
         request_id = None if request_id in (None, "None") else str(request_id)
         message = data.get("Message") or _strip_sdk_message(str(getattr(exc, "message", "") or ""), request_id)
+        if code == NAME_TAKEN:
+            message = f"the service name is owned by another Alibaba Cloud account ({message})"
         error = CloudError(
             str(message), code=code, request_id=request_id, service=service, status=status, hint=_hint(code, status)
         )

@@ -158,3 +158,21 @@ def test_a_huge_retry_after_is_capped_at_two_minutes(sandbox: EasSandbox) -> Non
     sandbox.faults.add(kind="throttle", action="DescribeService", retry_after=str(24 * 3600 * 1000), times=2)
     assert client.describe("nobody_svc") is None  # throttled twice, then InvalidService.NotFound
     assert waits == [120.0, 120.0]
+
+
+def test_a_name_another_account_owns_is_said_to_be_taken(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    """EAS answers Forbidden.PrivilegeCheckFailed for a service name another account owns
+    (agentscope-runtime's pai_deployer.py): the name is taken, no RAM permission is missing."""
+    p = project("taken_svc")
+    sandbox.mark_foreign("taken_svc")
+    try:
+        before = mark(sandbox)
+        for args in (["deploy"], ["status"], ["-o", "json", "status", "--service", "taken_svc", "--region", REGION]):
+            res = p.cli(*args)
+            assert res.exit_code == 4, res.stderr
+            text = res.stdout + res.stderr
+            assert "Forbidden.PrivilegeCheckFailed" in text and "owned by another Alibaba Cloud account" in text
+            assert "choose another service name" in text and "RAM" not in text
+        assert "CreateService" not in [r.action for r in api_calls(sandbox, before)]
+    finally:
+        sandbox.mark_foreign("taken_svc", False)

@@ -224,3 +224,28 @@ def test_status_shows_the_newest_events_in_time_order(
         assert [e["version"] for e in events] == [1 if form == "json" else None] * 5
         text = p.cli("status").stdout
         assert text.rstrip().endswith("LabelsUpdated: Labels set: n119") and '{"versionId"' not in text
+
+
+@pytest.mark.parametrize("form", ["host", "path"])
+def test_status_shows_reason_message_and_the_intranet_endpoint(
+    sandbox: EasSandbox, project: Callable[..., Project], form: str
+) -> None:
+    """A running service's Reason and Message are RUNNING / "Service start successfully", and its
+    IntranetEndpoint is http://<uid>.vpc.<region>.pai-eas.aliyuncs.com/api/predict/<svc> (the API
+    doc's Service example; ``host``), reachable from inside the VPC only; ``path`` is the sandbox's
+    reachable stand-in."""
+    sandbox.fidelity.intranet_endpoint = form
+    name = f"vpc_{form}_svc"
+    p = project(name)
+    assert p.cli("deploy").exit_code == 0
+    intranet = sandbox.intranet_endpoint(name)
+    data = p.cli("-o", "json", "status").json()["data"]
+    assert (data["reason"], data["message"], data["intranet_endpoint"]) == (
+        "RUNNING", "Service start successfully", intranet)
+    text = p.cli("status").stdout
+    assert "reason: RUNNING: Service start successfully" in text
+    if form == "host":
+        assert intranet == f"http://1000000000000000.vpc.{REGION}.pai-eas.aliyuncs.com/api/predict/{name}"
+        assert f"intranet endpoint: {intranet} (from inside the VPC only)\n" in text
+    else:
+        assert f"intranet endpoint: {intranet}\n" in text
