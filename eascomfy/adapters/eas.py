@@ -2,8 +2,9 @@
 
 - Credentials come from the standard chain (``alibabacloud_credentials.client.Client()``:
   environment ``ALIBABA_CLOUD_ACCESS_KEY_ID``/``SECRET``, profiles, ECS RAM role, OIDC/RRSA).
-  ``EASCOMFY_EAS_ENDPOINT`` (``http://127.0.0.1:PORT``) points the client at another endpoint
-  (the sandbox); otherwise it is ``pai-eas.<region>.aliyuncs.com`` over HTTPS.
+  The endpoint is the region's: ``EASCOMFY_EAS_ENDPOINTS`` (``region=url,...``, a region it
+  lacks refused) or ``EASCOMFY_EAS_ENDPOINT`` (one URL) point the client elsewhere (the sandbox;
+  see ``endpoints``); otherwise it is ``pai-eas.<region>.aliyuncs.com`` over HTTPS.
 - Every SDK exception becomes a ``CloudError`` in ONE place (``map_error``): EAS code, message,
   request id, HTTP status and the service name, never credentials.
 - Retries (exponential backoff with jitter, ``x-acs-retry-after`` honoured as the SDK reads it:
@@ -32,8 +33,10 @@ from typing import Any, Callable, Literal, TypeVar
 from ..errors import CloudError
 from ..redact import register_secret
 from ..retry import Retry
+from .endpoints import EAS_ENDPOINT_ENV, EAS_ENDPOINTS_ENV, endpoint_from_env
 
-ENDPOINT_ENV = "EASCOMFY_EAS_ENDPOINT"
+ENDPOINT_ENV = EAS_ENDPOINT_ENV  # one URL for every region
+ENDPOINTS_ENV = EAS_ENDPOINTS_ENV  # region=url,...
 READ_TIMEOUT_ENV = "EASCOMFY_EAS_READ_TIMEOUT"  # seconds
 RETRIES_ENV = "EASCOMFY_EAS_MAX_RETRIES"
 NOT_FOUND = "InvalidService.NotFound"
@@ -322,7 +325,9 @@ class EasClient:
         self.region = region
         self.retry = retry or retry_from_env()
         self.log = log
-        host, protocol = endpoint_for(region, endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV))
+        if endpoint is None:
+            endpoint = endpoint_from_env(region, ENDPOINTS_ENV, ENDPOINT_ENV)
+        host, protocol = endpoint_for(region, endpoint)
         self.endpoint = f"{protocol}://{host}"
         timeout = read_timeout if read_timeout is not None else float(os.environ.get(READ_TIMEOUT_ENV) or 30)
         config = Config(

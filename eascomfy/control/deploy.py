@@ -27,7 +27,8 @@ from .wait import DEFAULT_TIMEOUT, RUNNING, NotReady, Poll, Watcher, wait_ready
 
 
 def connect(region: str, progress: Progress) -> EasClient:
-    """An EAS client for ``region`` from the standard credential chain (and EASCOMFY_EAS_ENDPOINT)."""
+    """An EAS client for ``region`` from the standard credential chain, at the region's endpoint
+    (or the one the environment names: ``adapters.endpoints``)."""
     return EasClient(region, log=progress.debug)
 
 
