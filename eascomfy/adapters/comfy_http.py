@@ -19,7 +19,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from ..errors import CloudError
 from ..redact import register_secret
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import httpx
 
 Log = Callable[[str], None]
+Cancelled = Literal["removed", "interrupted", "gone"]  # what ServiceClient.cancel did
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TOKEN_HINT = ("check the service token (EASCOMFY_SERVICE_TOKEN), or let eascomfy read it from the spec's service "
               "(DescribeService)")
@@ -179,10 +180,33 @@ class ServiceClient:
         entry = found.get(prompt_id) if isinstance(found, dict) else None
         return entry if isinstance(entry, dict) else None
 
-    def cancel(self, prompt_id: str) -> None:
-        """Take the job off the queue if it waits, interrupt it if it runs."""
-        self.request("POST", "/queue", "POST /queue", json={"delete": [prompt_id]})
-        self.request("POST", "/interrupt", "POST /interrupt", json={"prompt_id": prompt_id})
+    def queue(self) -> tuple[list[str], list[str]]:
+        """``GET /queue``: the ids of the prompts (running, pending); items are
+        ``[number, prompt_id, prompt, extra_data, outputs]`` (ComfyUI ``server.py`` ``get_queue``)."""
+        body = self.get_json("/queue", "GET /queue")
+        body = body if isinstance(body, dict) else {}
+
+        def ids(items: Any) -> list[str]:
+            return [str(item[1]) for item in items or [] if isinstance(item, list) and len(item) > 1]
+
+        return ids(body.get("queue_running")), ids(body.get("queue_pending"))
+
+    def cancel(self, prompt_id: str) -> Cancelled:
+        """Stop ``prompt_id`` and nobody else's. A waiting prompt is taken off the queue
+        (``POST /queue {"delete": [id]}`` touches pending prompts only); ``POST /interrupt`` is
+        sent only when ``/queue`` shows ours running, because ComfyUI before PR #9607 (2025-08)
+        ignores its body and interrupts whatever runs, another user's prompt included. Returns
+        what was done: ``removed``, ``interrupted``, or ``gone`` (neither waiting nor running)."""
+        running, pending = self.queue()
+        if prompt_id in pending:
+            self.request("POST", "/queue", "POST /queue", json={"delete": [prompt_id]})
+            running, _ = self.queue()  # it may have started in between
+            if prompt_id not in running:
+                return "removed"
+        if prompt_id in running:
+            self.request("POST", "/interrupt", "POST /interrupt", json={"prompt_id": prompt_id})
+            return "interrupted"
+        return "gone"
 
     def download(self, params: Mapping[str, str], target: Path, deadline: float | None = None) -> int:
         """``GET /view`` into ``target`` (through a temporary file; replaced only when complete).

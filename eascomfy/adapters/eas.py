@@ -2,11 +2,13 @@
 
 - Credentials come from the standard chain (``alibabacloud_credentials.client.Client()``:
   environment ``ALIBABA_CLOUD_ACCESS_KEY_ID``/``SECRET``, profiles, ECS RAM role, OIDC/RRSA).
-  ``EASCOMFY_EAS_ENDPOINT`` (``http://127.0.0.1:PORT``) points the client at another endpoint
-  (the sandbox); otherwise it is ``pai-eas.<region>.aliyuncs.com`` over HTTPS.
+  The endpoint is the region's: ``EASCOMFY_EAS_ENDPOINTS`` (``region=url,...``, a region it
+  lacks refused) or ``EASCOMFY_EAS_ENDPOINT`` (one URL) point the client elsewhere (the sandbox;
+  see ``endpoints``); otherwise it is ``pai-eas.<region>.aliyuncs.com`` over HTTPS.
 - Every SDK exception becomes a ``CloudError`` in ONE place (``map_error``): EAS code, message,
   request id, HTTP status and the service name, never credentials.
-- Retries (exponential backoff with jitter, ``x-acs-retry-after`` honoured): throttling always
+- Retries (exponential backoff with jitter, ``x-acs-retry-after`` honoured as the SDK reads it:
+  milliseconds, at most two minutes): throttling always
   (the request was refused before it was processed); 5xx and connection errors only for calls
   that are safe to repeat: reads, idempotent writes, and writes that re-read the service first
   to see whether the failed attempt took effect (``settled``). What "took effect" means for a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -30,11 +33,24 @@ from typing import Any, Callable, Literal, TypeVar
 from ..errors import CloudError
 from ..redact import register_secret
 from ..retry import Retry
+from .endpoints import EAS_ENDPOINT_ENV, EAS_ENDPOINTS_ENV, endpoint_from_env
 
-ENDPOINT_ENV = "EASCOMFY_EAS_ENDPOINT"
+ENDPOINT_ENV = EAS_ENDPOINT_ENV  # one URL for every region
+ENDPOINTS_ENV = EAS_ENDPOINTS_ENV  # region=url,...
 READ_TIMEOUT_ENV = "EASCOMFY_EAS_READ_TIMEOUT"  # seconds
 RETRIES_ENV = "EASCOMFY_EAS_MAX_RETRIES"
 NOT_FOUND = "InvalidService.NotFound"
+# x-acs-retry-after is in milliseconds: tea-openapi (utils.py get_throttling_time_left) puts the
+# header's positive integer in ThrottlingException.retry_after, and darabonba's own retry
+# (core.py get_backoff_time, policy/retry.py) sleeps min(retry_after, MAX_DELAY_TIME) ms with
+# MAX_DELAY_TIME = 120 * 1000. eascomfy waits the same: never more than two minutes.
+MAX_RETRY_AFTER_MS = 120_000
+EVENT_PAGE_SIZE = 100
+MAX_EVENT_PAGES = 20  # DescribeServiceEvent pages read at most for one answer
+# A service name another account owns: EAS answers Forbidden.PrivilegeCheckFailed on every call
+# naming it (agentscope-runtime's pai_deployer.py reads it as "Given service name is owned by
+# another user"); not a missing RAM permission.
+NAME_TAKEN = "Forbidden.PrivilegeCheckFailed"
 AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive", "IncompleteSignature")
 
 T = TypeVar("T")
@@ -60,6 +76,8 @@ def _hint(code: str | None, status: int | None) -> str | None:
             "authentication failed: check the AccessKey pair (ALIBABA_CLOUD_ACCESS_KEY_ID / "
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or your credentials profile)"
         )
+    if code == NAME_TAKEN:
+        return "choose another service name: names are unique within a region, across all accounts"
     if code and (code.startswith("Forbidden") or status == 403):
         return "the RAM user or role lacks a PAI-EAS permission (e.g. AliyunPAIEASFullAccess)"
     if code and code.startswith("Throttling"):
@@ -75,6 +93,19 @@ def _strip_sdk_message(message: str, request_id: str | None) -> str:
     if request_id and text.endswith(f"request id: {request_id}"):
         text = text[: -len(f"request id: {request_id}")]
     return text.strip() or "no message"
+
+
+def retry_after_seconds(exc: BaseException) -> float:
+    """The wait a throttling answer asked for, in seconds: its ``x-acs-retry-after`` read as
+    milliseconds (as the SDK reads it) and capped at ``MAX_RETRY_AFTER_MS``; 0 when absent."""
+    raw = getattr(exc, "retry_after", None)
+    try:
+        millis = float(raw) if raw is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+    if not millis > 0:  # also NaN
+        return 0.0
+    return min(millis, MAX_RETRY_AFTER_MS) / 1000
 
 
 def map_error(exc: BaseException, service: str | None = None) -> tuple[CloudError, RetryKind | None, float]:
@@ -93,11 +124,13 @@ def map_error(exc: BaseException, service: str | None = None) -> tuple[CloudErro
         request_id = getattr(exc, "request_id", None) or data.get("RequestId")
         request_id = None if request_id in (None, "None") else str(request_id)
         message = data.get("Message") or _strip_sdk_message(str(getattr(exc, "message", "") or ""), request_id)
+        if code == NAME_TAKEN:
+            message = f"the service name is owned by another Alibaba Cloud account ({message})"
         error = CloudError(
             str(message), code=code, request_id=request_id, service=service, status=status, hint=_hint(code, status)
         )
         if isinstance(exc, ThrottlingException) or (code or "").startswith("Throttling"):
-            return error, "throttle", float(getattr(exc, "retry_after", 0) or 0)
+            return error, "throttle", retry_after_seconds(exc)
         if status is not None and int(status) >= 500:
             return error, "transient", 0.0
         return error, None, 0.0
@@ -184,23 +217,65 @@ class LiveService:
 
 @dataclass(frozen=True)
 class Event:
+    """One DescribeServiceEvent entry; ``version`` is the service version it belongs to, when the
+    message came in EAS's JSON form."""
+
     time: str
     type: str
     reason: str
     message: str
+    version: int | None = None
 
     def line(self) -> str:
         return f"{self.time} {self.type} {self.reason}: {self.message}"
 
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> "Event":
+        """``Message`` "is formatted and returned in the JSON format" (SDK
+        ``DescribeServiceEventResponseBodyEvents.message``): ``{"versionId": 1, "message": "..."}``;
+        plain text is taken as it is."""
+        message, version = str(body.get("Message") or ""), None
+        if message.startswith("{"):
+            try:
+                parsed = json.loads(message)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and "message" in parsed:
+                message = str(parsed.get("message") or "")
+                raw = parsed.get("versionId")
+                version = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+        return cls(str(body.get("Time") or ""), str(body.get("Type") or ""), str(body.get("Reason") or ""),
+                   message, version)
+
+
+def time_key(text: str) -> tuple[int, ...]:
+    """An event time as numbers, whatever the separators (``2024-05-01T08:00:00Z``,
+    ``2024-05-01 08:00:00``): what the events are sorted by."""
+    return tuple(int(n) for n in re.findall(r"\d+", text))
+
+
+def _page_order(page: list[Event]) -> Literal["oldest_first", "newest_first"] | None:
+    """How a page of events is ordered (undocumented), from its times; None when they cannot tell."""
+    keys = [time_key(e.time) for e in page]
+    up = sum(a < b for a, b in zip(keys, keys[1:]))
+    down = sum(a > b for a, b in zip(keys, keys[1:]))
+    if up == down:
+        return None
+    return "oldest_first" if up > down else "newest_first"
+
 
 @dataclass(frozen=True)
 class Version:
+    """One entry of ListServiceVersions. ``config`` (and so ``image``) is None/"" when EAS did not
+    return ``ServiceConfig``: it does "only if the service is deployed by using a custom image"
+    (SDK ``ListServiceVersionsResponseBodyVersions.service_config``), not for official images."""
+
     version: int
     build_time: str
     image: str
     runnable: bool
     message: str
-    config: dict[str, Any]
+    config: dict[str, Any] | None
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -250,7 +325,9 @@ class EasClient:
         self.region = region
         self.retry = retry or retry_from_env()
         self.log = log
-        host, protocol = endpoint_for(region, endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV))
+        if endpoint is None:
+            endpoint = endpoint_from_env(region, ENDPOINTS_ENV, ENDPOINT_ENV)
+        host, protocol = endpoint_for(region, endpoint)
         self.endpoint = f"{protocol}://{host}"
         timeout = read_timeout if read_timeout is not None else float(os.environ.get(READ_TIMEOUT_ENV) or 30)
         config = Config(
@@ -321,24 +398,36 @@ class EasClient:
             )
         return live
 
-    def events(self, name: str, since: float | None = None) -> list[Event]:
+    def events(self, name: str, since: float | None = None, last: int | None = None) -> list[Event]:
+        """The service's events (from ``since``), oldest first, sorted by time: the page order
+        of DescribeServiceEvent is undocumented, so it is told from the times of the first page.
+        With ``last``, only the pages that hold the newest ``last`` events are read (all of them,
+        up to ``MAX_EVENT_PAGES``, when the order cannot be told)."""
         from alibabacloud_eas20210701 import models
 
         start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since)) if since is not None else None
 
-        def page(number: int) -> dict[str, Any]:
-            request = models.DescribeServiceEventRequest(start_time=start, page_num=str(number), page_size="100")
+        def page(number: int) -> tuple[list[Event], int]:
+            request = models.DescribeServiceEventRequest(start_time=start, page_num=str(number),
+                                                         page_size=str(EVENT_PAGE_SIZE))
             call = lambda: self._sdk.describe_service_event(self.region, name, request)  # noqa: E731
-            return self._body(self._call("DescribeServiceEvent", call, name, idempotent=True))
+            body = self._body(self._call("DescribeServiceEvent", call, name, idempotent=True))
+            return [Event.from_body(e) for e in body.get("Events") or []], int(body.get("TotalPageNum") or 1)
 
-        body = page(1)
-        last = int(body.get("TotalPageNum") or 1)
-        if last > 1:
-            body = page(last)  # the newest events
-        return [
-            Event(str(e.get("Time", "")), str(e.get("Type", "")), str(e.get("Reason", "")), str(e.get("Message", "")))
-            for e in body.get("Events") or []
-        ]
+        first, total = page(1)
+        pages = {1: first}
+        order = _page_order(first)
+        numbers = range(total, 1, -1) if order == "oldest_first" else range(2, total + 1)
+        have = len(first) if order == "newest_first" else 0
+        for number in list(numbers)[: MAX_EVENT_PAGES - 1]:
+            if last is not None and order is not None and have >= last:
+                break
+            pages[number], _ = page(number)
+            have += len(pages[number])
+        served = [e for number in sorted(pages) for e in pages[number]]
+        if order == "newest_first":
+            served.reverse()  # so that events of the same second keep their order
+        return sorted(served, key=lambda e: time_key(e.time))
 
     def versions(self, name: str) -> list[Version]:
         from alibabacloud_eas20210701 import models
@@ -348,8 +437,10 @@ class EasClient:
         body = self._body(self._call("ListServiceVersions", call, name, idempotent=True))
         out = []
         for v in body.get("Versions") or []:
-            config = json.loads(v.get("ServiceConfig") or "{}")
-            image = ((config.get("containers") or [{}])[0] or {}).get("image", "")
+            raw = v.get("ServiceConfig")
+            config = (json.loads(raw) if isinstance(raw, str) else dict(raw)) if raw else None
+            containers = (config or {}).get("containers") or [{}]
+            image = (containers[0] or {}).get("image", "") if isinstance(containers, list) else ""
             out.append(
                 Version(
                     version=int(v.get("ImageId") or v.get("Version") or 0),

@@ -1,23 +1,27 @@
 """The OSS adapter: the only module that imports ``oss2``.
 
 Credentials come from the same chain as the control plane (``adapters.credentials``);
-``EASCOMFY_OSS_ENDPOINT`` points at another endpoint (the sandbox), otherwise the region's public
-endpoint is used. Requests are signed with Signature V4 (``oss2.ProviderAuthV4``, scoped to the
-bucket's region): OSS refuses V1 for accounts created since 2025-03-01 and for buckets created
-since 2025-09-01 (403, EC 0002-00000080; OSS doc "Guidelines for upgrading V1 signatures to V4
-signatures"); oss2 signs V4 from 2.18.4 on. oss2's own client-side CRC check is off: eascomfy
-computes every CRC64 itself while reading the file once, and compares it with the server's
-``x-oss-hash-crc64ecma``. Errors become ``CloudError`` here, in one place, without credentials or
-signatures.
+``EASCOMFY_OSS_ENDPOINTS`` (``region=url,...``, a region it lacks refused) or
+``EASCOMFY_OSS_ENDPOINT`` (one URL) point at another endpoint (the sandbox; see ``endpoints``),
+otherwise the region's public endpoint is used. A bucket answers only through its own region's
+endpoint (403 AccessDenied, EC 0003-00001403, ``<Endpoint>`` naming the right one): that answer
+is read as the bucket's region. Requests are signed with Signature V4 (``oss2.ProviderAuthV4``,
+scoped to the bucket's region): OSS refuses V1 for accounts created since 2025-03-01 and for
+buckets created since 2025-09-01 (403, EC 0002-00000080; OSS doc "Guidelines for upgrading V1
+signatures to V4 signatures"); oss2 signs V4 from 2.18.4 on. oss2's own client-side CRC check is
+off: eascomfy computes every CRC64 itself while reading the file once, and compares it with the
+server's ``x-oss-hash-crc64ecma``. Errors become ``CloudError`` here, in one place, without
+credentials or signatures.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import CloudError, EascomfyError
+from .endpoints import OSS_ENDPOINT_ENV, OSS_ENDPOINTS_ENV, endpoint_from_env
 
 if TYPE_CHECKING:
     from .credentials import AccessKey
@@ -32,10 +36,29 @@ class RemoteObject:
     etag: str = ""
 
 
+# A bucket addressed through another region's endpoint: OSS answers 403 AccessDenied with
+# EC 0003-00001403 and <Endpoint> naming the bucket's own (OSS "HTTP status code 403" page;
+# help.aliyun.com/zh/oss/user-guide/0003-00001403).
+WRONG_ENDPOINT_EC = "0003-00001403"
+_ENDPOINT_REGION = re.compile(r"^(?:https?://)?oss-(?P<region>[a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com/?$")
+
+
 def endpoint_for(region: str) -> str:
-    """``EASCOMFY_OSS_ENDPOINT`` (e.g. the sandbox), else the region's public endpoint."""
-    override = os.environ.get("EASCOMFY_OSS_ENDPOINT")
-    return override or f"https://oss-{region}.aliyuncs.com"
+    """The environment's endpoint for ``region`` (``adapters.endpoints``), else its public one."""
+    return endpoint_from_env(region, OSS_ENDPOINTS_ENV, OSS_ENDPOINT_ENV) or f"https://oss-{region}.aliyuncs.com"
+
+
+def region_of_wrong_endpoint(exc: BaseException) -> str | None:
+    """The bucket's region when OSS refused a request for coming through another region's
+    endpoint (its ``<Endpoint>``), else None."""
+    details = getattr(exc, "details", None)
+    if not isinstance(details, dict) or getattr(exc, "status", None) != 403:
+        return None
+    endpoint = str(details.get("Endpoint") or "")
+    if details.get("EC") != WRONG_ENDPOINT_EC and not endpoint:
+        return None
+    m = _ENDPOINT_REGION.match(endpoint)
+    return m.group("region") if m else None
 
 
 def map_error(exc: BaseException, what: str) -> CloudError:
@@ -47,6 +70,14 @@ def map_error(exc: BaseException, what: str) -> CloudError:
         message = getattr(exc, "message", "") or str(code or "OSS error")
         if status == -2 or code is None and status and status < 0:  # oss2's RequestError: no answer
             return CloudError(f"{what}: cannot reach OSS ({type(exc).__name__})", code="ConnectionError", status=status)
+        region = region_of_wrong_endpoint(exc)
+        if region is not None:
+            endpoint = (getattr(exc, "details", None) or {}).get("Endpoint")
+            return CloudError(
+                f"{what}: the bucket is in {region}; OSS serves it only through that region's endpoint ({endpoint})",
+                code=code, request_id=getattr(exc, "request_id", None), status=status,
+                hint="use a bucket in the service's region: EAS mounts buckets of its own region only",
+            )
         hint = {
             "SignatureDoesNotMatch": "check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
             "InvalidAccessKeyId": "check ALIBABA_CLOUD_ACCESS_KEY_ID",
@@ -103,6 +134,9 @@ class OssClient:
         except oss2.exceptions.NoSuchBucket:
             return None
         except (oss2.exceptions.OssError, OSError) as exc:
+            elsewhere = region_of_wrong_endpoint(exc)  # asked through another region's endpoint
+            if elsewhere is not None:
+                return elsewhere
             raise map_error(exc, f"bucket {self.name}") from None
         return location[4:] if location.startswith("oss-") else location
 

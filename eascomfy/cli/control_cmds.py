@@ -195,7 +195,7 @@ def versions_cmd(
 
 # -- changes to a live service ---------------------------------------------------------------------
 def rollback_cmd(
-    version: Annotated[Optional[int], typer.Argument(help="Version to switch to (default: the previous one).")] = None,
+    version: Annotated[Optional[int], typer.Argument(help="Version to move to (default: the previous one).")] = None,
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     service: ServiceOpt = None,
@@ -205,7 +205,8 @@ def rollback_cmd(
     allow_other_changes: AllowOtherOpt = False,
     output: OutputOpt = None,
 ) -> None:
-    """Switch the service back to an earlier version (refused if that changes more than the image)."""
+    """Move the service to another version: back with a switch, forward by applying its config again
+    (refused if that changes more than the image)."""
     with session("rollback", output) as out:
         from ..control.deploy import connect, rollback
 

@@ -36,13 +36,19 @@ def events_lines(events: "list[Event]") -> list[str]:
     return [f"  {e.line()}" for e in events]
 
 
+def _vpc_host(live: "LiveService") -> bool:
+    """The API doc's intranet form, ``http://<uid>.vpc.<region>.pai-eas.aliyuncs.com/...``."""
+    host = live.intranet_endpoint.split("://", 1)[-1].split("/", 1)[0]
+    return ".vpc." in f".{host}."
+
+
 def status_text(live: "LiveService", region: str, events: "list[Event]", instances: "list[Instance]" = ()) -> str:
     lines = [
         f"service {live.name} ({region}): {live.status}, {live.running}/{live.total} instances running",
         f"image: {live.image}",
         f"version: {live.current_version} (latest {live.latest_version})",
         f"internet endpoint: {live.internet_endpoint}",
-        f"intranet endpoint: {live.intranet_endpoint}",
+        f"intranet endpoint: {live.intranet_endpoint}" + (" (from inside the VPC only)" if _vpc_host(live) else ""),
     ]
     if live.reason or live.message:
         lines.append(f"reason: {live.reason}: {live.message}")
@@ -65,9 +71,12 @@ def instance_lines(instances: "list[Instance]") -> list[str]:
     return rows
 
 
+UNKNOWN_IMAGE = "(image not reported: EAS returns a version's config for custom images only)"
+
+
 def versions_text(versions: "Versions") -> str:
     lines = [
-        f"{'*' if v.version == versions.current else ' '} {v.version:>3}  {v.build_time}  {v.image}"
+        f"{'*' if v.version == versions.current else ' '} {v.version:>3}  {v.build_time}  {v.image or UNKNOWN_IMAGE}"
         + ("" if v.runnable else "  (not runnable)")
         for v in versions.found
     ]

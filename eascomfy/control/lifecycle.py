@@ -4,7 +4,7 @@ restart (and wait), delete. Talks to EAS only through ``adapters.eas.EasClient``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..adapters.eas import EasClient, Event, LiveService, Version
@@ -16,13 +16,15 @@ Lifecycle = Literal["start", "stop", "restart"]
 
 
 def status(client: EasClient, name: str, last: int = 5) -> tuple[LiveService, list[Event]]:
+    """The live service and its newest ``last`` events, oldest first."""
     live = client.require(name)
-    return live, client.events(name)[-last:]
+    return live, client.events(name, last=last)[-last:] if last > 0 else []
 
 
 @dataclass
 class Versions:
-    """A service's versions, newest first, and the one it runs."""
+    """A service's versions, newest first, and the one it runs. A version's image is unknown
+    ("") when EAS returned no config for it (official images, see ``adapters.eas.Version``)."""
 
     current: int
     found: list[Version]
@@ -30,14 +32,20 @@ class Versions:
     def to_dict(self) -> list[dict[str, Any]]:
         return [
             {"version": v.version, "build_time": v.build_time, "image": v.image, "runnable": v.runnable,
-             "current": v.version == self.current, "message": v.message}
+             "current": v.version == self.current, "message": v.message, "config_returned": v.config is not None}
             for v in self.found
         ]
 
 
 def versions(client: EasClient, name: str) -> Versions:
+    """ListServiceVersions; the current version's image, when EAS left its config out, is the one
+    DescribeService shows (the service runs the current version's config)."""
     live = client.require(name)
-    return Versions(live.current_version, client.versions(name))
+    found = [
+        replace(v, image=live.image) if v.version == live.current_version and not v.image and live.image else v
+        for v in client.versions(name)
+    ]
+    return Versions(live.current_version, found)
 
 
 def lifecycle(

@@ -239,6 +239,7 @@ def check_rules(spec: Spec) -> None:
         )
     problems += _resource_problems(spec)
     problems += _storage_problems(spec)
+    problems += _queue_type_problems(spec)
     image = user.get("image") or {}
     if "uri" in image and "version" in image:
         problems.append(Problem(("image",), "set image.uri or image.version, not both"))
@@ -318,3 +319,36 @@ def _storage_problems(spec: Spec) -> list[Problem]:
             )
     return problems
 
+
+# EAS gives a service the queue (and the sink its results are read from) when its config has
+# metadata.type "Async": alipai pai/model/_model.py sets it for an async service
+# (add_option("metadata.type", ServiceType.Async)), pai/predictor.py checks type == "Async".
+ASYNC_TYPE = "Async"
+
+
+def _queue_type_problems(spec: Spec) -> list[Problem]:
+    """An edition that works through the queue must render ``metadata.type: Async``; overrides
+    that drop or change it would deploy a synchronous service with no queue and no sink."""
+    ed = spec.edition
+    if not ed.can("async_api") or not ed.can("api_deploy"):
+        return []
+    why = (
+        "EAS gives a service its queue, and the sink results come from, only when metadata.type is Async; "
+        "without it the service is synchronous and submitted jobs have nowhere to go"
+    )
+    overrides = spec.data.get("overrides") or {}
+    if "metadata" in overrides:
+        metadata = overrides["metadata"]
+        if metadata is None:
+            return [Problem(("overrides", "metadata"), f"the {ed.title} needs metadata.type {ASYNC_TYPE}, which this "
+                            f"removes with the rest of metadata: {why}", "keep metadata, or choose another edition")]
+        if isinstance(metadata, dict) and "type" in metadata:
+            if metadata["type"] == ASYNC_TYPE:
+                return []
+            change = "removes it" if metadata["type"] is None else f"sets {metadata['type']!r}"
+            return [Problem(("overrides", "metadata", "type"), f"the {ed.title} needs metadata.type {ASYNC_TYPE}, and "
+                            f"this {change}: {why}", f"remove this override: the edition sets {ASYNC_TYPE}")]
+    if (ed.service.get("metadata") or {}).get("type") != ASYNC_TYPE:
+        return [Problem(("edition",), f"edition {ed.name} works through the queue (async_api) but its service does "
+                        f"not set metadata.type {ASYNC_TYPE}: {why}")]
+    return []

@@ -56,12 +56,12 @@ class Fidelity:
       ("greater than 0 and smaller than the current version of the service"); ``up_to_latest``
       accepts any version from 1 to LatestVersion.
     - ``retry_after_unit``: the unit of ``x-acs-retry-after`` on a throttling answer; the SDK's
-      retry (darabonba ``core.py`` ``get_backoff_time``) reads milliseconds. Default ``s`` (the
-      value 1) until the client reads milliseconds: with ``ms`` (1000) today's client sleeps 1000 s.
+      retry (darabonba ``core.py`` ``get_backoff_time``) reads milliseconds, and so does the
+      client (``adapters/eas.py``, capped at 120 s): ``ms`` sends 1000, ``s`` sends 1.
     - ``versions_service_config``: ``custom_images`` returns ListServiceVersions' ``ServiceConfig``
       only for versions deployed from a custom image (SDK docstring), none for the official
-      ``pai-eas/...`` images; ``always`` returns it for every version. Default ``always`` until the
-      client's ``versions`` and ``rollback`` work without it.
+      ``pai-eas/...`` images; ``always`` returns it for every version. The client's ``versions``
+      and ``rollback`` work without it (the applied-sha label comes from DescribeService).
     - ``event_message``: DescribeServiceEvent ``Message`` is JSON (SDK docstring: "formatted and
       returned in the JSON format"), ``{"versionId": N, "message": "..."}``; ``text`` is plain.
     - ``event_order``: the page order of DescribeServiceEvent (undocumented).
@@ -81,8 +81,8 @@ class Fidelity:
     interrupt: str = "any"
     async_from: str = "metadata_type"
     version_switch: str = "below_current"
-    retry_after_unit: str = "s"
-    versions_service_config: str = "always"
+    retry_after_unit: str = "ms"
+    versions_service_config: str = "custom_images"
     event_message: str = "json"
     event_order: str = "oldest_first"
     intranet_endpoint: str = "host"

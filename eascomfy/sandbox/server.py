@@ -44,6 +44,8 @@ class Fault:
     ``drop_after`` (serve the request fully, then cut the connection before the answer is written:
     the server acted, the client never learns it), ``endless`` (answer 200 and stream zeros for
     ever, 64 KiB every ``delay`` seconds, default 0.01: a download that never ends).
+    ``retry_after``: for ``throttle`` on the EAS emulator, the ``x-acs-retry-after`` value sent
+    instead of the one-second default (e.g. a huge one, to see that a client caps its wait).
     ``times``: how many matching requests it hits; -1 for every one.
     ``method``/``path``/``action``: match filters (``path`` is a regex searched in the path;
     ``action`` matches the emulator's action name, e.g. ``CreateService`` or ``UploadPart``).
@@ -59,6 +61,7 @@ class Fault:
     method: str | None = None
     path: str | None = None
     action: str | None = None
+    retry_after: str | None = None
     hits: int = 0
 
     def matches(self, method: str, path: str, action: str | None) -> bool:
@@ -87,6 +90,10 @@ class RecordedRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# request[FAULT_KEY]: the fault an error responder is answering for
+FAULT_KEY = web.RequestKey("sandbox_fault", Fault)
 
 
 class Recorder:
@@ -295,6 +302,7 @@ class SandboxServer:
                         status, code = (fault.status if fault.status != 500 else 400), "Throttling.User"
                     else:
                         status, code = fault.status, fault.code
+                    request[FAULT_KEY] = fault  # the responder may read more of it (retry_after)
                     resp = self._error_response(request, status, code, fault.message)
                     record.status = resp.status
                     return resp

@@ -76,12 +76,19 @@ def _left(deadline: float) -> float:
     return deadline - time.monotonic()
 
 
+# What ServiceClient.cancel did, as the end of a sentence about the prompt.
+CANCELLED = {
+    "removed": "removed it from the server's queue (it had not started)",
+    "interrupted": "interrupted it on the server",
+    "gone": "it was no longer waiting or running on the server",
+}
+
+
 def _timeout_error(prompt_id: str, timeout: float, client: "ServiceClient") -> WaitTimeout:
     try:
-        client.cancel(prompt_id)
-        what = "interrupted it on the server"
+        what = CANCELLED[client.cancel(prompt_id)]
     except CloudError:
-        what = "could not interrupt it on the server"
+        what = "could not stop it on the server"
     return WaitTimeout(f"prompt {prompt_id} did not finish within {timeout:g} s; {what}", "allow it more time",
                        param="timeout")
 
@@ -219,11 +226,10 @@ def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, ou
     try:
         entry = _follow(client, events, _Follower(prompt_id, workflow, progress), deadline, timeout)
     except KeyboardInterrupt:
-        if confirm(f"interrupt prompt {prompt_id} on the server?"):
-            client.cancel(prompt_id)
-            progress.info(f"interrupted {prompt_id} on the server")
+        if confirm(f"stop prompt {prompt_id} on the server?"):
+            progress.info(f"prompt {prompt_id}: {CANCELLED[client.cancel(prompt_id)]}")
         else:
-            progress.info(f"left {prompt_id} running on the server")
+            progress.info(f"left {prompt_id} on the server")
         raise
     failure = _history_error(entry, workflow)
     outputs = entry.get("outputs") or {}

@@ -10,6 +10,7 @@ import pytest
 
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.eas import EasSandbox, Timings
+from eascomfy.sandbox.fidelity import Fidelity
 from eascomfy.sandbox.server import RecordedRequest
 from tests.conftest import Result, run_cli
 
@@ -24,14 +25,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EasSandbox]:
 
 
 @pytest.fixture(autouse=True)
-def eas_env(sandbox: EasSandbox, monkeypatch: pytest.MonkeyPatch) -> EasSandbox:
+def eas_env(sandbox: EasSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[EasSandbox]:
+    """The CLI's environment; faults cleared before and the fidelity switches reset after each test."""
     monkeypatch.setenv("EASCOMFY_EAS_ENDPOINT", sandbox.url)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", SANDBOX_ACCESS_KEY_ID)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SANDBOX_ACCESS_KEY_SECRET)
     monkeypatch.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
     monkeypatch.delenv("EASCOMFY_OUTPUT", raising=False)
     sandbox.faults.clear()
-    return sandbox
+    yield sandbox
+    sandbox.fidelity.update(**Fidelity().to_dict())
 
 
 @dataclass

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+import pytest
+
 from eascomfy.core.plan import APPLIED_SHA_LABEL
 from eascomfy.core.render import MANAGED_BY_LABEL
 from eascomfy.sandbox.eas import EasSandbox
+
+from tests.conftest import TESTS
 
 from .conftest import Project, api_calls, mark
 
@@ -207,3 +211,29 @@ def test_saved_plan_applies_only_while_it_holds(sandbox: EasSandbox, project: Ca
     bad = p.dir / "not-a-plan.json"
     bad.write_text("[1, 2]")
     assert p.cli("deploy", "--plan", str(bad)).exit_code == 2
+
+
+@pytest.mark.parametrize("override, where", [
+    ("overrides:\n  metadata:\n    type: Standard\n", "overrides.metadata.type"),
+    ("overrides:\n  metadata:\n    type: null\n", "overrides.metadata.type"),
+    ("overrides:\n  metadata: null\n", "overrides.metadata"),
+])
+def test_an_api_edition_spec_that_drops_the_async_type_is_refused(
+    sandbox: EasSandbox, project: Callable[..., Project], override: str, where: str
+) -> None:
+    """The queue (and the sink) come from metadata.type Async (alipai pai/model/_model.py,
+    pai/predictor.py), not from the -api image tag: without it the service is synchronous.
+    check, submit, plan and deploy refuse such a spec before any call, saying why."""
+    p = project("sync_api_svc")
+    p.spec.write_text(p.spec.read_text() + override)
+    before = mark(sandbox)
+    for args in (["check", str(TESTS / "fixtures" / "seed-workflow.api.json")],
+                 ["submit", str(TESTS / "fixtures" / "seed-workflow.api.json")], ["plan"], ["deploy"]):
+        res = p.cli(*args)
+        assert res.exit_code == 3, (args, res.stdout, res.stderr)
+        assert f"{where}:" in res.stderr and "needs metadata.type Async" in res.stderr, res.stderr
+        assert "synchronous" in res.stderr
+    assert api_calls(sandbox, before) == [] and sandbox.get_service("sync_api_svc") is None
+    # setting it again, as the edition does, is fine
+    p.spec.write_text(p.spec.read_text().replace(override, "overrides:\n  metadata:\n    type: Async\n"))
+    assert p.cli("plan").exit_code == 0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from typing import Callable
 
 import pytest
@@ -9,7 +13,7 @@ import pytest
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.eas import EasSandbox
 
-from .conftest import Project, api_calls, mark
+from .conftest import REGION, Project, api_calls, mark
 
 WRONG_SECRET = "not-the-sandbox-secret-123456"
 
@@ -113,3 +117,62 @@ def test_persistent_faults_fail_cleanly(
         "DescribeService", "CreateService", "DescribeService", "CreateService"
     ]
     assert sandbox.get_service("dropped_svc") is None
+
+
+@pytest.mark.parametrize("unit", ["ms", "s"])
+def test_throttling_waits_the_milliseconds_asked_for(
+    sandbox: EasSandbox, project: Callable[..., Project], unit: str
+) -> None:
+    """x-acs-retry-after is milliseconds, as the SDK reads it (tea-openapi get_throttling_time_left,
+    darabonba get_backoff_time): 1000 is one second (not 17 minutes), 1 is one millisecond (the
+    client's own backoff then decides). Run in a process of its own: a client that read seconds
+    would sleep 1000 s, and the timeout below ends the test instead."""
+    p = project(f"thr_{unit}_svc")
+    assert p.cli("deploy", "--no-wait").exit_code == 0
+    before = sandbox.fidelity.retry_after_unit
+    sandbox.fidelity.retry_after_unit = unit
+    try:
+        sandbox.faults.add(kind="throttle", action="DescribeService")
+        proc = subprocess.run([sys.executable, "-m", "eascomfy", "-v", "status"], cwd=p.dir, env=dict(os.environ),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    finally:
+        sandbox.fidelity.retry_after_unit = before
+    assert proc.returncode == 0, proc.stderr
+    found = re.search(r"retrying DescribeService in ([0-9.]+) s", proc.stderr)
+    assert found, proc.stderr
+    wait = float(found[1])
+    if unit == "ms":  # 1000: one second
+        assert 1.0 <= wait < 1.5
+    else:  # 1: one millisecond, so the backoff's first step (at most 0.25 s)
+        assert wait <= 0.25
+
+
+def test_a_huge_retry_after_is_capped_at_two_minutes(sandbox: EasSandbox) -> None:
+    """darabonba caps the wait at MAX_DELAY_TIME (120000 ms); eascomfy too. The waits are recorded
+    by the retry policy's own sleep, so nothing sleeps for two minutes here."""
+    from eascomfy.adapters.eas import EasClient
+    from eascomfy.retry import Retry
+
+    waits: list[float] = []
+    client = EasClient(REGION, retry=Retry(attempts=2, sleep=waits.append))
+    sandbox.faults.add(kind="throttle", action="DescribeService", retry_after=str(24 * 3600 * 1000), times=2)
+    assert client.describe("nobody_svc") is None  # throttled twice, then InvalidService.NotFound
+    assert waits == [120.0, 120.0]
+
+
+def test_a_name_another_account_owns_is_said_to_be_taken(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    """EAS answers Forbidden.PrivilegeCheckFailed for a service name another account owns
+    (agentscope-runtime's pai_deployer.py): the name is taken, no RAM permission is missing."""
+    p = project("taken_svc")
+    sandbox.mark_foreign("taken_svc")
+    try:
+        before = mark(sandbox)
+        for args in (["deploy"], ["status"], ["-o", "json", "status", "--service", "taken_svc", "--region", REGION]):
+            res = p.cli(*args)
+            assert res.exit_code == 4, res.stderr
+            text = res.stdout + res.stderr
+            assert "Forbidden.PrivilegeCheckFailed" in text and "owned by another Alibaba Cloud account" in text
+            assert "choose another service name" in text and "RAM" not in text
+        assert "CreateService" not in [r.action for r in api_calls(sandbox, before)]
+    finally:
+        sandbox.mark_foreign("taken_svc", False)

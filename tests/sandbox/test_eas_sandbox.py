@@ -323,7 +323,8 @@ def test_unknown_image_tag_fails_with_an_event(sandbox: EasSandbox, client: Clie
 
 
 def test_versions_and_rollback(client: Client) -> None:
-    create(client, service_config("ver_svc"))
+    # a custom image: ListServiceVersions returns each version's ServiceConfig
+    create(client, service_config("ver_svc", image="registry.example.com/me/comfyui:mine"))
     wait_status(client, "ver_svc", "Running")
     update(client, "ver_svc", {"metadata": {"instance": 3}})
     wait_status(client, "ver_svc", "Running")
@@ -355,14 +356,14 @@ def test_versions_omit_service_config_for_official_images(sandbox: EasSandbox, c
     wait_status(client, "official_svc", "Running")
     listing = lambda: client.list_service_versions(  # noqa: E731
         REGION, "official_svc", eas_models.ListServiceVersionsRequest()).body.versions
-    assert [bool(v.service_config) for v in listing()] == [True, True]  # the default: always
-    sandbox.fidelity.versions_service_config = "custom_images"
+    custom, official = listing()  # the default: custom_images
+    assert json.loads(custom.service_config)["containers"][0]["image"].startswith("registry.example.com/")
+    assert official.service_config is None and (official.image_id, official.image_available) == (1, "true")
+    sandbox.fidelity.versions_service_config = "always"
     try:
-        custom, official = listing()
-        assert json.loads(custom.service_config)["containers"][0]["image"].startswith("registry.example.com/")
-        assert official.service_config is None and (official.image_id, official.image_available) == (1, "true")
+        assert [bool(v.service_config) for v in listing()] == [True, True]
     finally:
-        sandbox.fidelity.versions_service_config = "always"
+        sandbox.fidelity.versions_service_config = "custom_images"
 
 
 def test_update_service_version_strict_and_loose_readings(sandbox: EasSandbox, client: Client) -> None:
@@ -565,7 +566,7 @@ def test_endpoints(sandbox: EasSandbox, client: Client) -> None:
 def test_injected_faults_reach_the_sdk(sandbox: EasSandbox, client: Client) -> None:
     sandbox.faults.add(kind="throttle", action="DescribeService")
     err = sdk_error(lambda: describe(client, "x_svc"))
-    assert isinstance(err, ThrottlingException) and err.code == "Throttling.User" and err.retry_after == 1
+    assert isinstance(err, ThrottlingException) and err.code == "Throttling.User" and err.retry_after == 1000
 
     sandbox.faults.add(kind="status", status=503, code="ServiceUnavailable", action="ListServices")
     err = sdk_error(lambda: client.list_services(eas_models.ListServicesRequest()))
@@ -578,25 +579,30 @@ def test_injected_faults_reach_the_sdk(sandbox: EasSandbox, client: Client) -> N
     create(client, service_config("dropped"))  # faults are used up
 
 
-def test_throttling_retry_after_is_in_milliseconds_when_switched(sandbox: EasSandbox, client: Client) -> None:
+def test_throttling_retry_after_is_in_milliseconds(sandbox: EasSandbox, client: Client) -> None:
     """x-acs-retry-after is milliseconds to the SDK: tea-openapi's get_throttling_time_left puts
     the integer in ThrottlingException.retry_after and darabonba's get_backoff_time sleeps
-    min(retry_after, 120000) ms. The default stays 1 (seconds) until the client reads ms."""
+    min(retry_after, 120000) ms. The default is 1000 (ms); the switch sends 1 (seconds)."""
     from darabonba.core import DaraCore
     from darabonba.policy.retry import RetryOptions, RetryPolicyContext
 
-    assert sandbox.fidelity.retry_after_unit == "s"
-    sandbox.fidelity.retry_after_unit = "ms"
+    assert sandbox.fidelity.retry_after_unit == "ms"
+    sandbox.faults.add(kind="throttle", action="DescribeService")
+    err = sdk_error(lambda: describe(client, "x_svc"))
+    assert isinstance(err, ThrottlingException) and err.retry_after == 1000
+    options = RetryOptions({"retryCondition": [{"exception": ["ThrottlingException"]}]})
+    assert DaraCore.get_backoff_time(options, RetryPolicyContext(1, exception=err)) == 1000  # one second
+    resp = requests.get(f"{sandbox.url}/api/v2/services", headers={"x-acs-action": "ListServices"})
+    assert "x-acs-retry-after" not in resp.headers  # only throttling answers carry it
+    sandbox.fidelity.retry_after_unit = "s"
     try:
         sandbox.faults.add(kind="throttle", action="DescribeService")
-        err = sdk_error(lambda: describe(client, "x_svc"))
-        assert isinstance(err, ThrottlingException) and err.retry_after == 1000
-        options = RetryOptions({"retryCondition": [{"exception": ["ThrottlingException"]}]})
-        assert DaraCore.get_backoff_time(options, RetryPolicyContext(1, exception=err)) == 1000  # one second
-        resp = requests.get(f"{sandbox.url}/api/v2/services", headers={"x-acs-action": "ListServices"})
-        assert "x-acs-retry-after" not in resp.headers  # only throttling answers carry it
+        assert sdk_error(lambda: describe(client, "x_svc")).retry_after == 1
+        sandbox.faults.add(kind="throttle", action="DescribeService", retry_after="86400000")
+        err = sdk_error(lambda: describe(client, "x_svc"))  # a fault may name its own value
+        assert DaraCore.get_backoff_time(options, RetryPolicyContext(1, exception=err)) == 120000  # capped
     finally:
-        sandbox.fidelity.retry_after_unit = "s"
+        sandbox.fidelity.retry_after_unit = "ms"
 
 
 def test_recorder_lists_actions_and_writes(sandbox: EasSandbox, client: Client) -> None:

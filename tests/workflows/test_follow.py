@@ -23,8 +23,9 @@ class SlowHistory:
         self.looked += 1
         return {"status": {"status_str": "success"}} if self.looked > self.polls else None
 
-    def cancel(self, prompt_id: str) -> None:
+    def cancel(self, prompt_id: str) -> str:
         self.cancelled.append(prompt_id)
+        return "interrupted"  # as ServiceClient.cancel says when the prompt was running
 
 
 def test_history_is_polled_on_the_policy_until_it_is_there() -> None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
 
 from tests.conftest import run_cli
 
@@ -239,3 +244,80 @@ def test_ctrl_c_interrupts_the_job_on_the_server_and_exits_130(sandbox: Sandbox,
         emulator.job_seconds = 0.02
     assert proc.stderr is not None and "interrupted" in proc.stderr.read()
     assert _interrupts(sandbox) == before + 1
+
+
+class OtherUser:
+    """Someone else's prompt, running on the Standard service while ours waits behind it."""
+
+    def __init__(self, sandbox: Sandbox, seconds: float) -> None:
+        std = sandbox.describe(sandbox.std)
+        self.endpoint, self.emulator = std["endpoint"], sandbox.stack.comfyui.comfyui(sandbox.std.name)
+        self.http = httpx.Client(headers={"Authorization": std["token"]}, trust_env=False, timeout=10)
+        self.emulator.job_seconds = seconds
+        self.prompt_id = self.http.post(self.endpoint + "/prompt",
+                                        json={"prompt": workflow(), "client_id": "someone-else"}).json()["prompt_id"]
+        self.wait(lambda: self.prompt_id in self.queue()[0])
+
+    def queue(self) -> tuple[list[str], list[str]]:
+        body = self.http.get(self.endpoint + "/queue").json()
+        return [i[1] for i in body["queue_running"]], [i[1] for i in body["queue_pending"]]
+
+    def wait(self, check: Callable[[], Any], seconds: float = 20) -> Any:
+        deadline = time.monotonic() + seconds
+        while not (value := check()):
+            assert time.monotonic() < deadline, "gave up waiting"
+            time.sleep(0.02)
+        return value
+
+    def outcome(self) -> str:
+        """How the other user's prompt ended, once it did."""
+        entry = self.wait(lambda: self.emulator.history.get(self.prompt_id))
+        return entry["status"]["status_str"]
+
+
+@pytest.mark.parametrize("interrupt", ["any", "prompt_id"])
+def test_a_timeout_on_a_waiting_prompt_leaves_another_users_running_prompt_alone(
+    sandbox: Sandbox, tmp_path: Path, interrupt: str
+) -> None:
+    """ComfyUI before PR #9607 interrupts whatever runs, whatever /interrupt's body says (``any``);
+    after it, only the prompt named (``prompt_id``). Ours never ran: it is taken off the queue
+    and /interrupt is not sent, so the other user's prompt finishes under both."""
+    sandbox.stack.fidelity.interrupt = interrupt
+    before = _interrupts(sandbox)
+    try:
+        other = OtherUser(sandbox, seconds=2.0)
+        res = sandbox.std.cli("run", str(WORKFLOW), "--out", str(tmp_path), "--timeout", "0.5")
+        assert res.exit_code == 5, res.stderr
+        assert other.outcome() == "success"
+        assert "did not finish within 0.5 s; removed it from the server's queue" in res.stderr
+        ours = re.search(r"queued as (\S+)", res.stderr)[1]
+        assert ours not in other.queue()[1]
+    finally:
+        sandbox.stack.comfyui.comfyui(sandbox.std.name).job_seconds = 0.02
+        sandbox.stack.fidelity.interrupt = "any"
+    assert _interrupts(sandbox) == before and ours not in other.emulator.history
+
+
+@pytest.mark.parametrize("interrupt", ["any", "prompt_id"])
+def test_ctrl_c_on_a_waiting_prompt_leaves_another_users_running_prompt_alone(
+    sandbox: Sandbox, tmp_path: Path, interrupt: str
+) -> None:
+    sandbox.stack.fidelity.interrupt = interrupt
+    std = sandbox.describe(sandbox.std)
+    env = {**os.environ, "EASCOMFY_SERVICE_URL": std["endpoint"], "EASCOMFY_SERVICE_TOKEN": std["token"]}
+    before = _interrupts(sandbox)
+    try:
+        other = OtherUser(sandbox, seconds=6.0)
+        proc = subprocess.Popen([sys.executable, "-m", "eascomfy", "run", str(WORKFLOW), "--out", str(tmp_path)],
+                                env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        ours = other.wait(lambda: [p for p in other.queue()[1]])[0]  # ours waits behind the other prompt
+        time.sleep(0.2)  # the run is following it now
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 130
+        assert other.outcome() == "success"
+        assert proc.stderr is not None and f"prompt {ours}: removed it from the server's queue" in proc.stderr.read()
+        assert ours not in other.queue()[1]
+    finally:
+        sandbox.stack.comfyui.comfyui(sandbox.std.name).job_seconds = 0.02
+        sandbox.stack.fidelity.interrupt = "any"
+    assert _interrupts(sandbox) == before and ours not in other.emulator.history

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from ..fidelity import Fidelity, fidelity_control
 from ..regions import DEFAULT_REGION, served
-from ..server import CONTROL_PREFIX, RecordedRequest, SandboxServer, ServerBacked
+from ..server import CONTROL_PREFIX, FAULT_KEY, RecordedRequest, SandboxServer, ServerBacked
 from .errors import EasError, api_not_found, eas_error_response
 from .openapi import OpenApi, intranet_host
 from .params import config_json
@@ -206,8 +206,12 @@ class EasSandbox(ServerBacked):
 
     def error_response(self, request: web.Request, status: int, code: str, message: str) -> web.Response:
         """An error in EAS's shape; a throttling answer asks the client to wait one second, in the
-        unit ``Fidelity.retry_after_unit`` names (the SDK's own retry reads milliseconds)."""
+        unit ``Fidelity.retry_after_unit`` names (the SDK's own retry reads milliseconds), unless
+        the injected fault names its own value (``Fault.retry_after``)."""
         retry_after = "1000" if self.fidelity.retry_after_unit == "ms" else "1"
+        fault = request.get(FAULT_KEY)
+        if fault is not None and fault.retry_after is not None:
+            retry_after = str(fault.retry_after)
         return eas_error_response(request, status, code, message, retry_after)
 
     # -- the application -----------------------------------------------------------------------
