@@ -112,13 +112,23 @@ class Watcher:
             self.progress.info(f"{self.name}: gone")
             return
         self.progress.info(f"{self.name}: {live.status} ({live.running}/{live.total} instances)")
-        for event in self.client.events(self.name, self.since):
+        for event in self._events():
             if event not in self._seen:
                 self._seen.add(event)
                 self.progress.info(f"  event {event.line()}")
 
+    def _events(self) -> list[Event]:
+        """The service's events; none when it vanished between DescribeService and this read (the
+        next DescribeService tells the waiter it is gone)."""
+        try:
+            return self.client.events(self.name, self.since)
+        except CloudError as exc:
+            if exc.code == NOT_FOUND:
+                return []
+            raise
+
     def fail(self, live: LiveService | None, timed_out: bool, detail: str) -> NotReady:
-        events = self.client.events(self.name, self.since) if live is not None else []
+        events = self._events() if live is not None else []
         return NotReady(live, events, timed_out, detail, self.diagnose(live))
 
     def diagnose(self, live: LiveService | None) -> "Report | None":
