@@ -1,9 +1,12 @@
-"""Shared test helpers: run the CLI in-process and read what it printed; put shared emulators back
-as they were made."""
+"""Shared test helpers: run the CLI in-process and read what it printed; the session's own clean
+environment; putting shared emulators back as they were made."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,55 @@ if TYPE_CHECKING:
     from eascomfy.sandbox.server import ServerBacked
 
 TESTS = Path(__file__).resolve().parent
+
+# What the shell may set that would change what a test sees: eascomfy's own settings (an output
+# format, endpoints, a state dir, a token), the Alibaba Cloud credential chain's (keys, a profile, a
+# credentials file; the SDK reads them once, at import), proxies (loopback traffic to the emulators
+# would go to them) and forced colours or widths in what the CLI prints.
+INHERITED_PREFIXES = ("EASCOMFY_", "ALIBABA_CLOUD_", "ALICLOUD_")
+INHERITED_NAMES = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "FTP_PROXY", "WS_PROXY", "WSS_PROXY", "NO_PROXY",
+                   "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "FORCE_COLOR", "NO_COLOR", "CLICOLOR_FORCE",
+                   "COLUMNS", "LINES"}
+ENVIRONMENT_KEY = pytest.StashKey[tuple[dict[str, str], Path]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite the expected files in tests/golden/ from what render prints now, then "
+                          "review the diff like code (refused when CI=true)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the session its own environment before any test module (or SDK) is imported: nothing
+    from the shell that runs pytest leaks into what the tests see or touch."""
+    if config.getoption("--update-golden") and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        raise pytest.UsageError("--update-golden rewrites the expected files; it is refused when CI=true")
+    saved = dict(os.environ)
+    root = Path(tempfile.mkdtemp(prefix="eascomfy-tests-"))
+    for name in list(os.environ):
+        if name.upper().startswith(INHERITED_PREFIXES) or name.upper() in INHERITED_NAMES:
+            del os.environ[name]
+    for sub in ("home", "cache", "config", "state"):
+        (root / sub).mkdir()
+    os.environ.update({
+        "HOME": str(root / "home"),  # the credential chain's profile files (~/.alibabacloud, ~/.aliyun)
+        "XDG_CACHE_HOME": str(root / "cache"),  # eascomfy's default state dir lives under it
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "EASCOMFY_STATE_DIR": str(root / "state"),  # upload checkpoints, the CRC cache
+        "NO_PROXY": "127.0.0.1,localhost",  # belt and braces: the emulators are on loopback
+        "no_proxy": "127.0.0.1,localhost",
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",  # never ask a metadata server for keys
+    })
+    config.stash[ENVIRONMENT_KEY] = (saved, root)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    saved, root = config.stash.get(ENVIRONMENT_KEY, (None, None))
+    if saved is None or root is None:
+        return
+    os.environ.clear()
+    os.environ.update(saved)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass
