@@ -32,7 +32,10 @@ def test_init_refuses_to_overwrite_without_force(cli, tmp_path) -> None:
     again = cli(*args)
     assert again.exit_code == 2 and "--force" in again.stderr
     assert (tmp_path / "eascomfy.yaml").read_text() == "# mine\n"
-    assert cli(*args, "--force").exit_code == 0
+    forced = cli(*args, "--force")
+    assert forced.exit_code == 0, forced.stderr
+    text = (tmp_path / "eascomfy.yaml").read_text()
+    assert text.startswith("# eascomfy.yaml") and "name: comfy_dev" in text  # the file was written anew
 
 
 @pytest.mark.parametrize(
@@ -82,15 +85,24 @@ def test_serverless_render_warns_it_is_console_only(cli) -> None:
 
 
 def test_editions_table_and_json(cli) -> None:
-    text = cli("editions")
-    assert text.exit_code == 0
-    for name in ("standard", "api", "cluster", "serverless"):
-        assert name in text.stdout
     data = cli("editions", "-o", "json").json()["data"]
     by_name = {e["name"]: e for e in data}
+    assert list(by_name) == ["standard", "api", "cluster", "serverless"]
     assert by_name["api"]["capabilities"]["async_api"] is True
     assert by_name["serverless"]["regions"] == ["cn-shanghai", "cn-hangzhou"]
     assert by_name["cluster"]["image_suffix"] == "-cluster"
+    text = cli("editions")
+    assert text.exit_code == 0, text.stderr
+    # One table row per edition, saying what the JSON says: its tag, WebUI, async API and regions.
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("│").split("│")]
+                                           for line in text.stdout.splitlines() if line.startswith("│"))}
+    assert list(rows) == list(by_name)
+    for name, edition in by_name.items():
+        row, caps = rows[name], edition["capabilities"]
+        suffix = edition["image_suffix"]
+        assert row[1] == ("-" if suffix is None else f"x.y{suffix}")
+        assert (row[2], row[4]) == tuple("yes" if caps[k] else "no" for k in ("webui", "async_api"))
+        assert row[-1] == (" ".join(edition["regions"]) or "all")
 
 
 def test_project_edition_added_without_code_change(cli, tmp_path) -> None:
@@ -125,9 +137,15 @@ def test_version_and_help(cli) -> None:
     helptext = cli("--help").stdout
     for word in ("init", "validate", "render", "editions", "schema", "Exit codes"):
         assert word in helptext
-    assert "--data-dir" in cli("render", "--help").stdout or "EAS service JSON" in cli("render", "--help").stdout
+    render_help = cli("render", "--help")
+    assert render_help.exit_code == 0
+    assert "Print the EAS service JSON (the exact CreateService body) for a spec." in render_help.stdout
+    for option in ("--file", "--env", "--edition", "--out", "--output"):
+        assert option in render_help.stdout
 
 
 def test_bad_output_format_is_usage_error(cli) -> None:
     result = cli("editions", "-o", "yaml")
     assert result.exit_code == 2
+    assert "Invalid value for --output: expected text or json, got 'yaml'" in result.stderr
+    assert result.stdout == ""  # nothing printed in some other format

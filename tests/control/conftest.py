@@ -1,4 +1,4 @@
-"""A shared EAS sandbox on a free port, and the environment that points the CLI at it."""
+"""An EAS sandbox per test on a free port, and the environment that points the CLI at it."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ REGION = "cn-hangzhou"
 FAST = Timings(creating=0.1, updating=0.1, ready=0.1, stopping=0.05, starting=0.1, deleting=0.05)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EasSandbox]:
+    """A fresh emulator per test (it starts in milliseconds): no service, request, fault or stuck
+    status of one test is seen by the next, whatever the order."""
     with EasSandbox(state_dir=tmp_path_factory.mktemp("eas-sandbox"), timings=FAST, region=REGION) as sb:
         yield sb
 

@@ -16,6 +16,8 @@ from eascomfy.core.plan import APPLIED_SHA_LABEL, config_sha
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.eas import EasSandbox
 
+from tests.conftest import wait_until
+
 from .conftest import REGION, Project, api_calls, mark
 
 
@@ -47,7 +49,11 @@ def test_drift_made_in_the_console_is_reported(sandbox: EasSandbox, project: Cal
     assert res.exit_code == 2
     assert "changed outside eascomfy" in res.stdout and "~ metadata.instance: 3 -> 1" in res.stdout
     assert p.cli("-o", "json", "plan").json()["data"]["drift"] is True
-    assert p.cli("deploy").exit_code == 0  # deploy puts the spec back
+    before = mark(sandbox)
+    res = p.cli("deploy")  # deploy puts the spec back
+    assert res.exit_code == 0, res.stderr
+    assert "UpdateService" in [r.action for r in api_calls(sandbox, before)]
+    assert sandbox.get_service("drift_svc")["config"]["metadata"]["instance"] == 1
     after = p.cli("-o", "json", "plan").json()["data"]
     assert (after["action"], after["drift"]) == ("noop", False)
 
@@ -93,16 +99,22 @@ def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Calla
     assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
     plan = p.cli("-o", "json", "plan").json()["data"]
     assert plan["action"] == "update" and plan["drift"] is False  # eascomfy did it: not drift
-    assert p.cli("rollback", "7").exit_code == 2
+    before = mark(sandbox)
+    res = p.cli("rollback", "7")
+    assert res.exit_code == 2 and f"no version 7 of {name}: its latest is 2" in res.stderr, res.stderr
+    assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]  # refused before any write
 
     res = p.cli("status")
     assert res.exit_code == 0 and "Running, 1/1 instances" in res.stdout and "last events:" in res.stdout
     by_name = p.cli("-o", "json", "status", "--service", name, "--region", REGION).json()["data"]
     assert by_name["current_version"] == 1 and by_name["image"].endswith(":1.8-api")
 
-    for action, expected in (("stop", "Stopped"), ("start", "Running"), ("restart", "Running")):
+    for action, call, expected in (("stop", "StopService", "Stopped"), ("start", "StartService", "Running"),
+                                   ("restart", "RestartService", "Running")):
+        before = mark(sandbox)
         res = p.cli(action)
         assert res.exit_code == 0, res.stderr
+        assert [r.action for r in api_calls(sandbox, before) if r.method != "GET"] == [call]
         assert sandbox.get_service(name)["status"] == expected
 
     before = mark(sandbox)
@@ -110,10 +122,9 @@ def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Calla
     assert res.exit_code == 2 and "--yes" in res.stderr
     assert not [r for r in api_calls(sandbox, before) if r.method == "DELETE"]
     res = p.cli("delete", "--yes")
-    assert res.exit_code == 0 and "deleting" in res.stdout
-    assert [r.action for r in api_calls(sandbox, before)][-1] == "DeleteService"
-    record = sandbox.get_service(name)
-    assert record is None or record["status"] == "Deleting"
+    assert res.exit_code == 0 and f"{name}: deleting" in res.stdout
+    assert [r.action for r in api_calls(sandbox, before) if r.method != "GET"] == ["DeleteService"]
+    wait_until(lambda: sandbox.get_service(name) is None, what=f"{name} gone from the emulator")
 
 
 def test_a_label_removed_from_the_spec_is_removed_but_console_labels_stay(sandbox, project) -> None:
@@ -136,7 +147,8 @@ def test_a_label_removed_from_the_spec_is_removed_but_console_labels_stay(sandbo
     labels = sandbox.get_service("label_svc")["labels"]
     assert labels["team"] == "creative" and labels["owner"] == "ops" and "cost_center" not in labels
     assert labels["eascomfy/user-labels"] == "team"
-    assert p.cli("plan", "--detailed-exitcode").exit_code == 0
+    res = p.cli("plan", "--detailed-exitcode")
+    assert res.exit_code == 0 and "no changes" in res.stdout, res.stdout
 
 
 @pytest.mark.parametrize("switch", ["below_current", "up_to_latest"])

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from typing import Callable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -56,10 +59,11 @@ def test_sandbox_command_prints_eval_able_exports(tmp_path) -> None:
             "EASCOMFY_EAS_ENDPOINT", "EASCOMFY_OSS_ENDPOINT", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
         }
         assert exports["EASCOMFY_EAS_ENDPOINT"].startswith("http://127.0.0.1:")
-        try:
+        # An unsigned request is refused: it must raise (a success here would be a hole).
+        with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(exports["EASCOMFY_EAS_ENDPOINT"] + "/api/v2/services", timeout=5)
-        except urllib.error.HTTPError as exc:
-            assert b"MissingAuthorization" in exc.read()
+        assert refused.value.code == 400
+        assert json.loads(refused.value.read())["Code"] == "MissingAuthorization"
         import oss2
 
         auth = oss2.AuthV4(exports["ALIBABA_CLOUD_ACCESS_KEY_ID"], exports["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])

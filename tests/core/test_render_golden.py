@@ -1,13 +1,13 @@
 """Rendered EAS service JSON of every edition, compared byte for byte with files in tests/golden/.
 
-Regenerate after a deliberate change with ``EASCOMFY_UPDATE_GOLDEN=1 pytest tests/core`` and
-review the diff like any other code change.
+Regenerate after a deliberate change with ``pytest tests/core --update-golden`` and review the
+diff like any other code change. Only that explicit option rewrites them (never an environment
+variable left set in a shell, and never under CI=true): otherwise the test compares.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -37,7 +37,7 @@ def _expected_name(env: str | None, edition: str | None) -> str:
 
 
 @pytest.mark.parametrize("case,env,edition", CASES, ids=[f"{c}-{e}-{d}" for c, e, d in CASES])
-def test_render_matches_golden(case: str, env: str | None, edition: str | None) -> None:
+def test_render_matches_golden(case: str, env: str | None, edition: str | None, request: pytest.FixtureRequest) -> None:
     folder = GOLDEN / case
     args = ["render", "-f", str(folder / "eascomfy.yaml")]
     if env:
@@ -47,7 +47,7 @@ def test_render_matches_golden(case: str, env: str | None, edition: str | None) 
     result = run_cli(*args)
     assert result.exit_code == 0, result.stderr
     expected = folder / _expected_name(env, edition)
-    if os.environ.get("EASCOMFY_UPDATE_GOLDEN"):
+    if request.config.getoption("--update-golden"):
         expected.write_text(result.stdout, encoding="utf-8")
     assert result.stdout == expected.read_text(encoding="utf-8")
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 import urllib.parse
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -52,9 +53,43 @@ def make_client(
     )
 
 
+class Clock:
+    """Real time that a test can stop. It is the emulator's lifecycle clock (``store.clock``, which
+    schedules and applies every step), so while it is stopped a transitional status (Creating,
+    Updating, Stopping...) lasts however long a loaded machine takes to look at it: no assertion
+    races the steps' 0.1 s windows. Resumed, it never runs backwards."""
+
+    def __init__(self) -> None:
+        self._held: float | None = None
+        self._offset = 0.0
+
+    def __call__(self) -> float:
+        return self._held if self._held is not None else time.time() + self._offset
+
+    @contextmanager
+    def stopped(self) -> Iterator[float]:
+        self._held = self()
+        try:
+            yield self._held
+        finally:
+            self._offset = max(self._offset, self._held - time.time())
+            self._held = None
+
+    def set(self, when: float) -> None:
+        """While stopped: jump to ``when`` (e.g. the instant a step ends)."""
+        assert self._held is not None and when >= self._held
+        self._held = when
+
+
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[EasSandbox]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, clock: Clock) -> Iterator[EasSandbox]:
     with EasSandbox(state_dir=tmp_path, timings=FAST) as sb:
+        sb.store.clock = clock
         yield sb
 
 
@@ -71,7 +106,7 @@ def describe(client: Client, name: str) -> eas_models.Service:
     return client.describe_service(REGION, name).body
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 3.0) -> None:
+def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -195,24 +230,27 @@ def test_raw_http_errors(sandbox: EasSandbox) -> None:
 
 
 # -- lifecycle -----------------------------------------------------------------------------------
-def test_create_describe_and_endpoint_readiness(sandbox: EasSandbox, client: Client) -> None:
-    created = create(client, service_config("demo_svc"), workspace_id="123456")
-    assert (created.service_name, created.status, created.region) == ("demo_svc", "Creating", REGION)
-    assert created.internet_endpoint == f"{sandbox.url}/api/predict/demo_svc"
-    assert created.intranet_endpoint == f"http://{VPC_HOST}/api/predict/demo_svc"  # the API doc's form
-
-    svc = describe(client, "demo_svc")
-    assert svc.status == "Creating" and svc.running_instance == 0
-    assert json.loads(svc.service_config)["metadata"]["name"] == "demo_svc"
-    token = svc.access_token
-    assert token and requests.get(created.internet_endpoint + "/", headers={"Authorization": token}).status_code == 503
-
-    svc = wait_status(client, "demo_svc", "Running")
-    assert (svc.running_instance, svc.total_instance, svc.current_version, svc.latest_version) == (1, 1, 1, 1)
-    assert svc.image == f"{COMFY}:1.9" and svc.workspace_id == "123456" and svc.create_time.endswith("Z")
+def test_create_describe_and_endpoint_readiness(sandbox: EasSandbox, client: Client, clock: Clock) -> None:
     probe = lambda url, **h: requests.get(url, headers=h)  # noqa: E731
-    assert probe(created.internet_endpoint + "/", Authorization=token).status_code == 503  # Running is not ready
-    assert probe(created.internet_endpoint + "/", Authorization=token).text == "no healthy upstream"
+    with clock.stopped() as created_at:
+        created = create(client, service_config("demo_svc"), workspace_id="123456")
+        assert (created.service_name, created.status, created.region) == ("demo_svc", "Creating", REGION)
+        assert created.internet_endpoint == f"{sandbox.url}/api/predict/demo_svc"
+        assert created.intranet_endpoint == f"http://{VPC_HOST}/api/predict/demo_svc"  # the API doc's form
+
+        svc = describe(client, "demo_svc")
+        assert svc.status == "Creating" and svc.running_instance == 0
+        assert json.loads(svc.service_config)["metadata"]["name"] == "demo_svc"
+        token = svc.access_token
+        assert token and probe(created.internet_endpoint + "/", Authorization=token).status_code == 503
+
+        clock.set(created_at + FAST.creating)  # the instant it is Running, before its probes pass
+        svc = describe(client, "demo_svc")
+        assert svc.status == "Running"
+        assert (svc.running_instance, svc.total_instance, svc.current_version, svc.latest_version) == (1, 1, 1, 1)
+        assert svc.image == f"{COMFY}:1.9" and svc.workspace_id == "123456" and svc.create_time.endswith("Z")
+        assert probe(created.internet_endpoint + "/", Authorization=token).status_code == 503  # Running is not ready
+        assert probe(created.internet_endpoint + "/", Authorization=token).text == "no healthy upstream"
     wait_until(lambda: probe(created.internet_endpoint + "/", Authorization=token).status_code == 200)
     assert probe(created.internet_endpoint + "/prompt", Authorization=token).json() == {"ok": True}
     assert probe(f"{sandbox.url}/vpc/api/predict/demo_svc/", Authorization=token).status_code == 200
@@ -278,14 +316,15 @@ def test_backend_hook(sandbox: EasSandbox, client: Client) -> None:
     assert seen[-1].config["containers"][0]["image"] == f"{COMFY}:1.9"
 
 
-def test_update_merge_and_replace(client: Client) -> None:
+def test_update_merge_and_replace(client: Client, clock: Clock) -> None:
     storage = [{"mount_path": "/code/data-oss", "oss": {"path": "oss://bucket/comfyui/"}}]
     create(client, service_config("upd_svc", storage=storage))
     wait_status(client, "upd_svc", "Running")
 
-    update(client, "upd_svc", {"metadata": {"instance": 2}})  # merge is the default
-    svc = describe(client, "upd_svc")
-    assert svc.status == "Updating" and svc.latest_version == 2
+    with clock.stopped():
+        update(client, "upd_svc", {"metadata": {"instance": 2}})  # merge is the default
+        svc = describe(client, "upd_svc")
+        assert svc.status == "Updating" and svc.latest_version == 2
     svc = wait_status(client, "upd_svc", "Running")
     config = json.loads(svc.service_config)
     assert config["metadata"] == {"name": "upd_svc", "instance": 2, "workspace_id": "123456"}
@@ -322,7 +361,7 @@ def test_unknown_image_tag_fails_with_an_event(sandbox: EasSandbox, client: Clie
     assert sandbox.catalogue.can_pull(f"eas-registry.{REGION}.cr.aliyuncs.com/pai-eas/comfyui:1.7-cluster", REGION)
 
 
-def test_versions_and_rollback(client: Client) -> None:
+def test_versions_and_rollback(client: Client, clock: Clock) -> None:
     # a custom image: ListServiceVersions returns each version's ServiceConfig
     create(client, service_config("ver_svc", image="registry.example.com/me/comfyui:mine"))
     wait_status(client, "ver_svc", "Running")
@@ -334,8 +373,9 @@ def test_versions_and_rollback(client: Client) -> None:
     assert json.loads(body.versions[1].service_config)["metadata"]["instance"] == 1
     assert body.versions[0].build_time.endswith("Z") and body.versions[0].service_runnable == "true"
 
-    client.update_service_version(REGION, "ver_svc", UpdateServiceVersionRequest(version=1))
-    assert describe(client, "ver_svc").status == "Updating"
+    with clock.stopped():
+        client.update_service_version(REGION, "ver_svc", UpdateServiceVersionRequest(version=1))
+        assert describe(client, "ver_svc").status == "Updating"
     svc = wait_status(client, "ver_svc", "Running")
     assert (svc.current_version, svc.latest_version, svc.total_instance) == (1, 2, 1)
     for bad in (0, 3):
@@ -474,21 +514,23 @@ def test_signed_url_expiry_capped_and_internal(sandbox: EasSandbox, client: Clie
     assert err.code == "InvalidParameter"
 
 
-def test_stop_start_and_stuck(sandbox: EasSandbox, client: Client) -> None:
+def test_stop_start_and_stuck(sandbox: EasSandbox, client: Client, clock: Clock) -> None:
     create(client, service_config("stuck_svc"))
     sandbox.set_stuck("stuck_svc")
-    time.sleep(FAST.creating * 2)
+    time.sleep(FAST.creating * 2)  # it would have been Running by now
     svc = describe(client, "stuck_svc")
     assert svc.status == "Waiting" and svc.running_instance == 0
     assert requests.get(svc.internet_endpoint + "/", headers={"Authorization": svc.access_token}).status_code == 503
     sandbox.set_stuck("stuck_svc", None)
     wait_status(client, "stuck_svc", "Running")
 
-    client.stop_service(REGION, "stuck_svc")
-    assert describe(client, "stuck_svc").status == "Stopping"
+    with clock.stopped():
+        client.stop_service(REGION, "stuck_svc")
+        assert describe(client, "stuck_svc").status == "Stopping"
     wait_status(client, "stuck_svc", "Stopped")
-    client.start_service(REGION, "stuck_svc")
-    assert describe(client, "stuck_svc").status == "Starting"
+    with clock.stopped():
+        client.start_service(REGION, "stuck_svc")
+        assert describe(client, "stuck_svc").status == "Starting"
     wait_status(client, "stuck_svc", "Running")
     client.restart_service(REGION, "stuck_svc")
     wait_status(client, "stuck_svc", "Running")
@@ -497,10 +539,11 @@ def test_stop_start_and_stuck(sandbox: EasSandbox, client: Client) -> None:
     assert [e["Reason"] for e in record["events"]][:2] == ["Creating", "InsufficientResources"]
 
 
-def test_delete_then_not_found(client: Client) -> None:
+def test_delete_then_not_found(client: Client, clock: Clock) -> None:
     create(client, service_config("del_svc"))
-    client.delete_service(REGION, "del_svc")
-    assert describe(client, "del_svc").status == "Deleting"
+    with clock.stopped():
+        client.delete_service(REGION, "del_svc")
+        assert describe(client, "del_svc").status == "Deleting"
     wait_until(lambda: not client.list_services(eas_models.ListServicesRequest(service_name="del_svc")).body.services)
     err = sdk_error(lambda: describe(client, "del_svc"))
     assert (err.code, err.statusCode) == ("InvalidService.NotFound", 404)

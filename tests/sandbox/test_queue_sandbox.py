@@ -150,14 +150,15 @@ def test_sandbox_faults_hit_the_queue_endpoints(comfy: Comfy, sink: QueueClient)
 def test_a_watcher_gets_at_most_its_window_uncommitted(comfy: Comfy, sink: QueueClient) -> None:
     indexes = [int(sink.put(f"m{i}".encode())[0]) for i in range(3)]
     url = comfy.api.url("/sink?_watch_=true&_index_=0&_window_=2&_auto_commit_=false").replace("http://", "ws://")
-    ws = websocket.create_connection(url, header={"Authorization": comfy.api.token}, timeout=0.3)
+    ws = websocket.create_connection(url, header={"Authorization": comfy.api.token}, timeout=30)
     try:
         received = [DataFrameProto.FromString(ws.recv()) for _ in range(2)]
         assert [f.index for f in received] == indexes[:2]
+        ws.settimeout(0.5)  # nothing more comes while both are uncommitted
         with pytest.raises(websocket.WebSocketTimeoutException):
             ws.recv()
         sink.commit(indexes[0])
-        ws.settimeout(5)
+        ws.settimeout(30)
         assert DataFrameProto.FromString(ws.recv()).data == b"m2"
     finally:
         ws.close()

@@ -20,8 +20,10 @@ from tests.conftest import run_cli
 BUCKET = "eascomfy-test"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def oss(tmp_path_factory):
+    """A fresh OSS emulator per test (it starts in milliseconds): no request, fault or object of one
+    test is seen by the next, whatever the order."""
     with OssSandbox(tmp_path_factory.mktemp("oss-state"), region="cn-hangzhou") as sandbox:
         sandbox.create_bucket(BUCKET)
         sandbox.create_bucket("other-region-bucket", region="cn-shanghai")

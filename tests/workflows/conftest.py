@@ -13,7 +13,7 @@ import pytest
 
 from eascomfy.sandbox.eas import Timings
 from eascomfy.sandbox.stack import SandboxStack
-from tests.conftest import TESTS, Result, run_cli
+from tests.conftest import TESTS, Result, clean_emulators, run_cli
 
 REGION = "cn-hangzhou"
 BUCKET = "comfy-data"
@@ -91,14 +91,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 @pytest.fixture(autouse=True)
-def _clean(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from the stack as the session made it, whatever ran before and in what order:
+    no faults, failures or recorded requests, jobs at the stack's speed, the API queues empty."""
     for key, value in sandbox.env.items():
         monkeypatch.setenv(key, value)
-    yield
-    sandbox.stack.eas.faults.clear()
-    assert sandbox.stack.comfyui is not None
-    for service in (sandbox.std, sandbox.bare, sandbox.api):
-        sandbox.stack.comfyui.comfyui(service.name).clear_failures()
+    stack = sandbox.stack
+    clean_emulators((stack.eas, stack.oss), stack.comfyui, job_seconds=stack.job_seconds,
+                    services=(sandbox.std.name, sandbox.bare.name, sandbox.api.name), queues=(sandbox.api.name,))
 
 
 def workflow(**changes: Any) -> dict[str, Any]:

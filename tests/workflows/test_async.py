@@ -16,6 +16,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.conftest import wait_until
+
 from .conftest import BUCKET, WORKFLOW, Sandbox
 
 with warnings.catch_warnings():
@@ -174,17 +176,15 @@ def test_follow_started_before_submit_waits_for_the_whole_run(sandbox: Sandbox, 
 
 def test_results_idle_bounds_how_long_a_drain_waits(sandbox: Sandbox, tmp_path: Path) -> None:
     emulator = sandbox.stack.comfyui.comfyui(sandbox.api.name)
-    emulator.job_seconds = 1.5
-    try:
-        journal = tmp_path / "j.jsonl"
-        assert sandbox.api.cli("submit", str(WORKFLOW), "--journal", str(journal)).exit_code == 0
-        time.sleep(2.5)  # the first job (1.5 s) is done
-        assert sandbox.api.cli("submit", str(WORKFLOW), "--journal", str(journal)).exit_code == 0  # done in 1.5 s
-        quick = sandbox.api.cli("results", "--idle", "0.3", "--journal", str(journal), "-o", "json")
-        assert quick.exit_code == 0, quick.stdout
-        data = quick.json()["data"]
-        assert (len(data["written"]), len(data["pending"])) == (1, 1), data
-        patient = sandbox.api.cli("results", "--idle", "2.5", "--journal", str(journal), "-o", "json")
-        assert len(patient.json()["data"]["written"]) == 1 and patient.json()["data"]["pending"] == []
-    finally:
-        emulator.job_seconds = 0.2
+    queue = sandbox.stack.comfyui.queue(sandbox.api.name)
+    journal = tmp_path / "j.jsonl"
+    assert sandbox.api.cli("submit", str(WORKFLOW), "--journal", str(journal)).exit_code == 0
+    wait_until(lambda: len(queue.sink) == 1, what="the first job's result in the sink")
+    emulator.job_seconds = 3.0  # the second job runs well past a quick drain, even on a slow machine
+    assert sandbox.api.cli("submit", str(WORKFLOW), "--journal", str(journal)).exit_code == 0
+    quick = sandbox.api.cli("results", "--idle", "0.3", "--journal", str(journal), "-o", "json")
+    assert quick.exit_code == 0, quick.stdout
+    data = quick.json()["data"]
+    assert (len(data["written"]), len(data["pending"])) == (1, 1), data
+    patient = sandbox.api.cli("results", "--idle", "6", "--journal", str(journal), "-o", "json")
+    assert len(patient.json()["data"]["written"]) == 1 and patient.json()["data"]["pending"] == []
