@@ -44,6 +44,8 @@ APPLIED_SHA_LABEL = "eascomfy/applied-sha"
 # the service while labels added elsewhere (the console) are left alone (kubectl apply's rule).
 USER_LABELS_LABEL = "eascomfy/user-labels"
 OWN_LABEL_PREFIX = "eascomfy/"
+# The deploy lock (control/locks.py): set and removed by the run holding it, never by a plan.
+LOCK_LABEL = "eascomfy/lock"
 
 # Fields EAS adds to a service config by itself (never rendered by eascomfy), dropped from the
 # live config before comparing. UNVERIFIED against a real account: the ServiceConfig that
@@ -299,7 +301,8 @@ def make_plan(
     labels_set = {k: v for k, v in labels.items() if live_labels.get(k) != v}
     applied_user = set(filter(None, live_labels.get(USER_LABELS_LABEL, "").split(",")))
     labels_remove = sorted(
-        k for k in live_labels if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels
+        k for k in live_labels
+        if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels and k != LOCK_LABEL
     )
     action: Action = "update" if changes else ("labels" if labels_set or labels_remove else "noop")
     notes = [kept] if kept else []

@@ -30,6 +30,7 @@ def eas_env(sandbox: EasSandbox, monkeypatch: pytest.MonkeyPatch) -> EasSandbox:
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SANDBOX_ACCESS_KEY_SECRET)
     monkeypatch.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
     monkeypatch.delenv("EASCOMFY_OUTPUT", raising=False)
+    monkeypatch.setenv("EASCOMFY_LOCK_SETTLE", "0.05")  # the deploy lock's read-back delay (1 s by default)
     sandbox.faults.clear()
     return sandbox
 
