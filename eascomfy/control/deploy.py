@@ -59,6 +59,8 @@ def _plan(spec: Spec, wanted: tuple[dict[str, Any], dict[str, str]], live: LiveS
         live.labels if live else None,
         live.current_version if live else None,
         secrets=spec.secrets,
+        safety_lock=spec.data.get("safety_lock"),
+        live_safety_lock=live.safety_lock if live else "",
     )
 
 
@@ -114,13 +116,19 @@ def apply(plan: Plan, client: EasClient) -> None:
 
     if plan.action == "create":
         client.create(plan.desired, plan.labels_set, applied=applied)
+        if plan.safety_lock:
+            client.set_safety_lock(plan.service, plan.safety_lock)
         return
+    if plan.safety_lock and plan.lowers_safety_lock:  # lift it first: the lock may refuse the update
+        client.set_safety_lock(plan.service, plan.safety_lock)
     if plan.action == "update":
         client.update(plan.service, plan.desired, update_type="replace", applied=applied)
     if plan.labels_set:
         client.set_labels(plan.service, plan.labels_set)
     if plan.labels_remove:
         client.delete_labels(plan.service, plan.labels_remove)
+    if plan.safety_lock and not plan.lowers_safety_lock:  # raise it last: it may refuse the rest
+        client.set_safety_lock(plan.service, plan.safety_lock)
 
 
 def _restore_labels(client: EasClient, plan: Plan, before: dict[str, str]) -> None:
