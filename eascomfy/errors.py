@@ -16,6 +16,7 @@ EXIT_USAGE = 2
 EXIT_INVALID_SPEC = 3
 EXIT_CLOUD = 4
 EXIT_TIMEOUT = 5
+EXIT_LOCKED = 6  # another run holds the service's deploy lock (control/locks.py)
 EXIT_INTERRUPTED = 130
 # `plan --detailed-exitcode`: 0 no changes, 2 changes (as in Terraform); only with that flag.
 EXIT_PLAN_CHANGES = 2
@@ -145,3 +146,18 @@ class CloudError(EascomfyError):
 class WaitTimeout(EascomfyError):
     exit_code = EXIT_TIMEOUT
     kind = "timeout"
+
+
+class Locked(EascomfyError):
+    """Another run holds the service's deploy lock (``control/locks.py``): who, since when."""
+
+    exit_code = EXIT_LOCKED
+    kind = "locked"
+
+    def __init__(self, message: str, hint: str | None = None, *, lock: dict[str, object] | None = None) -> None:
+        super().__init__(message, hint)
+        self.code = "ServiceLocked"
+        self.lock = lock or {}
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "lock": self.lock}

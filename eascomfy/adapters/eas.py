@@ -173,6 +173,7 @@ class LiveService:
     image: str
     update_time: str
     access_token: str = field(default="", repr=False)
+    safety_lock: str = ""  # DescribeService SafetyLock: all | dangerous | none ("" when not reported)
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> "LiveService":
@@ -195,6 +196,7 @@ class LiveService:
             image=str(body.get("Image") or ""),
             update_time=str(body.get("UpdateTime") or ""),
             access_token=token,
+            safety_lock=str(body.get("SafetyLock") or ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,6 +214,7 @@ class LiveService:
             "intranet_endpoint": self.intranet_endpoint,
             "labels": self.labels,
             "update_time": self.update_time,
+            "safety_lock": self.safety_lock,
         }
 
 
@@ -522,6 +525,14 @@ class EasClient:
         request = models.DeleteServiceLabelRequest(keys=keys)
         call = lambda: self._sdk.delete_service_label(self.region, name, request)  # noqa: E731
         self._call("DeleteServiceLabel", call, name, idempotent=True)
+
+    def set_safety_lock(self, name: str, level: str) -> None:
+        """UpdateServiceSafetyLock (PUT .../lock, body {"Lock": level}); idempotent."""
+        from alibabacloud_eas20210701 import models
+
+        request = models.UpdateServiceSafetyLockRequest(lock=level)
+        call = lambda: self._sdk.update_service_safety_lock(self.region, name, request)  # noqa: E731
+        self._call("UpdateServiceSafetyLock", call, name, idempotent=True)
 
     def switch_version(self, name: str, version: int) -> None:
         """UpdateServiceVersion (a rollback); a retry first checks whether it already switched."""

@@ -29,6 +29,9 @@ PlanOutputOpt = Annotated[
     Optional[str],
     typer.Option("--output", "-o", help="text (default), json (docs/json-output.md) or markdown (a PR comment).", metavar="FORMAT"),
 ]
+ForceUnlockOpt = Annotated[
+    bool, typer.Option("--force-unlock", help="Break the service's deploy lock held by another (crashed) run.")
+]
 DEFAULT_TIMEOUT = 1800.0  # control.wait.DEFAULT_TIMEOUT, spelled here so --help imports nothing
 
 
@@ -88,6 +91,7 @@ def deploy_cmd(
         Optional[Path],
         typer.Option("--plan", help="Apply only if this saved plan (plan --out) still holds; refuse a stale one.", metavar="FILE"),
     ] = None,
+    force_unlock: ForceUnlockOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Create or update the service, wait until it answers, roll back a failed update."""
@@ -98,7 +102,7 @@ def deploy_cmd(
         saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
         result = deploy(spec, connect(spec.region, out), out, dry_run=dry_run, wait=wait, timeout=timeout,
-                        rollback=not no_rollback, saved=saved)
+                        rollback=not no_rollback, saved=saved, force_unlock=force_unlock)
         out.emit(result.to_dict(), deploy_text(result))
 
 
@@ -116,6 +120,7 @@ def update_image_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Send a version that eascomfy's table of ComfyUI images does not list (a newer one).")
     ] = False,
+    force_unlock: ForceUnlockOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Switch the service to another official image version, through the same path as deploy.
@@ -129,7 +134,8 @@ def update_image_cmd(
         check_update_image(spec, version, force)  # refused here, before anything connects
         change = update_image(spec, version, connect(spec.region, out), out, load=ref.load,
                               allow_other_changes=allow_other_changes, force=force, write=not no_write,
-                              dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback)
+                              dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback,
+                              force_unlock=force_unlock)
         out.emit(change.to_dict(), deploy_text(change.result))
 
 

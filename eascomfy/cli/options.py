@@ -73,6 +73,8 @@ HINTS = {
     "EnvironmentMismatch": "pass the --env the service was deployed with, or deploy the other environment first",
     "AmbiguousEnvironment": "pass --env ENV; a deploy records it on the service",
     "UnknownImageVersion": "pass --force for a version newer than eascomfy's table; a tag the registry lacks fails after the rollout",
+    "ServiceLocked": "wait for that run to finish; if it is gone (a crash), the lock expires by itself, or "
+    "`--force-unlock` breaks it now",
     "StalePlan": "run `eascomfy plan --out FILE` again and review it",
     "FileExists": "pass --force to replace it",
     "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used

@@ -27,6 +27,7 @@ from ..errors import CloudError, EascomfyError, UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
+from .locks import acquire, release, ttl_for
 from .regions import check_region
 from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, Watcher, wait_ready
 
@@ -59,6 +60,8 @@ def _plan(spec: Spec, wanted: tuple[dict[str, Any], dict[str, str]], live: LiveS
         live.labels if live else None,
         live.current_version if live else None,
         secrets=spec.secrets,
+        safety_lock=spec.data.get("safety_lock"),
+        live_safety_lock=live.safety_lock if live else "",
     )
 
 
@@ -114,13 +117,19 @@ def apply(plan: Plan, client: EasClient) -> None:
 
     if plan.action == "create":
         client.create(plan.desired, plan.labels_set, applied=applied)
+        if plan.safety_lock:
+            client.set_safety_lock(plan.service, plan.safety_lock)
         return
+    if plan.safety_lock and plan.lowers_safety_lock:  # lift it first: the lock may refuse the update
+        client.set_safety_lock(plan.service, plan.safety_lock)
     if plan.action == "update":
         client.update(plan.service, plan.desired, update_type="replace", applied=applied)
     if plan.labels_set:
         client.set_labels(plan.service, plan.labels_set)
     if plan.labels_remove:
         client.delete_labels(plan.service, plan.labels_remove)
+    if plan.safety_lock and not plan.lowers_safety_lock:  # raise it last: it may refuse the rest
+        client.set_safety_lock(plan.service, plan.safety_lock)
 
 
 def _restore_labels(client: EasClient, plan: Plan, before: dict[str, str]) -> None:
@@ -144,6 +153,7 @@ def deploy(
     rollback: bool = True,
     poll: Poll = Poll(),
     saved: dict[str, Any] | None = None,
+    force_unlock: bool = False,
 ) -> DeployResult:
     """Create or update the service, wait until ready, roll back a failed update (unless
     ``rollback`` is False). With ``saved`` (a plan file, ``core.planfile``), refuse before any
@@ -160,7 +170,7 @@ def deploy(
     if not dry_run and not plan.managed and plan.action == "update":
         _refuse_takeover_removals(plan, spec)
     return execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
-                   rollback=rollback, poll=poll)
+                   rollback=rollback, poll=poll, force_unlock=force_unlock)
 
 
 def execute(
@@ -175,8 +185,11 @@ def execute(
     timeout: float,
     rollback: bool,
     poll: Poll,
+    force_unlock: bool = False,
 ) -> DeployResult:
-    """Carry out a plan made against ``live``: print it, apply it, wait, roll back on failure."""
+    """Carry out a plan made against ``live``: print it, take the service's deploy lock
+    (``control.locks``; a service that exists and changes), apply, wait, roll back on failure,
+    release the lock. ``force_unlock`` breaks a lock another run holds."""
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)
@@ -194,6 +207,37 @@ def execute(
         result.ready = live is not None and live.status == RUNNING
         result.seconds = time.monotonic() - started
         return result
+    lock = None
+    if live is not None and plan.action in ("update", "labels"):
+        lock, back = acquire(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock)
+        if config_sha(normalize(back.config)) != plan.live_sha or back.current_version != live.current_version:
+            release(client, plan.service, lock)
+            raise EascomfyError(
+                f"service {plan.service} changed while eascomfy took its lock (another run applied a change)",
+                "plan again, review, and deploy",
+            )
+    try:
+        return _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
+                          rollback=rollback, poll=poll)
+    finally:
+        if lock is not None:
+            release(client, plan.service, lock)
+
+
+def _carry_out(
+    plan: Plan,
+    live: LiveService | None,
+    client: EasClient,
+    progress: Progress,
+    started: float,
+    result: DeployResult,
+    busy: bool,
+    *,
+    wait: bool,
+    timeout: float,
+    rollback: bool,
+    poll: Poll,
+) -> DeployResult:
     applied_at = time.time()
     if plan.action != "noop":
         apply(plan, client)
@@ -301,6 +345,7 @@ def update_image(
     timeout: float = DEFAULT_TIMEOUT,
     rollback: bool = True,
     poll: Poll = Poll(),
+    force_unlock: bool = False,
 ) -> ImageUpdate:
     """Deploy the live service's spec on image ``version``, changing nothing but the image.
 
@@ -325,7 +370,7 @@ def update_image(
             progress.info(line)
         image_only(f"update-image {version}", plan.changes, allow_other_changes)
     result = execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
-                     rollback=rollback, poll=poll)
+                     rollback=rollback, poll=poll, force_unlock=force_unlock)
     written = None
     if write and not dry_run:
         written = write_image_version(updated, version)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from ..adapters.eas import EasClient, Event, LiveService, Version
 from ..core.limits import check_timeout
+from ..errors import CloudError
 from ..ports import Progress
 from .wait import NotReady, Poll, Watcher
 
@@ -53,9 +54,9 @@ def lifecycle(
 ) -> LiveService | None:
     """Start, stop or restart; then wait until ready (start, restart) or Stopped (stop)."""
     check_timeout(timeout)
-    client.require(name)
+    live = client.require(name)
     since = time.time() - 1
-    client.lifecycle(name, action)
+    _unless_locked(client, live, action)
     progress.info(f"{action} {name}: requested")
     if not wait:
         return None
@@ -71,9 +72,27 @@ def lifecycle(
 
 def delete(client: EasClient, name: str, progress: Progress) -> bool:
     """DeleteService; False when there was nothing to delete."""
-    if client.describe(name) is None:
+    live = client.describe(name)
+    if live is None:
         progress.info(f"{name} does not exist in {client.region}: nothing to delete")
         return False
-    client.lifecycle(name, "delete")
+    _unless_locked(client, live, "delete")
     progress.info(f"{name}: deleting")
     return True
+
+
+def _unless_locked(client: EasClient, live: LiveService, action: Literal["start", "stop", "restart", "delete"]) -> None:
+    """The action, or the error EAS answered with, explained when the service's safety lock
+    refused it (EAS decides: the request is sent whatever the lock says)."""
+    try:
+        client.lifecycle(live.name, action)
+    except CloudError as exc:
+        refused = "lock" in f"{exc.code or ''} {exc.message}".lower()
+        if not refused or live.safety_lock in ("", "none"):
+            raise
+        exc.hint = (
+            f"the service's safety lock is {live.safety_lock!r}, which refuses {action}; lift it first: set "
+            "safety_lock: none in its spec and deploy it, or UpdateServiceSafetyLock with Lock none "
+            "(the console's safety lock setting), then try again"
+        )
+        raise

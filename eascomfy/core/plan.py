@@ -44,6 +44,8 @@ APPLIED_SHA_LABEL = "eascomfy/applied-sha"
 # the service while labels added elsewhere (the console) are left alone (kubectl apply's rule).
 USER_LABELS_LABEL = "eascomfy/user-labels"
 OWN_LABEL_PREFIX = "eascomfy/"
+# The deploy lock (control/locks.py): set and removed by the run holding it, never by a plan.
+LOCK_LABEL = "eascomfy/lock"
 
 # Fields EAS adds to a service config by itself (never rendered by eascomfy), dropped from the
 # live config before comparing. UNVERIFIED against a real account: the ServiceConfig that
@@ -57,6 +59,9 @@ EAS_ADDED_FIELDS: tuple[tuple[str, ...], ...] = (
     ("metadata", "update_time"),
     ("metadata", "service_id"),
 )
+
+# EAS safety lock levels, from refusing nothing to refusing every change.
+SAFETY_RANK = {"none": 0, "dangerous": 1, "all": 2}
 
 INSTANCE = ("metadata", "instance")  # the replica count, which an autoscaler may own
 
@@ -110,10 +115,18 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # what people should know about this plan
     live: dict[str, Any] | None = None  # the normalized live config (None: no service yet)
     secrets: Secrets = field(default_factory=Secrets)  # the spec's secret env values: never shown
+    # EAS's safety lock: the level to set (None: leave it) and the live one ("" before a create)
+    safety_lock: str | None = None
+    live_safety_lock: str = ""
 
     @property
     def has_changes(self) -> bool:
         return self.action != "noop"
+
+    @property
+    def lowers_safety_lock(self) -> bool:
+        """The new level refuses less than the live one: sent before the other writes."""
+        return self.safety_lock is not None and SAFETY_RANK[self.safety_lock] < SAFETY_RANK.get(self.live_safety_lock, 0)
 
     @property
     def has_secrets(self) -> bool:
@@ -141,6 +154,7 @@ class Plan:
             "drift": self.drift,
             "managed": self.managed,
             "notes": self.notes,
+            "safety_lock": {"old": self.live_safety_lock or None, "new": self.safety_lock} if self.safety_lock else None,
         }
 
     def lines(self) -> list[str]:
@@ -157,6 +171,8 @@ class Plan:
             out.append("! the live service is not marked as managed by eascomfy; deploy will take it over")
         out += [f"  note: {note}" for note in self.notes]
         out += [f"  {c.line()}" for c in self.shown_changes()]
+        if self.safety_lock:
+            out.append(f"  ~ safety_lock: {json.dumps(self.live_safety_lock or None)} -> {json.dumps(self.safety_lock)}")
         for key, value in sorted(self.shown_labels().items()):
             out.append(f"  label {key}={value}")
         out += [f"  label -{key}" for key in self.labels_remove]
@@ -275,11 +291,14 @@ def make_plan(
     live_labels: dict[str, str] | None = None,
     live_version: int | None = None,
     secrets: Secrets | None = None,
+    safety_lock: str | None = None,
+    live_safety_lock: str = "",
 ) -> Plan:
     """Compare the rendered config and labels with the live service (None: it does not exist).
     ``desired`` is what ``render`` returned, already canonical: it is carried as it is.
     ``secrets`` (the spec's) says which values the plan never shows; without it, env values of
-    names that look secret are masked."""
+    names that look secret are masked. ``safety_lock`` (the spec's, None: not managed) is set
+    when it differs from ``live_safety_lock`` (a create sets any level but none)."""
     secrets = secrets or Secrets()
     desired_sha = config_sha(desired)
     labels = {**desired_labels, APPLIED_SHA_LABEL: desired_sha}
@@ -288,7 +307,8 @@ def make_plan(
         labels[USER_LABELS_LABEL] = ",".join(user_keys)
     if live_config is None:
         return Plan(
-            service, region, "create", desired, changes=leaves(desired), labels_set=labels, desired_sha=desired_sha, secrets=secrets
+            service, region, "create", desired, changes=leaves(desired), labels_set=labels, desired_sha=desired_sha, secrets=secrets,
+            safety_lock=safety_lock if safety_lock and safety_lock != "none" else None,
         )
     live_labels = live_labels or {}
     live = normalize(live_config)
@@ -299,9 +319,12 @@ def make_plan(
     labels_set = {k: v for k, v in labels.items() if live_labels.get(k) != v}
     applied_user = set(filter(None, live_labels.get(USER_LABELS_LABEL, "").split(",")))
     labels_remove = sorted(
-        k for k in live_labels if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels
+        k for k in live_labels
+        if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels and k != LOCK_LABEL
     )
-    action: Action = "update" if changes else ("labels" if labels_set or labels_remove else "noop")
+    lock_set = safety_lock if safety_lock and safety_lock != (live_safety_lock or "none") else None
+    # a safety lock change alone is a metadata change like the labels: no UpdateService
+    action: Action = "update" if changes else ("labels" if labels_set or labels_remove or lock_set else "noop")
     notes = [kept] if kept else []
     stale = applied is not None and applied != live_sha
     if stale and live_sha == desired_sha:
@@ -326,5 +349,7 @@ def make_plan(
         notes=notes,
         live=live,
         secrets=secrets,
+        safety_lock=lock_set,
+        live_safety_lock=live_safety_lock,
     )
 

@@ -34,6 +34,7 @@ def eas_env(sandbox: EasSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ea
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SANDBOX_ACCESS_KEY_SECRET)
     monkeypatch.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
     monkeypatch.delenv("EASCOMFY_OUTPUT", raising=False)
+    monkeypatch.setenv("EASCOMFY_LOCK_SETTLE", "0.05")  # the deploy lock's read-back delay (1 s by default)
     sandbox.faults.clear()
     yield sandbox
     sandbox.fidelity.update(**Fidelity().to_dict())

@@ -105,7 +105,10 @@ def test_persistent_faults_fail_cleanly(
     before = mark(sandbox)
     res = p.cli("deploy")
     assert res.exit_code == 4 and "InvalidParameter" in res.stderr
-    assert [r.action for r in api_calls(sandbox, before)] == ["DescribeService", "UpdateService"]
+    # the deploy lock is taken (written, read back) and released around the one UpdateService
+    assert [r.action for r in api_calls(sandbox, before)] == [
+        "DescribeService", "UpdateServiceLabel", "DescribeService", "UpdateService", "DescribeService", "DeleteServiceLabel"
+    ]
 
     # a create that keeps being dropped: re-read before each retry, then a clean failure
     q = project("dropped_svc")

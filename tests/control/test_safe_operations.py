@@ -23,13 +23,13 @@ def console(sandbox: EasSandbox) -> Client:
                          endpoint=sandbox.endpoint, protocol="http", region_id=REGION))
 
 
-def after_call(sandbox: EasSandbox, since: int, action: str, then: Callable[[], None]) -> threading.Thread:
-    """Run ``then`` in a thread as soon as the emulator has answered ``action`` (after ``since``)."""
+def after_call(sandbox: EasSandbox, since: int, action: str, then: Callable[[], None], nth: int = 1) -> threading.Thread:
+    """Run ``then`` in a thread as soon as the emulator has answered ``action`` ``nth`` times (after ``since``)."""
 
     def watch() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if any(r.action == action and r.status == 200 for r in api_calls(sandbox, since)):
+            if sum(r.action == action and r.status == 200 for r in api_calls(sandbox, since)) >= nth:
                 then()
                 return
             time.sleep(0.02)
@@ -67,7 +67,9 @@ def test_a_service_deleted_during_the_wait_fails_fast(sandbox: EasSandbox, proje
     sandbox.set_stuck("vanish_svc", "Waiting")  # the update would wait for resources for ever
     p.edit("instances: 1", "instances: 2")
     before = mark(sandbox)
-    deleter = after_call(sandbox, before, "UpdateServiceLabel", lambda: console(sandbox).delete_service(REGION, "vanish_svc"))
+    # the first UpdateServiceLabel takes the deploy lock; the second labels the applied config
+    deleter = after_call(sandbox, before, "UpdateServiceLabel", lambda: console(sandbox).delete_service(REGION, "vanish_svc"),
+                         nth=2)
     started = time.monotonic()
     res = p.cli("deploy", "--timeout", "8")
     took = time.monotonic() - started
@@ -122,6 +124,7 @@ def test_a_stale_applied_label_is_not_drift_and_deploy_repairs_it(
     p = project("stale_svc")
     assert p.cli("deploy").exit_code == 0
     p.edit("instances: 1", "instances: 2")
+    sandbox.faults.add(kind="slow", delay=0, action="UpdateServiceLabel", times=1)  # the deploy lock goes through
     sandbox.faults.add(kind="status", status=400, code="InvalidParameter", action="UpdateServiceLabel", times=-1)
     res = p.cli("deploy")
     assert res.exit_code == 4 and "UpdateServiceLabel" not in res.stdout, res.stderr
@@ -275,5 +278,6 @@ def test_an_image_version_outside_the_catalogue_is_refused_before_any_call(
 
     res = p.cli("update-image", "9.9", "--force")  # sent: the registry has the last word
     assert res.exit_code == 4 and "ImagePullFailed" in res.stderr and "rolled back" in res.stderr, res.stderr
-    assert [r.action for r in api_calls(sandbox, before) if r.method != "GET"][0] == "UpdateService"
+    # the deploy lock first, then the update
+    assert [r.action for r in api_calls(sandbox, before) if r.method != "GET"][:2] == ["UpdateServiceLabel", "UpdateService"]
     assert p.spec.read_text() == text

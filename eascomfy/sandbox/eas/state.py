@@ -33,6 +33,7 @@ from .images import ImageCatalogue
 CREATING, UPDATING, RUNNING, FAILED = "Creating", "Updating", "Running", "Failed"
 STOPPING, STOPPED, STARTING, DELETING = "Stopping", "Stopped", "Starting", "Deleting"
 WAITING = "Waiting"
+SAFETY_LOCKS = ("all", "dangerous", "none")
 RUNNING_REASON, RUNNING_MESSAGE = "RUNNING", "Service start successfully"
 
 SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
@@ -92,6 +93,7 @@ class ServiceRecord:
     stuck: str | None = None
     autoscaler: dict[str, Any] | None = None
     ops: dict[str, Any] = field(default_factory=dict)  # instances, logs, crash (see instances.py)
+    safety_lock: str = "none"  # UpdateServiceSafetyLock: all | dangerous | none (default unverified)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ServiceRecord":
@@ -358,6 +360,16 @@ class ServiceStore:
             for key in keys:
                 rec.labels.pop(key, None)
             self._touch(rec, "LabelsDeleted", f"Labels deleted: {', '.join(sorted(keys))}")
+
+    def set_safety_lock(self, name: str, level: str) -> None:
+        """UpdateServiceSafetyLock: ``all`` | ``dangerous`` | ``none`` (SDK
+        ``UpdateServiceSafetyLockRequest.lock`` docstring)."""
+        if level not in SAFETY_LOCKS:
+            raise invalid(f"Lock must be one of {', '.join(SAFETY_LOCKS)}, not {level!r}")
+        with self._lock:
+            rec = self._writable(name)
+            rec.safety_lock = level
+            self._touch(rec, "SafetyLockUpdated", f"Service safety lock updated to {level}")
 
     def set_autoscaler(self, name: str, body: dict[str, Any], create: bool) -> None:
         for key in ("min", "max", "scaleStrategies"):
