@@ -513,8 +513,19 @@ def _check_rollback(
 ) -> None:
     """Refuse a switch that changes more than the image, unless ``allowed``."""
     if not config or not live.config:
-        progress.info(f"{name}: EAS did not return version {target}'s config: what else it changes is unknown")
-        return
+        # ListServiceVersions returns a version's config for custom images only (issue 10 item 6):
+        # what else this version changes cannot be seen, and a rollback must never resize a
+        # service unasked (issue 11 item 1), so going ahead blind takes an explicit yes.
+        if allowed:
+            progress.info(f"{name}: EAS did not return version {target}'s config: what else it changes is unknown")
+            return
+        raise UsageError(
+            f"rolling back {name} to version {target}: EAS does not return that version's config (it does only "
+            "for custom images), so eascomfy cannot check that it changes nothing but the image (instances, "
+            "resources...)",
+            "allow other changes to go ahead anyway, or deploy the spec with the image version you want",
+            param="allow_other_changes",
+        )
     current = normalize(live.config)
     wanted, _ = keep_autoscaled_count(normalize(config), current)
     changes = diff(wanted, current)

@@ -139,7 +139,7 @@ def test_version_and_help(cli) -> None:
         assert word in helptext
     render_help = cli("render", "--help")
     assert render_help.exit_code == 0
-    assert "Print the EAS service JSON (the exact CreateService body) for a spec." in render_help.stdout
+    assert "Print the EAS service JSON (the exact CreateService body) for a spec" in render_help.stdout
     for option in ("--file", "--env", "--edition", "--out", "--output"):
         assert option in render_help.stdout
 

@@ -30,6 +30,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EasSandbox]:
 def eas_env(sandbox: EasSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[EasSandbox]:
     """The CLI's environment; faults cleared before and the fidelity switches reset after each test."""
     monkeypatch.setenv("EASCOMFY_EAS_ENDPOINT", sandbox.url)
+    monkeypatch.delenv("EASCOMFY_EAS_ENDPOINTS", raising=False)  # a region map would win over it
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", SANDBOX_ACCESS_KEY_ID)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SANDBOX_ACCESS_KEY_SECRET)
     monkeypatch.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")

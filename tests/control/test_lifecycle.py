@@ -92,7 +92,7 @@ def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Calla
     assert [(v["version"], v["current"], v["config_returned"]) for v in listed] == [
         (2, True, configs == "always"), (1, False, configs == "always")]
 
-    res = p.cli("rollback")
+    res = p.cli("rollback", "--allow-other-changes")  # official images: EAS returns no version config to check
     assert res.exit_code == 0, res.stderr
     record = sandbox.get_service(name)
     assert record["current_version"] == 1 and record["config"]["containers"][0]["image"].endswith(":1.8-api")
@@ -174,18 +174,18 @@ def test_rollback_refuses_what_is_never_valid_and_moves_forward(
     assert res.exit_code == 2 and "its latest is 2" in res.stderr
     assert [r.action for r in api_calls(sandbox, before)] == ["DescribeService"]  # no write, no listing
 
-    assert p.cli("rollback", "1").exit_code == 0
+    assert p.cli("rollback", "1", "--allow-other-changes").exit_code == 0
     assert sandbox.get_service(name)["current_version"] == 1
 
     # forward to 2; EAS does not return version 2's config (an official image)
     before = mark(sandbox)
-    res = p.cli("rollback", "2")
+    res = p.cli("rollback", "2", "--allow-other-changes")
     record = sandbox.get_service(name)
     if switch == "up_to_latest":  # the loose reading lets UpdateServiceVersion go forward
         assert res.exit_code == 0, res.stderr
         assert (record["current_version"], record["latest_version"]) == (2, 2)
         assert record["labels"][APPLIED_SHA_LABEL] == config_sha(record["config"])
-        assert p.cli("rollback", "1").exit_code == 0
+        assert p.cli("rollback", "1", "--allow-other-changes").exit_code == 0
     else:
         assert res.exit_code == 4, res.stderr
         assert "cannot move" in res.stderr and "only backwards" in res.stderr and "custom images" in res.stderr

@@ -231,11 +231,18 @@ def test_update_image_and_rollback_follow_the_environment_deployed_and_never_res
     assert res.exit_code == 0, res.stderr
     assert sandbox.get_service("envimg_svc")["config"]["metadata"]["instance"] == 2
 
-    # rolling back to the 4-instance version changes more than the image: refused unless allowed
+    # rolling back to the 4-instance version changes more than the image: refused unless allowed.
+    # Official images: EAS returns no version config (the realistic default), so nothing can be
+    # checked and the rollback is refused as blind; custom images: the diff is shown.
     before = mark(sandbox)
+    res = p.cli("rollback")
+    assert res.exit_code == 2 and "cannot check that it changes nothing but the image" in res.stderr, res.stderr
+    assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]
+    sandbox.fidelity.versions_service_config = "always"
     res = p.cli("rollback")
     assert res.exit_code == 2 and "~ metadata.instance: 2 -> 4" in res.stderr, res.stderr
     assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]
+    sandbox.fidelity.versions_service_config = "custom_images"
     res = p.cli("rollback", "--allow-other-changes")
     assert res.exit_code == 0, res.stderr
     record = sandbox.get_service("envimg_svc")

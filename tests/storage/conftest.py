@@ -33,6 +33,7 @@ def env(oss: OssSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
     }
     for k, v in values.items():
         monkeypatch.setenv(k, v)
+    monkeypatch.delenv("EASCOMFY_OSS_ENDPOINTS", raising=False)  # a region map would win over it
     monkeypatch.delenv("EASCOMFY_OUTPUT", raising=False)
     return values
 

@@ -80,14 +80,18 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
                 stack.oss.put_object(BUCKET, prefix + key, b"not really a model")
         stack.oss.put_object(BUCKET, "comfyui/" + VHS_PACK, b"# VHS stand-in\n")
         env = {**stack.env(), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "EASCOMFY_STATE_DIR": str(root / "client-state")}
+        # The environment points at this stack only while the services are deployed here, and then
+        # per test (``_clean``): set for the whole session it would leak into other folders' tests
+        # (the endpoint maps win over their single-endpoint variables).
         with pytest.MonkeyPatch.context() as mp:
             for key, value in env.items():
                 mp.setenv(key, value)
             for key in ("EASCOMFY_OUTPUT", "EASCOMFY_SERVICE_URL", "EASCOMFY_SERVICE_TOKEN"):
                 mp.delenv(key, raising=False)
-            yield Sandbox(stack, std=_deploy(root, "comfy_std", "standard", "comfyui/", env),
-                          bare=_deploy(root, "comfy_bare", "standard", "bare/", env),
-                          api=_deploy(root, "comfy_api", "api", "comfyui/", env), env=env)
+            services = Sandbox(stack, std=_deploy(root, "comfy_std", "standard", "comfyui/", env),
+                               bare=_deploy(root, "comfy_bare", "standard", "bare/", env),
+                               api=_deploy(root, "comfy_api", "api", "comfyui/", env), env=env)
+        yield services
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +100,8 @@ def _clean(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     no faults, failures or recorded requests, jobs at the stack's speed, the API queues empty."""
     for key, value in sandbox.env.items():
         monkeypatch.setenv(key, value)
+    for key in ("EASCOMFY_OUTPUT", "EASCOMFY_SERVICE_URL", "EASCOMFY_SERVICE_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
     stack = sandbox.stack
     clean_emulators((stack.eas, stack.oss), stack.comfyui, job_seconds=stack.job_seconds,
                     services=(sandbox.std.name, sandbox.bare.name, sandbox.api.name), queues=(sandbox.api.name,))
