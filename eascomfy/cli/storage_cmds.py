@@ -120,7 +120,16 @@ def storage_sync_cmd(
         for line in sync_lines(mount, plan):
             out.info(line)
         results = [] if dry_run else _push(out, mount, plan.uploads, "sync", part_size, workers)
+        pulled = []
+        if plan.pulls and not dry_run:
+            from ..storage.pull_source import plan_pulls
+
+            pulls = plan_pulls(mount, [i.source for i in plan.pulls if i.source], names=[i.name for i in plan.pulls],
+                               kinds=[i.kind for i in plan.pulls])
+            pulled = _pull(out, mount, pulls, part_size, workers)
         data = {"plan": [i.to_dict() for i in plan.items], "uploaded": [r.to_dict() for r in results], "dry_run": dry_run}
+        if plan.pulls:
+            data["pulled"] = [r.to_dict() for r in pulled]
         out.emit(data, sync_text(plan, dry_run))
         plan.check()
 

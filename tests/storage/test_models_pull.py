@@ -88,3 +88,21 @@ def test_plain_url_kind_guess_and_refusals(oss, hub, tmp_path) -> None:
     assert later.exit_code == 2 and "not supported yet" in (later.stdout + later.stderr)
     missing = pull(spec, "hf://org/repo/vae/nope.safetensors", "--kind", "vae")
     assert missing.exit_code == 4 and "EntryNotFound" in (missing.stdout + missing.stderr)
+
+
+def test_storage_sync_pulls_spec_models_with_a_source_that_the_mount_lacks(oss, hub, tmp_path) -> None:
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text() + "models:\n"
+                    "  - kind: vae\n    source: hf://org/repo/vae/model.safetensors@main\n"
+                    "  - kind: upscale_models\n    name: up.pth\n    source: " + hub.add_plain("x/up.pth", b"u" * 300_000) + "\n")
+    plan = run_cli("storage", "sync", "--dry-run", "-f", str(spec), "-o", "json")
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    assert [i["action"] for i in plan.json()["data"]["plan"]] == ["pull", "pull"]
+    assert oss.list_keys(BUCKET, "p/models/") == []
+    done = run_cli("storage", "sync", "-f", str(spec), "--part-size", "1")
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert "2 pulled from their source" in done.stdout
+    assert oss.object_bytes(BUCKET, KEY) == DATA
+    assert oss.object_bytes(BUCKET, "p/models/upscale_models/up.pth") == b"u" * 300_000
+    again = run_cli("storage", "sync", "-f", str(spec), "-o", "json")
+    assert [i["action"] for i in again.json()["data"]["plan"]] == ["ok", "ok"]
