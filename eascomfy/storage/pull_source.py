@@ -73,8 +73,9 @@ def hf_token() -> str | None:
     return token
 
 
-def parse_source(text: str) -> SourceRef:
-    """``hf://org/repo/path[@rev]`` or ``http(s)://...``; other schemes are refused clearly."""
+def parse_source(text: str, hf: str | None = None) -> SourceRef:
+    """``hf://org/repo/path[@rev]`` or ``http(s)://...``; other schemes are refused clearly.
+    ``hf``: the Hugging Face endpoint (default: from the environment, ``hf_endpoint``)."""
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in NOT_YET:
         raise UsageError(f"{text}: {NOT_YET[scheme]} sources are not supported yet",
@@ -85,7 +86,7 @@ def parse_source(text: str) -> SourceRef:
             raise UsageError(f"{text}: not a Hugging Face file", "expected hf://org/repo/path/file.safetensors[@revision]",
                              param="source")
         path, revision = m.group("path"), m.group("rev") or "main"
-        url = f"{hf_endpoint()}/{m.group('repo')}/resolve/{quote(revision, safe='')}/{quote(path)}"
+        url = f"{(hf or hf_endpoint()).rstrip('/')}/{m.group('repo')}/resolve/{quote(revision, safe='')}/{quote(path)}"
         return SourceRef(text, url, path.rsplit("/", 1)[-1], path, hf_token())
     if scheme in ("https", "http"):
         parts = urlsplit(text)
@@ -154,12 +155,12 @@ def kind_of(ref: SourceRef, kind: str | None) -> str:
 
 
 def plan_pulls(mount: Mount, sources: list[str], kind: str | None = None, *, names: list[str | None] | None = None,
-               kinds: list[str | None] | None = None) -> list[Pull]:
+               kinds: list[str | None] | None = None, hf: str | None = None) -> list[Pull]:
     """Parse and probe every source before anything is sent (a typo fails fast); ``names`` and
     ``kinds`` (per source, from the spec) override the file's name and the kind."""
     from ..adapters.http_source import HttpSource
 
-    refs = [parse_source(s) for s in sources]
+    refs = [parse_source(s, hf) for s in sources]
     pulls = []
     for i, ref in enumerate(refs):
         k = kind_of(ref, (kinds[i] if kinds and kinds[i] else None) or kind)
