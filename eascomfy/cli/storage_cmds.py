@@ -1,4 +1,4 @@
-"""Storage commands: ``storage init|ls|sync``, ``models push``, ``nodes push``, ``wheels push``,
+"""Storage commands: ``storage init|ls|sync``, ``models push|pull``, ``nodes push``, ``wheels push``,
 ``outputs pull``. They act on the spec's ``storage.oss`` folder (the service's mounted data
 directory), opened by the library (``storage.mount.Mount``); what goes to which key is the
 library's too. oss2 and the upload engine are imported inside the command bodies.
@@ -120,7 +120,16 @@ def storage_sync_cmd(
         for line in sync_lines(mount, plan):
             out.info(line)
         results = [] if dry_run else _push(out, mount, plan.uploads, "sync", part_size, workers)
+        pulled = []
+        if plan.pulls and not dry_run:
+            from ..storage.pull_source import plan_pulls
+
+            pulls = plan_pulls(mount, [i.source for i in plan.pulls if i.source], names=[i.name for i in plan.pulls],
+                               kinds=[i.kind for i in plan.pulls])
+            pulled = _pull(out, mount, pulls, part_size, workers)
         data = {"plan": [i.to_dict() for i in plan.items], "uploaded": [r.to_dict() for r in results], "dry_run": dry_run}
+        if plan.pulls:
+            data["pulled"] = [r.to_dict() for r in pulled]
         out.emit(data, sync_text(plan, dry_run))
         plan.check()
 
@@ -190,6 +199,38 @@ def wheels_push_cmd(
         _report(out, mount, results, {"added_to_spec": added})
 
 
+def models_pull_cmd(
+    sources: Annotated[list[str], typer.Argument(help="hf://org/repo/path/file[@revision] or https://... (token: HF_TOKEN).", metavar="SOURCE...")],
+    kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="Folder under models/ (default: guessed from the path).", metavar="KIND")] = None,
+    file: FileOpt = DEFAULT_SPEC,
+    env: EnvOpt = None,
+    part_size: PartSizeOpt = 16,
+    workers: WorkersOpt = 4,
+    output: OutputOpt = None,
+) -> None:
+    """Stream models from Hugging Face or a URL straight into models/<kind>/ (no local copy; SHA-256 and CRC64 verified)."""
+    with _session("models pull", output) as out:
+        from ..storage.mount import Mount
+        from ..storage.pull_source import plan_pulls
+
+        mount = Mount.open(SpecRef(out, file, env).spec, out)
+        pulls = plan_pulls(mount, sources, kind)
+        _report(out, mount, _pull(out, mount, pulls, part_size, workers), {"sources": [p.to_dict() for p in pulls]})
+
+
+def _pull(out: "Out", mount: "Mount", pulls: list[Any], part_size: int | None = None,
+          workers: int | None = None) -> "list[PushResult]":
+    """Stream probed sources into the mount through the upload engine, with bars on a terminal."""
+    from ..storage.pull_source import run_pulls
+    from ..storage.upload import DEFAULT_PART_SIZE, DEFAULT_WORKERS, MiB, Uploader
+    from .bars import TransferBars
+
+    with TransferBars(out, sum(p.size for p in pulls), "pull") as bars:
+        uploader = Uploader(mount.bucket, part_size=part_size * MiB if part_size else DEFAULT_PART_SIZE,
+                            workers=workers or DEFAULT_WORKERS, progress=bars.advance, on_file=bars.file, warn=out.warn)
+        return run_pulls(uploader, mount, pulls, out)
+
+
 # -- outputs -----------------------------------------------------------------------------------------
 def outputs_pull_cmd(
     prefix: Annotated[str, typer.Option("--prefix", help="Only names starting with this (e.g. a subfolder).", metavar="PREFIX")] = "",
@@ -212,7 +253,7 @@ def outputs_pull_cmd(
 GROUPS = (
     ("storage", "The mounted OSS folder: layout, listing, declarative sync.",
      (("init", storage_init_cmd), ("ls", storage_ls_cmd), ("sync", storage_sync_cmd))),
-    ("models", "Models into the right models/<kind>/ folder.", (("push", models_push_cmd),)),
+    ("models", "Models into the right models/<kind>/ folder.", (("push", models_push_cmd), ("pull", models_pull_cmd))),
     ("nodes", "Custom node folders into custom_nodes/.", (("push", nodes_push_cmd),)),
     ("wheels", "Wheels into models/whl/ (installed before ComfyUI starts).", (("push", wheels_push_cmd),)),
     ("outputs", "What ComfyUI wrote to output/.", (("pull", outputs_pull_cmd),)),

@@ -51,6 +51,8 @@ def sync_lines(mount: "Mount", plan: "SyncPlan") -> list[str]:
 
 def sync_text(plan: "SyncPlan", dry_run: bool) -> str:
     summary = f"{len(plan.uploads)} to upload, {len(plan.in_place)} in place, {len(plan.wrong)} wrong"
+    if plan.pulls:
+        summary += f", {len(plan.pulls)} pulled from their source" if not dry_run else f", {len(plan.pulls)} to pull"
     return ("plan: " if dry_run else "synced: ") + summary
 
 

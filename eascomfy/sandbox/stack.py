@@ -1,7 +1,8 @@
 """The whole sandbox at once: the EAS OpenAPI and OSS emulators side by side, sharing one state
 directory, one ``Fidelity`` and the sandbox's AccessKey pair, with a ComfyUI (or, for an Async
 service, the EAS queue in front of one) behind every service endpoint, its data directory on the
-OSS emulator. Used by `eascomfy sandbox`, `eascomfy demo` and tests.
+OSS emulator; and a model-source emulator (a Hugging Face-shaped hub and CDN, ``models``).
+Used by `eascomfy sandbox`, `eascomfy demo` and tests.
 
 Both emulators serve ``region`` and any other ``regions``, each region on its own port; ``env()``
 is what points a client at them (the contract is in ``regions``).
@@ -19,8 +20,11 @@ from .credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from .eas.sandbox import EasSandbox
 from .eas.state import Timings
 from .fidelity import Fidelity
+from .models import ModelSourceSandbox
 from .oss.sandbox import OssSandbox
 from .regions import DEFAULT_REGION, EAS_ENDPOINTS_ENV, OSS_ENDPOINTS_ENV, format_endpoints
+
+HF_ENDPOINT_ENV = "EASCOMFY_HF_ENDPOINT"  # the Hugging Face endpoint eascomfy.storage.pull_source reads
 
 
 class SandboxStack:
@@ -44,6 +48,7 @@ class SandboxStack:
                               fidelity=self.fidelity, regions=regions)
         self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region, fidelity=self.fidelity,
                               regions=regions)
+        self.models = ModelSourceSandbox(self.state_dir)
         self.regions = self.eas.regions
         self.job_seconds = job_seconds
         self.comfyui: Attachment | None = None
@@ -52,8 +57,11 @@ class SandboxStack:
         self.eas.start()
         try:
             self.oss.start()
+            self.models.start()
             self.comfyui = attach(self.eas, self.oss, job_seconds=self.job_seconds)
         except BaseException:
+            self.models.stop()
+            self.oss.stop()
             self.eas.stop()
             raise
         return self
@@ -61,6 +69,7 @@ class SandboxStack:
     def stop(self) -> None:
         if self.comfyui is not None:
             self.comfyui.close()
+        self.models.stop()
         self.oss.stop()
         self.eas.stop()
         if self._own_dir:
@@ -75,7 +84,8 @@ class SandboxStack:
     def env(self) -> dict[str, str]:
         """The environment that points eascomfy (and the SDKs) at this sandbox: every region's
         endpoints (``EASCOMFY_EAS_ENDPOINTS``, ``EASCOMFY_OSS_ENDPOINTS``) and, for clients that
-        know one region only, the default region's (``EASCOMFY_EAS_ENDPOINT``, ``..._OSS_...``)."""
+        know one region only, the default region's (``EASCOMFY_EAS_ENDPOINT``, ``..._OSS_...``); and
+        the model-source emulator as the Hugging Face endpoint (``EASCOMFY_HF_ENDPOINT``)."""
         return {  # the four single-region names first, in their old order, then the maps
             "EASCOMFY_EAS_ENDPOINT": self.eas.url,
             "EASCOMFY_OSS_ENDPOINT": self.oss.url,
@@ -83,4 +93,5 @@ class SandboxStack:
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SANDBOX_ACCESS_KEY_SECRET,
             EAS_ENDPOINTS_ENV: format_endpoints(self.eas.urls),
             OSS_ENDPOINTS_ENV: format_endpoints(self.oss.urls),
+            HF_ENDPOINT_ENV: self.models.url,
         }

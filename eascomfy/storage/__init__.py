@@ -5,6 +5,8 @@
   listing, and where each kind of file goes (models, custom nodes, wheels).
 - ``upload``: the upload engine (``Uploader``): parallel multipart, resumable from checkpoints,
   CRC64-verified end to end; the CRC cache that skips unchanged files without reading them.
+- ``pull_source``: models from where they live (``hf://``, ``https://``) streamed into the mount
+  through the upload engine (``plan_pulls``, ``run_pulls``), no local copy, SHA-256 checked.
 - ``pull``: objects under a prefix (ComfyUI's output/) into a local folder, refusing names that
   would escape it.
 - ``sync``: the spec's ``models:`` list planned against the mount (``plan_sync`` -> ``SyncPlan``).

@@ -1,4 +1,6 @@
-"""Declarative models (``storage sync``): the spec's ``models:`` list against the mount."""
+"""Declarative models (``storage sync``): the spec's ``models:`` list against the mount. An entry
+with a ``source`` that the mount lacks is pulled (``pull_source``); its name defaults to the
+source's file name."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EascomfyError, UsageError
 from .mount import Mount, model_path
+from .pull_source import parse_source
 from .upload import CrcCache, file_crc64
 
 if TYPE_CHECKING:
@@ -19,9 +22,10 @@ class SyncItem:
     name: str
     kind: str
     key: str
-    action: str  # upload | ok | missing | mismatch
+    action: str  # upload | pull | ok | missing | mismatch
     file: str | None = None
     reason: str = ""
+    source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,6 +41,11 @@ class SyncPlan:
     def uploads(self) -> list[tuple[Path, str]]:
         """(file, key) pairs for the upload engine."""
         return [(Path(i.file), i.key) for i in self.items if i.action == "upload" and i.file]
+
+    @property
+    def pulls(self) -> list[SyncItem]:
+        """Entries to stream from their ``source`` (``pull_source``)."""
+        return [i for i in self.items if i.action == "pull" and i.source]
 
     @property
     def in_place(self) -> list[SyncItem]:
@@ -62,13 +71,16 @@ def plan_sync(mount: Mount, spec: "Spec", cache: CrcCache | None = None) -> Sync
     base_dir = spec.project_dir
     items = []
     for i, entry in enumerate(models):
-        if not entry.get("file") and not entry.get("name"):
-            raise UsageError(f"models[{i}]: set file (to upload) or name (already on the mount)")
+        if not entry.get("file") and not entry.get("name") and not entry.get("source"):
+            raise UsageError(f"models[{i}]: set file (to upload), source (to pull) or name (already on the mount)")
+        if entry.get("file") and entry.get("source"):
+            raise UsageError(f"models[{i}]: set file or source, not both")
         local = (base_dir / entry["file"]) if entry.get("file") else None
-        name = entry.get("name") or Path(entry["file"]).name
+        source = parse_source(entry["source"]) if entry.get("source") else None
+        name = entry.get("name") or (Path(entry["file"]).name if local else source.name if source else "")
         key = mount.key(model_path(entry["kind"], name))
         remote = mount.bucket.head(key)
-        item = SyncItem(name, entry["kind"], key, "ok", str(local) if local else None)
+        item = SyncItem(name, entry["kind"], key, "ok", str(local) if local else None, source=entry.get("source"))
         if local is not None:
             if not local.is_file():
                 raise UsageError(f"models[{i}].file: {local} not found")
@@ -84,6 +96,8 @@ def plan_sync(mount: Mount, spec: "Spec", cache: CrcCache | None = None) -> Sync
                 cache.put(local, st, local_crc, remote.etag if remote.crc64 == local_crc else "")
                 if remote.crc64 != local_crc:
                     item.action, item.reason = "upload", "content differs (CRC64)"
+        elif source is not None and remote is None:
+            item.action, item.reason = "pull", "not on the mount"
         elif remote is None:
             item.action, item.reason = "missing", "not on the mount and no local file to upload"
         elif "size" in entry and entry["size"] != remote.size:

@@ -13,6 +13,9 @@
 - A checkpoint goes as soon as its object is complete: Ctrl-C while OSS answers the completion
   waits for that answer (a second Ctrl-C does not), and a checkpoint found for an object already
   there, or for an upload OSS no longer has, is removed.
+- The parts come from a ``Source``: a local file (``LocalSource``) or a remote file read by ranged
+  GETs (``storage.pull_source``); ``OrderedDigest`` hashes the parts in order as they pass, so a
+  source's published SHA-256 is checked before the upload is completed.
 - Unchanged files are skipped without being read again: a small cache maps (path, size, mtime) to
   the file's CRC64 and the ETag OSS gave it. One listing of the target folder (not one request a
   file) then tells which files are already there, unchanged.
@@ -30,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol
 
 from ..crc64 import combine, crc64
 from ..errors import CloudError, EascomfyError, UsageError
@@ -44,6 +47,7 @@ DEFAULT_WORKERS = 4
 UPLOAD_RETRY = Retry(attempts=4, base=0.2)
 CRC_ATTEMPTS = 3  # sends of one part or small object that OSS stored (or reported) wrong
 CRC_MISMATCH = "CrcMismatch"
+HASH_MISMATCH = "HashMismatch"  # the source's published hash (e.g. SHA-256) disagrees with its bytes
 
 
 # -- the local cache -----------------------------------------------------------------------------
@@ -161,7 +165,7 @@ class Uploader:
         if listing is not None:
             listed = listing.objects.get(key)
             if listed and known and listed == (st.st_size, known[1]):
-                self._checkpoint_path(file, key, st).unlink(missing_ok=True)  # one an interruption left
+                self._checkpoint_path(LocalSource(file, st), key).unlink(missing_ok=True)  # one an interruption left
                 self.progress(st.st_size)
                 return PushResult(str(file), key, st.st_size, known[0], skipped=True)
             remote = self.bucket.head(key) if listed and listed[0] == st.st_size else None
@@ -171,13 +175,13 @@ class Uploader:
             local = known[0] if known is not None else file_crc64(file)
             if local == remote.crc64:
                 self.cache.put(file, st, local, remote.etag)
-                self._checkpoint_path(file, key, st).unlink(missing_ok=True)  # one an interruption left
+                self._checkpoint_path(LocalSource(file, st), key).unlink(missing_ok=True)  # one an interruption left
                 self.progress(st.st_size)
                 return PushResult(str(file), key, st.st_size, local, skipped=True)
         if st.st_size <= self.part_size:
             result, etag = self._put_small(file, key)
         else:
-            result, etag = self._put_multipart(file, key, st)
+            result, etag = self._put_multipart(LocalSource(file, st), key)
         self.cache.put(file, st, result.crc64, etag)
         result.seconds = time.monotonic() - start
         return result
@@ -208,9 +212,19 @@ class Uploader:
                 self.warn(f"{what}: CRC64 mismatch (local {local}, OSS {remote}); sending it again")
         raise AssertionError("unreachable")
 
+    # -- any source: a local file or a remote one ------------------------------------------------
+    def push_source(self, source: "Source", key: str, digest: "OrderedDigest | None" = None) -> PushResult:
+        """Upload ``source`` as a multipart upload (resumable, CRC64-verified part by part and
+        whole); with ``digest``, every part also goes through it in order, and ``digest.check()``
+        runs before the upload is completed: when it raises, nothing is left behind."""
+        start = time.monotonic()
+        result, _ = self._put_multipart(source, key, digest)
+        result.seconds = time.monotonic() - start
+        return result
+
     # -- multipart with resume ------------------------------------------------------------
-    def _checkpoint_path(self, file: Path, key: str, st: os.stat_result) -> Path:
-        ident = f"{self.bucket.name}\0{key}\0{file.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{self.part_size}"
+    def _checkpoint_path(self, source: "Source", key: str) -> Path:
+        ident = f"{self.bucket.name}\0{key}\0{source.ident}\0{self.part_size}"
         return state_dir() / "uploads" / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
     def _resume(self, checkpoint: Path, key: str) -> tuple[str | None, dict[int, dict[str, Any]]]:
@@ -227,23 +241,23 @@ class Uploader:
         done = {int(n): p for n, p in parts.items() if int(n) in listed and listed[int(n)][0] == p["etag"]}
         return upload_id, done
 
-    def _put_multipart(self, file: Path, key: str, st: os.stat_result) -> tuple[PushResult, str]:
-        size = st.st_size
-        count = (size + self.part_size - 1) // self.part_size
-        checkpoint = self._checkpoint_path(file, key, st)
+    def _put_multipart(self, source: "Source", key: str, digest: "OrderedDigest | None" = None) -> tuple[PushResult, str]:
+        count = max(1, (source.size + self.part_size - 1) // self.part_size)
+        checkpoint = self._checkpoint_path(source, key)
         upload_id, done = self._resume(checkpoint, key)
         if upload_id is None:
             upload_id = _retrying(lambda: self.bucket.init_multipart(key))
         try:
-            return self._send_parts(file, key, size, count, checkpoint, upload_id, done)
+            return self._send_parts(source, key, count, checkpoint, upload_id, done, digest)
         except CloudError as exc:
-            if exc.code == CRC_MISMATCH:  # OSS keeps wrong bytes: leave no upload, object or checkpoint
+            if exc.code in (CRC_MISMATCH, HASH_MISMATCH):  # wrong bytes: leave no upload, object or checkpoint
                 _best_effort(lambda: self.bucket.abort_multipart(key, upload_id))
                 checkpoint.unlink(missing_ok=True)
             raise
 
-    def _send_parts(self, file: Path, key: str, size: int, count: int, checkpoint: Path, upload_id: str,
-                    done: dict[int, dict[str, Any]]) -> tuple[PushResult, str]:
+    def _send_parts(self, source: "Source", key: str, count: int, checkpoint: Path, upload_id: str,
+                    done: dict[int, dict[str, Any]], digest: "OrderedDigest | None" = None) -> tuple[PushResult, str]:
+        size = source.size
         resumed = len(done)
         lock = threading.Lock()
 
@@ -258,23 +272,27 @@ class Uploader:
         # arenas that a fresh 16 MiB bytes object per part leaves behind.
         buffers = threading.local()
 
-        def read(fd: int, offset: int, length: int) -> memoryview:
+        def read(offset: int, length: int) -> memoryview:
             buf = getattr(buffers, "buf", None)
             if buf is None:
                 buf = buffers.buf = bytearray(self.part_size)
             view = memoryview(buf)[:length]
-            got = 0
-            while got < length:
-                read_now = os.preadv(fd, [view[got:]], offset + got)
-                if read_now == 0:
-                    raise EascomfyError(f"{file} changed while it was uploaded", "push it again")
-                got += read_now
+            source.read_into(offset, view)
             return view
 
         def send(n: int) -> None:
             offset = (n - 1) * self.part_size
             length = min(self.part_size, size - offset)
-            data = read(fd, offset, length)
+            try:
+                data = read(offset, length)
+                if digest is not None:
+                    digest.feed(n, data)  # in part order, whichever part arrives first
+                    if n in done:  # resumed: read again for the hash only
+                        return
+            except BaseException:
+                if digest is not None:
+                    digest.fail()
+                raise
             local = crc64(data)
 
             def part() -> tuple[int | None, str]:
@@ -287,9 +305,11 @@ class Uploader:
                 save()
             self.progress(length)
 
-        with open(file, "rb") as fh:
-            fd = fh.fileno()
-            _bounded_parallel(send, [n for n in range(1, count + 1) if n not in done], self.workers)
+        todo = list(range(1, count + 1)) if digest is not None else [n for n in range(1, count + 1) if n not in done]
+        with source.opened():
+            _bounded_parallel(send, todo, self.workers)
+        if digest is not None:
+            digest.check()  # before completing: a wrong hash leaves no object behind
         whole = done[1]["crc64"]
         for n in range(2, count + 1):
             whole = combine(whole, done[n]["crc64"], done[n]["size"])
@@ -303,7 +323,85 @@ class Uploader:
         except CloudError:
             _best_effort(lambda: self.bucket.delete(key))  # every part matched, the object does not
             raise
-        return PushResult(str(file), key, size, whole, parts=count, resumed_parts=resumed), etag
+        return PushResult(source.name, key, size, whole, parts=count, resumed_parts=resumed), etag
+
+
+# -- sources ------------------------------------------------------------------------------------
+class Source(Protocol):
+    """What the multipart engine reads parts from: a local file (``LocalSource``) or a remote
+    ranged one (``storage.pull_source``). ``read_into`` fills the view exactly (or raises) and
+    may be called from several threads at once, between ``opened()``'s enter and exit."""
+
+    name: str  # shown and recorded (``PushResult.file``)
+    size: int
+    ident: str  # what an interrupted upload's checkpoint is found by
+
+    def opened(self) -> ContextManager[Any]: ...
+    def read_into(self, offset: int, view: memoryview) -> None: ...
+
+
+class LocalSource:
+    """A local file, read with ``preadv`` (no shared file position between the threads)."""
+
+    def __init__(self, file: Path, st: os.stat_result) -> None:
+        self.file, self.name, self.size = file, str(file), st.st_size
+        self.ident = f"{file.resolve()}\0{st.st_size}\0{st.st_mtime_ns}"
+        self._fd = -1
+
+    @contextmanager
+    def opened(self) -> Iterator["LocalSource"]:
+        with open(self.file, "rb") as fh:
+            self._fd = fh.fileno()
+            try:
+                yield self
+            finally:
+                self._fd = -1
+
+    def read_into(self, offset: int, view: memoryview) -> None:
+        got = 0
+        while got < len(view):
+            read_now = os.preadv(self._fd, [view[got:]], offset + got)
+            if read_now == 0:
+                raise EascomfyError(f"{self.file} changed while it was uploaded", "push it again")
+            got += read_now
+
+
+class OrderedDigest:
+    """A hash over parts that arrive in any order, fed in part order: a part waits for the ones
+    before it (the lowest part not yet fed is always in flight, so this never deadlocks, and memory
+    stays one buffer per worker). ``check()`` compares with the expected hex digest."""
+
+    def __init__(self, expected: str, what: str, algorithm: str = "sha256") -> None:
+        self.expected, self.what, self.algorithm = expected.lower(), what, algorithm
+        self._hash = hashlib.new(algorithm)
+        self._next = 1
+        self._failed = False
+        self._cond = threading.Condition()
+
+    def feed(self, n: int, data: memoryview) -> None:
+        with self._cond:
+            while self._next != n and not self._failed:
+                self._cond.wait(1)
+            if self._failed:
+                raise EascomfyError(f"{self.what}: stopped (another part failed)")
+        self._hash.update(data)  # only the part whose turn it is gets here
+        with self._cond:
+            self._next = n + 1
+            self._cond.notify_all()
+
+    def fail(self) -> None:
+        with self._cond:
+            self._failed = True
+            self._cond.notify_all()
+
+    def check(self) -> None:
+        actual = self._hash.hexdigest()
+        if actual != self.expected:
+            raise CloudError(
+                f"{self.what}: {self.algorithm.upper()} mismatch (the source says {self.expected}, the bytes are {actual})",
+                code=HASH_MISMATCH,
+                hint="nothing was kept; pull again, or ask the source's owner",
+            )
 
 
 @contextmanager

@@ -1,0 +1,234 @@
+"""``ModelSourceSandbox``: the hub, its CDN and a plain file server (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..server import SandboxServer, ServerBacked
+
+HUB, CDN = "hub", "cdn"
+CHUNK = 256 * 1024
+SWITCHES: web.AppKey["Switches"] = web.AppKey("switches")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class Switches:
+    """What a test turns on: see the package docstring."""
+
+    lie_about_hash: bool = False
+    ignore_range: bool = False
+    bytes_per_second: int = 0  # 0: unlimited
+    retry_after: int = 1  # seconds in a throttling answer's Retry-After
+
+
+@dataclass
+class Blob:
+    sha256: str
+    size: int
+    path: Path
+
+
+def error_response(request: web.Request, status: int, code: str, message: str) -> web.StreamResponse:
+    """A Hub error: ``X-Error-Code`` and ``X-Error-Message`` headers and a JSON ``error`` body
+    (huggingface_hub ``hf_raise_for_status``); a throttling fault is a 429 with ``Retry-After``."""
+    headers = {"X-Error-Code": code, "X-Error-Message": message}
+    if code.startswith("Throttling"):
+        status, message = 429, "rate limit reached"
+        headers = {"Retry-After": str(request.app[SWITCHES].retry_after), "X-Error-Message": message,
+                   "RateLimit": '"resolvers";r=0;t=' + str(request.app[SWITCHES].retry_after)}
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _action_of(request: web.Request) -> str | None:
+    if "/resolve/" in request.path:
+        return "Resolve"
+    if request.path.startswith("/cdn/"):
+        return "CdnGet"
+    if request.path.startswith("/files/"):
+        return "FileGet"
+    return None
+
+
+class ModelSourceSandbox(ServerBacked):
+    """Hub and file server on one port (``url``), the CDN on another (``cdn_url``); blobs under
+    ``state_dir/models`` (a temporary folder when None)."""
+
+    def __init__(self, state_dir: Path | None = None, port: int = 0, cdn_port: int = 0) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="eascomfy-models-")
+            state_dir = Path(self._tmp.name)
+        self.blob_dir = Path(state_dir) / "models"
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self.switches = Switches()
+        self.tokens: set[str] = set()
+        self.gated: set[str] = set()
+        self.repos: dict[str, dict[str, dict[str, Blob]]] = {}  # repo -> revision -> path -> blob
+        self.files: dict[str, Blob] = {}  # plain files: path -> blob
+        self._server = SandboxServer(self._application, error_response, _action_of, name="models",
+                                     sites={HUB: port, CDN: cdn_port}, controls={"models": self._control})
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> "ModelSourceSandbox":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "ModelSourceSandbox":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def cdn_url(self) -> str:
+        return self._server.url_for(CDN)
+
+    # -- content ---------------------------------------------------------------------------------
+    def _blob(self, data: bytes) -> Blob:
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.blob_dir / sha
+        if not path.exists():
+            path.write_bytes(data)
+        return Blob(sha, len(data), path)
+
+    def add_file(self, repo: str, path: str, data: bytes, *, revision: str = "main", gated: bool = False) -> str:
+        """Put a file into a repo (``org/name``) at ``revision``; its SHA-256."""
+        blob = self._blob(data)
+        self.repos.setdefault(repo, {}).setdefault(revision, {})[path] = blob
+        if gated:
+            self.gated.add(repo)
+        return blob.sha256
+
+    def add_plain(self, path: str, data: bytes) -> str:
+        """A plain file at ``/files/<path>``; its URL."""
+        self.files[path] = self._blob(data)
+        return f"{self.url}/files/{path}"
+
+    @staticmethod
+    def commit_of(repo: str, revision: str) -> str:
+        """A stable 40-hex commit id for a repo's revision."""
+        return hashlib.sha1(f"{repo}@{revision}".encode()).hexdigest()
+
+    def requests(self, action: str | None = None) -> list[Any]:
+        return [r for r in self._server.recorder.all() if action is None or r.action == action]
+
+    # -- the application -------------------------------------------------------------------------
+    def _application(self, server: SandboxServer) -> web.Application:
+        app = web.Application()
+        app[SWITCHES] = self.switches
+        app.router.add_route("*", "/{org}/{repo}/resolve/{revision}/{path:.+}", self._resolve)
+        app.router.add_route("*", "/cdn/{sha}", self._cdn)
+        app.router.add_route("*", "/files/{path:.+}", self._plain)
+        return app
+
+    async def _control(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            body = await request.json()
+            for name, value in body.items():
+                if not hasattr(self.switches, name):
+                    return web.json_response({"error": f"unknown switch {name!r}"}, status=400)
+                setattr(self.switches, name, value)
+        return web.json_response(asdict(self.switches))
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and header[7:] in self.tokens
+
+    async def _resolve(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+        repo = f"{request.match_info['org']}/{request.match_info['repo']}"
+        revision, path = request.match_info["revision"], request.match_info["path"]
+        revisions = self.repos.get(repo)
+        if revisions is None or (repo in self.gated and not self._authorized(request)):
+            if repo in self.gated:
+                return error_response(request, 401, "GatedRepo", f"Access to model {repo} is restricted.")
+            return error_response(request, 404, "RepoNotFound", "Repository not found")
+        files = revisions.get(revision)
+        if files is None:
+            return error_response(request, 404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        commit = self.commit_of(repo, revision)
+        blob = files.get(path)
+        if blob is None:
+            resp = error_response(request, 404, "EntryNotFound", f"{path} does not exist on {revision}")
+            resp.headers["X-Repo-Commit"] = commit
+            return resp
+        sha = blob.sha256
+        if self.switches.lie_about_hash:
+            sha = hashlib.sha256(sha.encode()).hexdigest()
+        # A signed, content-addressed URL on another origin (the CDN site).
+        location = f"{self.cdn_url}/cdn/{blob.sha256}?X-Amz-Expires=3600&X-Amz-Signature=sandbox"
+        return web.Response(status=302, text=f"Found. Redirecting to {location}", headers={
+            "Location": location, "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(blob.size),
+            "X-Repo-Commit": commit, "ETag": f'"{sha}"'})
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        sha = request.match_info["sha"]
+        path = self.blob_dir / sha
+        if not re.fullmatch(r"[0-9a-f]{64}", sha) or not path.is_file():
+            return web.Response(status=404, text="NoSuchKey")
+        # The CDN's ETag is its own (an MD5-like value), not the SHA-256 the hub published.
+        return await self._serve(request, Blob(sha, path.stat().st_size, path), etag=sha[:32])
+
+    async def _plain(self, request: web.Request) -> web.StreamResponse:
+        blob = self.files.get(request.match_info["path"])
+        if blob is None:
+            return web.Response(status=404, text="Not Found")
+        return await self._serve(request, blob, etag=blob.sha256[:32])
+
+    async def _serve(self, request: web.Request, blob: Blob, etag: str) -> web.StreamResponse:
+        """The body (or one range of it), chunk by chunk, at most ``bytes_per_second``."""
+        if request.method not in ("GET", "HEAD"):
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+        start, end, status = 0, blob.size - 1, 200
+        headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+        spec = request.headers.get("Range")
+        if spec and not self.switches.ignore_range:
+            m = _RANGE.match(spec.strip())
+            if not m or (not m.group(1) and not m.group(2)):
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{blob.size}"})
+            if m.group(1):
+                start = int(m.group(1))
+                end = min(int(m.group(2)), blob.size - 1) if m.group(2) else blob.size - 1
+            else:  # a suffix: the last N bytes
+                start = max(0, blob.size - int(m.group(2)))
+            if start >= blob.size or start > end:
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{blob.size}"})
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+        length = end - start + 1
+        headers["Content-Length"] = str(length)
+        resp = web.StreamResponse(status=status, headers=headers)
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp
+        rate = self.switches.bytes_per_second
+        with open(blob.path, "rb") as fh:
+            fh.seek(start)
+            left = length
+            while left > 0:
+                chunk = fh.read(min(CHUNK, left))
+                if not chunk:
+                    break
+                await resp.write(chunk)
+                left -= len(chunk)
+                if rate:
+                    await asyncio.sleep(len(chunk) / rate)
+        await resp.write_eof()
+        return resp
+
