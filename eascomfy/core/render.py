@@ -15,6 +15,7 @@ from ..errors import SpecError
 from . import wire
 from .editions import load_template
 from .merge import canonical, deep_merge, merge_all
+from .scaling import autoscaler_body
 from .secrets import env_text
 from .spec import Spec
 
@@ -113,16 +114,8 @@ def _queue(spec: Spec) -> dict[str, Any]:
 
 
 def _autoscaler(spec: Spec) -> dict[str, Any]:
-    scaling = spec.data.get("autoscaling")
-    if not scaling:
-        return {}
-    return {
-        wire.AUTOSCALER_KEY: {
-            "min": scaling["min"],
-            "max": scaling["max"],
-            "scaleStrategies": [{"metricName": scaling["metric"], "threshold": scaling["threshold"]}],
-        }
-    }
+    body = autoscaler_body(spec.data)
+    return {wire.AUTOSCALER_KEY: body} if body else {}
 
 
 def render(spec: Spec) -> dict[str, Any]:
