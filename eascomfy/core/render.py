@@ -1,5 +1,8 @@
 """Render a resolved spec into the EAS service JSON that CreateService accepts.
 
+``autoscaling:`` and ``schedules:`` are not in it: deploy applies them through the AutoScaler and
+CronScaler APIs (core/scaling.py, docs/control-plane.md "Scaling").
+
 template (templates/service.yaml) <- the edition's ``service`` fragment <- what the spec says
 <- the spec's ``overrides``; merged as data (see merge.py), keys sorted for byte-stable output.
 """
@@ -15,7 +18,6 @@ from ..errors import SpecError
 from . import wire
 from .editions import load_template
 from .merge import canonical, deep_merge, merge_all
-from .scaling import autoscaler_body
 from .secrets import env_text
 from .spec import Spec
 
@@ -113,11 +115,6 @@ def _queue(spec: Spec) -> dict[str, Any]:
     return {wire.QUEUE_KEY: block}
 
 
-def _autoscaler(spec: Spec) -> dict[str, Any]:
-    body = autoscaler_body(spec.data)
-    return {wire.AUTOSCALER_KEY: body} if body else {}
-
-
 def render(spec: Spec) -> dict[str, Any]:
     """The CreateService body for ``spec``; for console-only editions, what the console needs.
     It carries the secret env values (``core.secrets.mask_config`` hides them for people)."""
@@ -142,7 +139,6 @@ def render(spec: Spec) -> dict[str, Any]:
         {"containers": [_container(spec, template, fragment)]},
         {"storage": _storage(spec)} if data.get("storage") else {},
         _queue(spec),
-        _autoscaler(spec),
     )
     base = deep_merge(template, {k: v for k, v in fragment.items() if k != "containers"})
     doc = deep_merge(deep_merge(base, derived), data.get("overrides") or {})
