@@ -20,6 +20,7 @@ from ..core.image import with_image_version
 from ..core.limits import check_timeout
 from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, diff, keep_autoscaled_count, make_plan, normalize
 from ..core.planfile import check_saved, dumps
+from ..core.scaling import ScalerKind
 from ..core.render import labels as spec_labels
 from ..core.render import render
 from ..core.spec import Spec, known_environments, load_spec
@@ -29,6 +30,7 @@ from ..local.specfile import write_image_version
 from ..ports import Progress
 from .locks import acquire, release, ttl_for
 from .regions import check_region
+from .scaling import apply_scalers, desired_scalers, read_scalers
 from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, Watcher, wait_ready
 
 
@@ -49,7 +51,12 @@ def desired(spec: Spec) -> tuple[dict[str, Any], dict[str, str]]:
     return render(spec), spec_labels(spec)
 
 
-def _plan(spec: Spec, wanted: tuple[dict[str, Any], dict[str, str]], live: LiveService | None) -> Plan:
+def _plan(
+    spec: Spec,
+    wanted: tuple[dict[str, Any], dict[str, str]],
+    live: LiveService | None,
+    live_scalers: dict[ScalerKind, dict[str, Any] | None] | None = None,
+) -> Plan:
     config, labels = wanted
     return make_plan(
         spec.name,
@@ -62,6 +69,8 @@ def _plan(spec: Spec, wanted: tuple[dict[str, Any], dict[str, str]], live: LiveS
         secrets=spec.secrets,
         safety_lock=spec.data.get("safety_lock"),
         live_safety_lock=live.safety_lock if live else "",
+        desired_scalers=desired_scalers(spec),
+        live_scalers=live_scalers,
     )
 
 
@@ -76,7 +85,7 @@ def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | Non
     wanted = desired(spec)
     check_region(spec, client)
     live = client.describe(spec.name)
-    return _plan(spec, wanted, live), live
+    return _plan(spec, wanted, live, read_scalers(client, spec, live) if live else None), live
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -113,11 +122,12 @@ def apply(plan: Plan, client: EasClient) -> None:
     A write retried after a lost answer counts as done when the live config is the one planned."""
 
     def applied(live: LiveService) -> bool:
-        return config_sha(live.config) == plan.desired_sha
+        return config_sha(live.config, plan.autoscaled) == plan.desired_sha
 
     if plan.action == "create":
         client.create(plan.desired, plan.labels_set, applied=applied)
-        if plan.safety_lock:
+        apply_scalers(plan, client)
+        if plan.safety_lock:  # last: a lock may refuse the scaler writes
             client.set_safety_lock(plan.service, plan.safety_lock)
         return
     if plan.safety_lock and plan.lowers_safety_lock:  # lift it first: the lock may refuse the update
@@ -128,6 +138,7 @@ def apply(plan: Plan, client: EasClient) -> None:
         client.set_labels(plan.service, plan.labels_set)
     if plan.labels_remove:
         client.delete_labels(plan.service, plan.labels_remove)
+    apply_scalers(plan, client)
     if plan.safety_lock and not plan.lowers_safety_lock:  # raise it last: it may refuse the rest
         client.set_safety_lock(plan.service, plan.safety_lock)
 
@@ -201,7 +212,7 @@ def execute(
         then = "waiting for it" if wait and not dry_run else "not ready yet; `eascomfy status` shows it"
         progress.info(f"{plan.service} is {live.status}: a change is still in progress (another deploy, or a change "
                       f"made elsewhere); {then}")
-    if dry_run or (plan.action == "noop" and not (busy and wait)):
+    if dry_run or (plan.action == "noop" and not plan.scalers and not (busy and wait)):
         if dry_run:
             result.notes.append("dry run: nothing was changed")
         result.ready = live is not None and live.status == RUNNING
@@ -239,7 +250,7 @@ def _carry_out(
     poll: Poll,
 ) -> DeployResult:
     applied_at = time.time()
-    if plan.action != "noop":
+    if plan.has_changes:
         apply(plan, client)
         result.applied = True
     if busy and wait:
@@ -247,7 +258,7 @@ def _carry_out(
         result.ready = True
         result.seconds = time.monotonic() - started
         return result
-    if plan.action == "labels" or not wait:
+    if plan.action in ("labels", "noop") or not wait:
         result.seconds = time.monotonic() - started
         return result
     try:

@@ -222,25 +222,11 @@ def _queue(config: dict[str, Any], edition: str, out: Imported) -> None:
 
 
 def _autoscaling(config: dict[str, Any], out: Imported) -> None:
-    scaler = config.get(wire.AUTOSCALER_KEY)
-    if not isinstance(scaler, dict):
-        return
-    strategies = scaler.get("scaleStrategies")
-    lo, hi = scaler.get("min"), scaler.get("max")
-    if (
-        set(scaler) == {"min", "max", "scaleStrategies"}
-        and isinstance(strategies, list)
-        and len(strategies) == 1
-        and isinstance(strategies[0], dict)
-        and set(strategies[0]) == {"metricName", "threshold"}
-        and _METRIC.match(str(strategies[0]["metricName"]))
-        and isinstance(lo, int) and isinstance(hi, int) and 0 <= lo < hi
-    ):
-        out.data["autoscaling"] = {
-            "min": lo, "max": hi, "metric": strategies[0]["metricName"], "threshold": strategies[0]["threshold"]
-        }
-    else:
-        out.notes.append("autoscaler: a form eascomfy does not model (one strategy, min < max); kept in overrides")
+    """An autoscaler embedded in the service JSON stays there (in overrides): eascomfy's
+    ``autoscaling:`` is applied through the AutoScaler API, another form (docs/control-plane.md)."""
+    if isinstance(config.get(wire.AUTOSCALER_KEY), dict):
+        out.notes.append("autoscaler: embedded in the service JSON, kept in overrides; `autoscaling:` would apply "
+                         "it through the AutoScaler API instead")
 
 
 # -- env, pip, labels ------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ OWNED: dict[tuple[str, ...], tuple[str, str]] = {
     ("metadata", "resource_burstable"): ("resources.burstable", _OWNED),
     ("cloud", "computing", "instances"): ("resources.instance_type and fallback_instance_types", _OWNED),
     ("storage",): ("storage", _OWNED),
-    (wire.AUTOSCALER_KEY,): ("autoscaling", _OWNED),
     **{(wire.QUEUE_KEY, eas): (f"queue.{key}", _OWNED) for key, eas in wire.QUEUE_FIELDS.items()},
 }
 # Keys of the ComfyUI container (containers[0]) that the spec renders. ``overrides.containers``

@@ -20,6 +20,10 @@ eascomfy (the console, another tool); ``plan`` says so. Unless the live config i
 spec's: then the label is stale (a deploy stopped between UpdateService and UpdateServiceLabel),
 which is not drift; the plan only rewrites the label.
 
+Scalers: the spec's ``autoscaling``/``schedules`` are planned apart from the config, as calls to
+the AutoScaler and CronScaler APIs (``core.scaling.scaler_changes``) against what Describe*
+returned; ``Plan.scalers`` lists them.
+
 Autoscaling: when the spec and the live service both have an autoscaler, the autoscaler owns the
 instance count (Terraform's ``ignore_changes`` trap, hashicorp/terraform#10308). The count is left
 out of the fingerprint, never shown as a change, and the body sent carries the live count, so a
@@ -36,6 +40,7 @@ from typing import Any, Literal
 
 from .merge import canonical
 from .render import MANAGED_BY_LABEL
+from .scaling import ScalerChange, ScalerKind, scaler_changes
 from .secrets import MASK, Secrets, has_secrets, mask_value
 from .wire import AUTOSCALER_KEY
 
@@ -43,6 +48,9 @@ APPLIED_SHA_LABEL = "eascomfy/applied-sha"
 # The keys of the user's own labels last applied, so a label removed from the spec is removed from
 # the service while labels added elsewhere (the console) are left alone (kubectl apply's rule).
 USER_LABELS_LABEL = "eascomfy/user-labels"
+# Which scalers eascomfy applied (autoscaler, cronscaler): deploy reads them back only when the
+# spec has one or this label lists one, so removing `autoscaling:` deletes what eascomfy created.
+SCALERS_LABEL = "eascomfy/scalers"
 OWN_LABEL_PREFIX = "eascomfy/"
 # The deploy lock (control/locks.py): set and removed by the run holding it, never by a plan.
 LOCK_LABEL = "eascomfy/lock"
@@ -118,10 +126,12 @@ class Plan:
     # EAS's safety lock: the level to set (None: leave it) and the live one ("" before a create)
     safety_lock: str | None = None
     live_safety_lock: str = ""
+    scalers: list[ScalerChange] = field(default_factory=list)  # AutoScaler/CronScaler calls
+    autoscaled: bool = False  # the spec has autoscaling: the instance count is not fingerprinted
 
     @property
     def has_changes(self) -> bool:
-        return self.action != "noop"
+        return self.action != "noop" or bool(self.scalers)
 
     @property
     def lowers_safety_lock(self) -> bool:
@@ -155,6 +165,7 @@ class Plan:
             "managed": self.managed,
             "notes": self.notes,
             "safety_lock": {"old": self.live_safety_lock or None, "new": self.safety_lock} if self.safety_lock else None,
+            "scalers": [c.to_dict() for c in self.scalers],
         }
 
     def lines(self) -> list[str]:
@@ -164,6 +175,8 @@ class Plan:
             "labels": f"update the labels of service {self.service} in {self.region}",
             "noop": f"service {self.service} in {self.region} is up to date: no changes",
         }[self.action]
+        if self.action == "noop" and self.scalers:
+            head = f"update the scalers of service {self.service} in {self.region} (the config is up to date)"
         out = [head]
         if self.drift:
             out.append("! the live service was changed outside eascomfy (e.g. in the console) since the last deploy")
@@ -176,6 +189,7 @@ class Plan:
         for key, value in sorted(self.shown_labels().items()):
             out.append(f"  label {key}={value}")
         out += [f"  label -{key}" for key in self.labels_remove]
+        out += [f"  {c.line()}" for c in self.scalers]
         return out
 
 
@@ -210,12 +224,13 @@ def instances(config: dict[str, Any]) -> Any:
     return metadata.get("instance") if isinstance(metadata, dict) else None
 
 
-def config_sha(config: dict[str, Any]) -> str:
+def config_sha(config: dict[str, Any], autoscaler: bool = False) -> str:
     """sha256 of a config's JSON, EAS's own fields dropped and keys sorted: what the applied-sha
     label holds. The same for a rendered config and the live config it became. An autoscaled
-    config's instance count is left out: the autoscaler changes it, eascomfy does not."""
+    config's instance count is left out (``autoscaler``: it has one through the AutoScaler API):
+    the autoscaler changes it, eascomfy does not."""
     config = _without_eas_fields(config)
-    if autoscaled(config):
+    if autoscaler or autoscaled(config):
         config = _drop(config, INSTANCE)
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -228,11 +243,16 @@ def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, An
     return {**doc, path[0]: _set(doc[path[0]], path[1:], value)}
 
 
-def keep_autoscaled_count(desired: dict[str, Any], live: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+def keep_autoscaled_count(
+    desired: dict[str, Any], live: dict[str, Any], both: bool | None = None
+) -> tuple[dict[str, Any], str | None]:
     """``desired`` with the live instance count when both sides are autoscaled (the autoscaler
-    chose it), and a note when that differs from the spec's count; else ``desired`` as it is."""
+    chose it; ``both`` says so when the autoscalers are the API's, not config keys), and a note
+    when that differs from the spec's count; else ``desired`` as it is."""
     count, spec_count = instances(live), instances(desired)
-    if not (autoscaled(desired) and autoscaled(live)) or count is None or spec_count is None:
+    if both is None:
+        both = autoscaled(desired) and autoscaled(live)
+    if not both or count is None or spec_count is None:
         return desired, None
     if count == spec_count:
         return desired, None
@@ -293,27 +313,40 @@ def make_plan(
     secrets: Secrets | None = None,
     safety_lock: str | None = None,
     live_safety_lock: str = "",
+    desired_scalers: dict[ScalerKind, dict[str, Any] | None] | None = None,
+    live_scalers: dict[ScalerKind, dict[str, Any] | None] | None = None,
 ) -> Plan:
     """Compare the rendered config and labels with the live service (None: it does not exist).
     ``desired`` is what ``render`` returned, already canonical: it is carried as it is.
     ``secrets`` (the spec's) says which values the plan never shows; without it, env values of
     names that look secret are masked. ``safety_lock`` (the spec's, None: not managed) is set
-    when it differs from ``live_safety_lock`` (a create sets any level but none)."""
+    when it differs from ``live_safety_lock`` (a create sets any level but none).
+    ``desired_scalers``/``live_scalers``: the AutoScaler and
+    CronScaler bodies the spec wants and Describe* returned (``live_scalers`` None: not read, no
+    scaler is planned and the live side is taken to be autoscaled as the spec is)."""
     secrets = secrets or Secrets()
-    desired_sha = config_sha(desired)
+    desired_scalers = desired_scalers or {}
+    spec_scaled = desired_scalers.get("autoscaler") is not None
+    desired_sha = config_sha(desired, spec_scaled)
     labels = {**desired_labels, APPLIED_SHA_LABEL: desired_sha}
     user_keys = sorted(k for k in desired_labels if not k.startswith(OWN_LABEL_PREFIX))
     if user_keys:
         labels[USER_LABELS_LABEL] = ",".join(user_keys)
+    scaler_kinds = [k for k, body in sorted(desired_scalers.items()) if body is not None]
+    if scaler_kinds:
+        labels[SCALERS_LABEL] = ",".join(scaler_kinds)
     if live_config is None:
         return Plan(
             service, region, "create", desired, changes=leaves(desired), labels_set=labels, desired_sha=desired_sha, secrets=secrets,
             safety_lock=safety_lock if safety_lock and safety_lock != "none" else None,
+            scalers=scaler_changes(desired_scalers, {}), autoscaled=spec_scaled,
         )
     live_labels = live_labels or {}
     live = normalize(live_config)
-    live_sha = config_sha(live)
-    desired, kept = keep_autoscaled_count(desired, live)
+    live_scaled = spec_scaled if live_scalers is None else live_scalers.get("autoscaler") is not None
+    live_sha = config_sha(live, live_scaled)
+    scaled = (spec_scaled and (live_scaled or autoscaled(live))) if desired_scalers else None
+    desired, kept = keep_autoscaled_count(desired, live, scaled)
     changes = diff(desired, live)
     applied = live_labels.get(APPLIED_SHA_LABEL)
     labels_set = {k: v for k, v in labels.items() if live_labels.get(k) != v}
@@ -351,5 +384,7 @@ def make_plan(
         secrets=secrets,
         safety_lock=lock_set,
         live_safety_lock=live_safety_lock,
+        scalers=scaler_changes(desired_scalers, live_scalers) if live_scalers is not None else [],
+        autoscaled=spec_scaled,
     )
 

@@ -1,5 +1,8 @@
 """Render a resolved spec into the EAS service JSON that CreateService accepts.
 
+``autoscaling:`` and ``schedules:`` are not in it: deploy applies them through the AutoScaler and
+CronScaler APIs (core/scaling.py, docs/control-plane.md "Scaling").
+
 template (templates/service.yaml) <- the edition's ``service`` fragment <- what the spec says
 <- the spec's ``overrides``; merged as data (see merge.py), keys sorted for byte-stable output.
 """
@@ -112,19 +115,6 @@ def _queue(spec: Spec) -> dict[str, Any]:
     return {wire.QUEUE_KEY: block}
 
 
-def _autoscaler(spec: Spec) -> dict[str, Any]:
-    scaling = spec.data.get("autoscaling")
-    if not scaling:
-        return {}
-    return {
-        wire.AUTOSCALER_KEY: {
-            "min": scaling["min"],
-            "max": scaling["max"],
-            "scaleStrategies": [{"metricName": scaling["metric"], "threshold": scaling["threshold"]}],
-        }
-    }
-
-
 def render(spec: Spec) -> dict[str, Any]:
     """The CreateService body for ``spec``; for console-only editions, what the console needs.
     It carries the secret env values (``core.secrets.mask_config`` hides them for people)."""
@@ -149,7 +139,6 @@ def render(spec: Spec) -> dict[str, Any]:
         {"containers": [_container(spec, template, fragment)]},
         {"storage": _storage(spec)} if data.get("storage") else {},
         _queue(spec),
-        _autoscaler(spec),
     )
     base = deep_merge(template, {k: v for k, v in fragment.items() if k != "containers"})
     doc = deep_merge(deep_merge(base, derived), data.get("overrides") or {})

@@ -19,6 +19,7 @@ from .instances import gpu_count
 from .merge import apply_defaults, deep_merge
 from .overrides import override_problems
 from .regions import region_problem
+from .scaling import problems as scaling_problems
 from .secrets import Secrets, resolve_env
 from .validate import Problem, Validator, did_you_mean, load_schema, raise_first
 from .yamlio import PathT, Positions, load_yaml, read_text
@@ -245,9 +246,7 @@ def check_rules(spec: Spec) -> None:
         problems.append(Problem(("image",), "set image.uri or image.version, not both"))
     if ed.image_suffix is None and ed.can("api_deploy"):
         problems.append(Problem(("edition",), f"edition {ed.name} has no image suffix but is deployable"))
-    scaling = data.get("autoscaling")
-    if scaling and scaling["max"] <= scaling["min"]:
-        problems.append(Problem(("autoscaling", "max"), f"expected max > min ({scaling['min']}), got {scaling['max']}"))
+    problems += scaling_problems(data, user, ed.can("async_api"), ed.name)
     if data.get("overrides"):
         from .render import comfy_container  # render builds on Spec: imported when needed
 

@@ -55,7 +55,9 @@ def _pattern(pattern: str) -> re.Pattern[str]:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    # a bare name of a bracketed one (gpu -> gpu[util]) before a merely similar word (cpu)
+    match = [c for c in choices if c.startswith(f"{word}[")][:1] or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}?" if match else None
 
 

@@ -21,8 +21,10 @@ IMAGE_REPOSITORY = "pai-eas/comfyui"
 QUEUE_KEY = "queue"
 QUEUE_FIELDS = {"cpu": "cpu", "memory": "memory"}
 
-# Autoscaling embedded in the service JSON (camelCase; snake_case is silently ignored): medium
-# confidence, secondary source. The alternative is the CreateServiceAutoScaler API.
+# Autoscaling embedded in the service JSON (camelCase): medium confidence, secondary source.
+# eascomfy applies `autoscaling:` through the AutoScaler API instead (documented); this key is only
+# read: a service configured this way elsewhere (import, the instance count it owns) and refused
+# in overrides.
 AUTOSCALER_KEY = "autoscaler"
 
 # The OSS mount's read-only flag is camelCase in observed configs (medium confidence).

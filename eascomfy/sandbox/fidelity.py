@@ -32,6 +32,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "event_message": ("json", "text"),
     "event_order": ("oldest_first", "newest_first"),
     "intranet_endpoint": ("host", "path"),
+    "autoscaler_update_min": ("positive", "zero_ok"),
     # OSS (oss/)
     "bucket_location": ("any_endpoint", "bucket_endpoint"),
     "signature_v1": ("refused", "accepted"),
@@ -69,6 +70,9 @@ class Fidelity:
       ``http://<uid>.vpc.<region>.pai-eas.aliyuncs.com/api/predict/<svc>`` (reachable from inside
       the VPC only; the sandbox also serves requests whose Host header is that name);
       ``path`` answers a reachable loopback form, ``<sandbox url>/vpc/api/predict/<svc>``.
+    - ``autoscaler_update_min``: ``positive`` refuses UpdateServiceAutoScaler with ``min: 0``, as
+      its docstring and API page say ("must be greater than 0"); ``zero_ok`` accepts it, as
+      Create, the console's HPA doc and the async scaling doc (``-Dmin=0``) do.
     - ``bucket_location``: whether GetBucketLocation answers through any region's endpoint
       (``any_endpoint``, unverified) or only through the bucket's own (``bucket_endpoint``).
     - ``signature_v1``: ``refused`` answers a Signature V1 request 403 with EC 0002-00000080, as
@@ -86,6 +90,7 @@ class Fidelity:
     event_message: str = "json"
     event_order: str = "oldest_first"
     intranet_endpoint: str = "host"
+    autoscaler_update_min: str = "positive"
     bucket_location: str = "any_endpoint"
     signature_v1: str = "refused"
 

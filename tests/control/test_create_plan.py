@@ -39,11 +39,10 @@ def test_create_plan_lists_every_field_in_text_and_json(sandbox: EasSandbox, pro
         '  + metadata.instance: 1',
         '  + storage[0].mount_path: "/code/data-oss"',
         '  + storage[0].oss.path: "oss://eascomfy-test/comfyui/"',
-        '  + autoscaler.min: 1',
-        '  + autoscaler.max: 4',
         '  + queue.cpu: 1',
         '  + queue.memory: 4000',
         "  label team=creative",
+        "  + autoscaler: 1-4 on qps>10",  # through the AutoScaler API, not the service JSON
     ]
     for line in expected:
         assert line in lines, line
@@ -56,7 +55,9 @@ def test_create_plan_lists_every_field_in_text_and_json(sandbox: EasSandbox, pro
     assert changes["containers[0].image"]["new"] == body["containers"][0]["image"]
     assert changes["containers[0].env[0]"]["new"] == {"name": "HF_TOKEN", "value": "***"}
     assert changes["cloud.computing.instances[1].type"]["new"] == "ecs.gn6i-c16g1.4xlarge"
-    assert changes["autoscaler.scaleStrategies[0].metricName"]["new"] == "qps"
+    assert "autoscaler.min" not in changes
+    assert data["scalers"] == [{"kind": "autoscaler", "action": "create", "old": None,
+                                "new": {"min": 1, "max": 4, "scaleStrategies": [{"metricName": "qps", "threshold": 10}]}}]
     assert data["labels_set"]["team"] == "creative"
     # every leaf of the body is listed: nothing a reviewer cannot see
-    assert len([line for line in lines if line.startswith("  + ")]) == len(data["changes"])
+    assert len([line for line in lines if line.startswith("  + ")]) == len(data["changes"]) + len(data["scalers"])

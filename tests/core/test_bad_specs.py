@@ -72,6 +72,12 @@ EXPECT = {
     "57-override-instance-types.yaml": (7, "overrides.cloud.computing.instances: set by the spec's resources.instance_type"),
     "58-region-typo.yaml": (2, "region: 'cn-hangzhuo' is not an EAS region eascomfy knows (did you mean 'cn-hangzhou'? a region"),
     "59-region-unknown.yaml": (3, "region: 'cn-nowhere-9' is not an EAS region eascomfy knows (known: ap-northeast-1,"),
+    "60-cron-five-fields.yaml": (7, "has 5 fields; EAS takes 6, seconds first: did you mean: add a seconds field ('0 0 8 * * *')?"),
+    "61-scale-to-zero-standard.yaml": (5, "min 0 (scale to zero) is refused: the standard edition has no queue"),
+    "62-scale-to-zero-no-queue.yaml": (7, "scale to zero needs the queue[avgbacklog] metric"),
+    "63-metric-typo.yaml": (7, "autoscaling.metrics[0].name: expected one of qps, cpu, gpu[util], queue[avgbacklog], got 'gpu' (did you mean 'gpu[util]'?)"),
+    "64-queue-metric-standard.yaml": (4, "the queue[avgbacklog] metric needs the EAS queue: only the API edition has it"),
+    "65-cron-bad-weekday.yaml": (9, "schedules[1].cron: cron '0 0 20 * * 8': day of week '8' is outside 0-6"),
 }
 
 

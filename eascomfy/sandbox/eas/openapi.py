@@ -19,6 +19,7 @@ from aiohttp import web
 from ..server import SandboxServer
 from .errors import EasError, api_not_found, invalid, new_request_id, not_found
 from .ops_api import OpsApi
+from .scalers import ScalerApi
 from .params import Call, bool_param, config_json, int_param, json_param, page_of, time_param
 from .signing import NonceCache, verify_signature
 from .state import CREATING, RUNNING, STARTING, UPDATING, WAITING, ServiceRecord, ServiceStore, iso, service_name_of
@@ -85,12 +86,9 @@ class OpenApi:
             ("DELETE", "label"): self._delete_labels,
             ("GET", "signed_url"): self._signed_url,
             ("GET", "endpoints"): self._endpoints,
-            ("GET", "autoscaler"): self._describe_autoscaler,
-            ("POST", "autoscaler"): lambda c: self._put_autoscaler(c, create=True),
-            ("PUT", "autoscaler"): lambda c: self._put_autoscaler(c, create=False),
-            ("DELETE", "autoscaler"): lambda c: self._simple(c, self.store.delete_autoscaler, "autoscaler deleted"),
         }
         self._service_ops.update(OpsApi(store).routes())  # instances, logs, diagnosis
+        self._service_ops.update(ScalerApi(store).routes())  # autoscaler, cronscaler
 
     def internet_endpoint(self, name: str) -> str:
         """The sandbox's reachable stand-in for ``http://<uid>.<region>.pai-eas.aliyuncs.com``."""
@@ -290,21 +288,6 @@ class OpenApi:
             "IntranetEndpoints": [self.intranet_endpoint(rec.name)],
         }
         return {"AccessToken": rec.access_token, "Message": "", "Endpoints": [endpoint]}
-
-    def _describe_autoscaler(self, call: Call) -> dict[str, Any]:
-        scaler = self.store.get(call.service).autoscaler or {}
-        return {
-            "ServiceName": call.service,
-            "MinReplica": scaler.get("min", 0),
-            "MaxReplica": scaler.get("max", 0),
-            "Behavior": scaler.get("behavior", {}),
-            "ScaleStrategies": scaler.get("scaleStrategies", []),
-            "CurrentMetrics": [],
-        }
-
-    def _put_autoscaler(self, call: Call, create: bool) -> dict[str, Any]:
-        self.store.set_autoscaler(call.service, call.json(), create)
-        return {"Message": f"Autoscaler of service [{call.service}] saved"}
 
     def _signed_url(self, call: Call) -> dict[str, Any]:
         rec = self.store.get(call.service)

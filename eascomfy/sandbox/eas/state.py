@@ -92,6 +92,7 @@ class ServiceRecord:
     ready_at: float | None = None
     stuck: str | None = None
     autoscaler: dict[str, Any] | None = None
+    cronscaler: dict[str, Any] | None = None
     ops: dict[str, Any] = field(default_factory=dict)  # instances, logs, crash (see instances.py)
     safety_lock: str = "none"  # UpdateServiceSafetyLock: all | dangerous | none (default unverified)
 
@@ -371,24 +372,20 @@ class ServiceStore:
             rec.safety_lock = level
             self._touch(rec, "SafetyLockUpdated", f"Service safety lock updated to {level}")
 
-    def set_autoscaler(self, name: str, body: dict[str, Any], create: bool) -> None:
-        for key in ("min", "max", "scaleStrategies"):
-            if key not in body:
-                raise invalid(f"{key} is required")
-        if not isinstance(body["min"], int) or not isinstance(body["max"], int) or body["max"] <= body["min"]:
-            raise invalid("max must be an integer greater than min")
+    def set_scaler(self, name: str, kind: str, body: dict[str, Any] | None, create: bool) -> None:
+        """Store (``body``) or delete (None) the service's ``autoscaler`` or ``cronscaler``
+        (checked by ``scalers.py``). Create over an existing one answers 409 and Delete of a
+        missing one succeeds: both unverified."""
         with self._lock:
             rec = self._writable(name)
-            if create and rec.autoscaler is not None:
-                raise invalid("The autoscaler already exists; use UpdateServiceAutoScaler", status=409)
-            rec.autoscaler = copy.deepcopy(body)
-            self._touch(rec, "AutoscalerUpdated", f"Autoscaler min={body['min']} max={body['max']}")
-
-    def delete_autoscaler(self, name: str) -> None:
-        with self._lock:
-            rec = self._writable(name)
-            rec.autoscaler = None
-            self._touch(rec, "AutoscalerDeleted", "Autoscaler deleted")
+            if create and getattr(rec, kind) is not None:
+                raise invalid(f"The {kind} of service {name} already exists", status=409)
+            setattr(rec, kind, copy.deepcopy(body))
+            if kind == "cronscaler" and body is not None:
+                rec.cronscaler = {**body, "created": self.clock()}
+            detail = "deleted" if body is None else (
+                f"min={body['min']} max={body['max']}" if kind == "autoscaler" else f"{len(body['ScaleJobs'])} job(s)")
+            self._touch(rec, f"{kind.capitalize()}Updated", f"{kind.capitalize()} {detail}")
 
     # -- instances and logs (test hooks; see instances.py) ---------------------------------------
     def plan_crash(self, name: str, plan: dict[str, Any] | None) -> None:
