@@ -29,6 +29,8 @@ SKIP = {
         "the test suite itself",
     "eascomfy models push svd_xt.safetensors": "needs model weights and an exported workflow of the reader's",
     "eascomfy nodes push ./ComfyUI-VideoHelperSuite": "needs a custom node pack checked out by the reader",
+    "eascomfy models pull hf://": "needs the Hugging Face hub; the pull itself runs against the emulated hub in "
+        "tests/storage/test_models_pull.py",
     "eascomfy wheels push insightface": "needs a wheel file of the reader's",
     "eascomfy check workflow_api.json": "needs the reader's exported workflow (and its models on the mount)",
     "eascomfy run workflow_api.json": "needs the reader's exported workflow and a Standard-edition service",
