@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import wire
-from .validate import Problem
+from .validate import Violation
 from .yamlio import PathT
 
 _IDENTITY = "the service's identity is the spec's {field}; change {field} instead"
@@ -57,11 +57,11 @@ def _same(key: str, a: Any, b: Any) -> bool:
 
 
 def override_problems(overrides: dict[str, Any], container: dict[str, Any],
-                      identity: dict[str, Any] | None = None) -> list[Problem]:
+                      identity: dict[str, Any] | None = None) -> list[Violation]:
     """Problems with ``overrides`` (the spec's), given the ComfyUI container the spec renders and
     the spec's identity (``{"name": ..., "region": ...}``): an identity key that only repeats the
     spec's value (as ``eascomfy import`` may write) renames nothing and passes."""
-    problems: list[Problem] = []
+    problems: list[Violation] = []
     identity = identity or {}
 
     def walk(node: dict[str, Any], at: tuple[str, ...]) -> None:
@@ -74,11 +74,11 @@ def override_problems(overrides: dict[str, Any], container: dict[str, Any],
                     continue  # repeats the spec's identity: renames nothing
                 if path == ("name",) and value is None:
                     continue  # drops the top-level copy only; metadata.name still names the service
-                problems.append(Problem(where, template.format(field=field)))
+                problems.append(Violation(where, template.format(field=field)))
             elif value is None:
                 for owned, (field, _) in OWNED.items():
                     if owned[: len(path)] == path:
-                        problems.append(Problem(where, f"null would delete {_dotted(owned)}, set by the spec's {field}"))
+                        problems.append(Violation(where, f"null would delete {_dotted(owned)}, set by the spec's {field}"))
                         break
             elif isinstance(value, dict):
                 walk(value, path)
@@ -89,7 +89,7 @@ def override_problems(overrides: dict[str, Any], container: dict[str, Any],
         for key, field in CONTAINER_OWNED.items():
             if key in items[0] and not _same(key, items[0][key], container.get(key)):
                 problems.append(
-                    Problem(
+                    Violation(
                         ("overrides", "containers", 0, key),
                         f"set by the spec's {field}; change {field} instead",
                         "overrides.containers may repeat the rendered value (see `eascomfy render`), not change it",

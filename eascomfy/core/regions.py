@@ -11,7 +11,7 @@ import functools
 import json
 from importlib import resources
 
-from .validate import Problem, did_you_mean
+from .validate import Violation, did_you_mean
 
 
 @functools.lru_cache(maxsize=None)
@@ -21,15 +21,15 @@ def known_regions() -> dict[str, str]:
     return dict(json.loads(text)["regions"])
 
 
-def region_problem(region: str, known: dict[str, str] | list[str] | None = None, *, online: bool = False) -> Problem | None:
+def region_problem(region: str, known: dict[str, str] | list[str] | None = None, *, online: bool = False) -> Violation | None:
     """A problem when ``region`` is not among ``known`` (default: the shipped table)."""
     choices = list(known if known is not None else known_regions())
     if region in choices:
         return None
     if online:
         message = f"EAS does not offer region {region!r} (DescribeRegions lists {', '.join(sorted(choices)) or 'none'})"
-        return Problem(("region",), message, did_you_mean(region, choices))
+        return Violation(("region",), message, did_you_mean(region, choices))
     newer = "a region newer than eascomfy's table? set region_check: false"
     guess = did_you_mean(region, choices)
     hint = f"{guess} {newer}" if guess else f"known: {', '.join(sorted(choices))}; {newer}"
-    return Problem(("region",), f"{region!r} is not an EAS region eascomfy knows", hint)
+    return Violation(("region",), f"{region!r} is not an EAS region eascomfy knows", hint)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .validate import Problem
+from .validate import Violation
 
 QUEUE_METRIC = "queue[avgbacklog]"  # eascmd's async backlog flag; its API spelling is unverified
 METRICS = ("qps", "cpu", "gpu[util]", QUEUE_METRIC)
@@ -58,38 +58,38 @@ def metrics(scaling: dict[str, Any]) -> list[tuple[str, float]]:
     return [(scaling.get("metric", "qps"), scaling.get("threshold", 10))]
 
 
-def problems(data: dict[str, Any], user: dict[str, Any], async_api: bool, edition: str) -> list[Problem]:
+def problems(data: dict[str, Any], user: dict[str, Any], async_api: bool, edition: str) -> list[Violation]:
     """What is wrong with ``autoscaling``/``schedules`` beyond the schema (``data``: with defaults;
     ``user``: as written, to tell a default from a choice)."""
-    out: list[Problem] = []
+    out: list[Violation] = []
     scaling = data.get("autoscaling")
     if scaling:
         if scaling["max"] <= scaling["min"]:
-            out.append(Problem(("autoscaling", "max"), f"expected max > min ({scaling['min']}), got {scaling['max']}"))
+            out.append(Violation(("autoscaling", "max"), f"expected max > min ({scaling['min']}), got {scaling['max']}"))
         written = user.get("autoscaling") or {}
         if written.get("metrics") and ({"metric", "threshold"} & set(written)):
-            out.append(Problem(("autoscaling", "metrics"), "set metrics or metric/threshold, not both"))
+            out.append(Violation(("autoscaling", "metrics"), "set metrics or metric/threshold, not both"))
         names = [name for name, _ in metrics(scaling)]
         if len(set(names)) != len(names):
-            out.append(Problem(("autoscaling", "metrics"), "each metric may appear once"))
+            out.append(Violation(("autoscaling", "metrics"), "each metric may appear once"))
         if QUEUE_METRIC in names and not async_api:
-            out.append(Problem(("autoscaling",), f"the {QUEUE_METRIC} metric needs the EAS queue: only the API edition has it (edition: {edition})"))
+            out.append(Violation(("autoscaling",), f"the {QUEUE_METRIC} metric needs the EAS queue: only the API edition has it (edition: {edition})"))
         if scaling["min"] == 0 and not (async_api and QUEUE_METRIC in names):
             why = (f"the {edition} edition has no queue to hold requests while no instance runs"
                    if not async_api else f"scale to zero needs the {QUEUE_METRIC} metric (a queued request wakes the service)")
-            out.append(Problem(("autoscaling", "min"), f"min 0 (scale to zero) is refused: {why}"))
+            out.append(Violation(("autoscaling", "min"), f"min 0 (scale to zero) is refused: {why}"))
         if "scale_to_zero_after" in scaling and scaling["min"] != 0:
-            out.append(Problem(("autoscaling", "scale_to_zero_after"), "only applies with min 0"))
+            out.append(Violation(("autoscaling", "scale_to_zero_after"), "only applies with min 0"))
     seen: set[str] = set()
     for i, job in enumerate(data.get("schedules") or []):
         if problem := cron_problem(job["cron"]):
-            out.append(Problem(("schedules", i, "cron"), problem))
+            out.append(Violation(("schedules", i, "cron"), problem))
         name = job_name(job, i)
         if name in seen:
-            out.append(Problem(("schedules", i, "name"), f"schedule name {name} is used twice"))
+            out.append(Violation(("schedules", i, "name"), f"schedule name {name} is used twice"))
         seen.add(name)
         if scaling and not scaling["min"] <= job["target_instances"] <= scaling["max"]:
-            out.append(Problem(("schedules", i, "target_instances"),
+            out.append(Violation(("schedules", i, "target_instances"),
                                f"{job['target_instances']} is outside autoscaling's {scaling['min']}-{scaling['max']}"))
     return out
 

@@ -21,7 +21,7 @@ from .overrides import override_problems
 from .regions import region_problem
 from .scaling import problems as scaling_problems
 from .secrets import Secrets, resolve_env
-from .validate import Problem, Validator, did_you_mean, load_schema, raise_first
+from .validate import Violation, Validator, did_you_mean, load_schema, raise_first
 from .yamlio import PathT, Positions, load_yaml, read_text
 
 DEFAULT_FILE = "eascomfy.yaml"
@@ -188,7 +188,7 @@ def finish(spec: Spec, environ: Mapping[str, str] | None = None) -> None:
     spec.data["env"], spec.secrets, spec.unresolved = resolved.env, resolved.secrets, resolved.unresolved
     for name, variable in resolved.unresolved.items():
         spec.warnings.append(f"env.{name}: ${{env:{variable}}} is not set here; render, plan and deploy need it")
-    problems = [Problem(("env", name), message) for name, message in resolved.problems]
+    problems = [Violation(("env", name), message) for name, message in resolved.problems]
     raise_first(problems, spec.positions, spec.file)
     check_rules(spec)
 
@@ -213,7 +213,7 @@ def _path(dotted: str) -> PathT:
 def check_rules(spec: Spec) -> None:
     """Edition rules from the edition's data, then the rules every edition shares."""
     data, user, ed = spec.data, spec.user, spec.edition
-    problems: list[Problem] = []
+    problems: list[Violation] = []
     for rule in ed.rules:
         value = _get(data, rule.field)
         if rule.present is not None:
@@ -223,7 +223,7 @@ def check_rules(spec: Spec) -> None:
         if not fired:
             continue
         if rule.error:
-            problems.append(Problem(_path(rule.field), rule.error))
+            problems.append(Violation(_path(rule.field), rule.error))
         elif rule.warning:
             spec.warnings.append(f"{rule.field}: {rule.warning}")
 
@@ -233,7 +233,7 @@ def check_rules(spec: Spec) -> None:
             problems.append(unknown)
     if ed.regions and spec.region not in ed.regions:
         problems.append(
-            Problem(
+            Violation(
                 ("region",),
                 f"the {ed.title} is only available in {', '.join(ed.regions)}, not {spec.region}",
             )
@@ -243,9 +243,9 @@ def check_rules(spec: Spec) -> None:
     problems += _queue_type_problems(spec)
     image = user.get("image") or {}
     if "uri" in image and "version" in image:
-        problems.append(Problem(("image",), "set image.uri or image.version, not both"))
+        problems.append(Violation(("image",), "set image.uri or image.version, not both"))
     if ed.image_suffix is None and ed.can("api_deploy"):
-        problems.append(Problem(("edition",), f"edition {ed.name} has no image suffix but is deployable"))
+        problems.append(Violation(("edition",), f"edition {ed.name} has no image suffix but is deployable"))
     problems += scaling_problems(data, user, ed.can("async_api"), ed.name)
     if data.get("overrides"):
         from .render import comfy_container  # render builds on Spec: imported when needed
@@ -254,26 +254,26 @@ def check_rules(spec: Spec) -> None:
     raise_first(problems, spec.positions, spec.file)
 
 
-def _resource_problems(spec: Spec) -> list[Problem]:
+def _resource_problems(spec: Spec) -> list[Violation]:
     res, user_res = spec.data["resources"], spec.user.get("resources") or {}
     problems = []
     if "resource_group" in res:
         for key in ("instance_type", "fallback_instance_types"):
             if key in user_res:
                 problems.append(
-                    Problem(
+                    Violation(
                         ("resources", key),
                         "instance types are for public resources; a resource group takes cpu, memory and gpu",
                     )
                 )
         for key in ("cpu", "memory"):
             if key not in res:
-                problems.append(Problem(("resources",), f"resources.resource_group needs resources.{key}"))
+                problems.append(Violation(("resources",), f"resources.resource_group needs resources.{key}"))
     else:
         for key in ("cpu", "memory", "gpu", "burstable"):
             if key in user_res:
                 problems.append(
-                    Problem(
+                    Violation(
                         ("resources", key),
                         f"resources.{key} applies to a dedicated resource group only",
                         "set resources.resource_group, or choose an instance_type",
@@ -288,29 +288,29 @@ def _resource_problems(spec: Spec) -> list[Problem]:
                     "the others stay idle (choose a single-GPU type such as ml.gu7i.c16m60.1-gu30)"
                 )
         if res["instance_type"] in res.get("fallback_instance_types", []):
-            problems.append(Problem(("resources", "fallback_instance_types"), "lists the main instance_type again"))
+            problems.append(Violation(("resources", "fallback_instance_types"), "lists the main instance_type again"))
     if res.get("gpu") is not None and res["gpu"] > 1:
         spec.warnings.append(f"resources.gpu: {res['gpu']} GPUs per instance, but ComfyUI uses one")
     return problems
 
 
-def _storage_problems(spec: Spec) -> list[Problem]:
+def _storage_problems(spec: Spec) -> list[Violation]:
     storage, data = spec.data.get("storage"), spec.data
     problems = []
     if not storage:
         if data.get("wheels"):
             problems.append(
-                Problem(("wheels",), "wheels are installed from <mount>/models/whl/, which needs storage (set storage.oss)")
+                Violation(("wheels",), "wheels are installed from <mount>/models/whl/, which needs storage (set storage.oss)")
             )
         return problems
     endpoint = storage.get("endpoint")
     if endpoint:
         if "nas" in storage:
-            problems.append(Problem(("storage", "endpoint"), "storage.endpoint is an OSS endpoint; NAS has none"))
+            problems.append(Violation(("storage", "endpoint"), "storage.endpoint is an OSS endpoint; NAS has none"))
         m = _OSS_ENDPOINT_REGION.match(endpoint)
         if m and m.group(1) != spec.region:
             problems.append(
-                Problem(
+                Violation(
                     ("storage", "endpoint"),
                     f"the bucket's endpoint is in {m.group(1)} but the service is in {spec.region}; "
                     "EAS mounts buckets of its own region only",
@@ -325,7 +325,7 @@ def _storage_problems(spec: Spec) -> list[Problem]:
 ASYNC_TYPE = "Async"
 
 
-def _queue_type_problems(spec: Spec) -> list[Problem]:
+def _queue_type_problems(spec: Spec) -> list[Violation]:
     """An edition that works through the queue must render ``metadata.type: Async``; overrides
     that drop or change it would deploy a synchronous service with no queue and no sink."""
     ed = spec.edition
@@ -339,15 +339,15 @@ def _queue_type_problems(spec: Spec) -> list[Problem]:
     if "metadata" in overrides:
         metadata = overrides["metadata"]
         if metadata is None:
-            return [Problem(("overrides", "metadata"), f"the {ed.title} needs metadata.type {ASYNC_TYPE}, which this "
+            return [Violation(("overrides", "metadata"), f"the {ed.title} needs metadata.type {ASYNC_TYPE}, which this "
                             f"removes with the rest of metadata: {why}", "keep metadata, or choose another edition")]
         if isinstance(metadata, dict) and "type" in metadata:
             if metadata["type"] == ASYNC_TYPE:
                 return []
             change = "removes it" if metadata["type"] is None else f"sets {metadata['type']!r}"
-            return [Problem(("overrides", "metadata", "type"), f"the {ed.title} needs metadata.type {ASYNC_TYPE}, and "
+            return [Violation(("overrides", "metadata", "type"), f"the {ed.title} needs metadata.type {ASYNC_TYPE}, and "
                             f"this {change}: {why}", f"remove this override: the edition sets {ASYNC_TYPE}")]
     if (ed.service.get("metadata") or {}).get("type") != ASYNC_TYPE:
-        return [Problem(("edition",), f"edition {ed.name} works through the queue (async_api) but its service does "
+        return [Violation(("edition",), f"edition {ed.name} works through the queue (async_api) but its service does "
                         f"not set metadata.type {ASYNC_TYPE}: {why}")]
     return []

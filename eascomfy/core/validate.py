@@ -32,7 +32,10 @@ _TYPE_NAMES = {
 
 
 @dataclass(frozen=True)
-class Problem:
+class Violation:
+    """A spec value that breaks a rule: where (field path), what was expected, a hint. (A workflow's
+    problems are ``core.workflow.Problem``: they carry node ids and titles, not field paths.)"""
+
     path: PathT
     message: str
     hint: str | None = None
@@ -95,7 +98,7 @@ def _describe(value: Any) -> str:
 
 
 class Validator:
-    """Walks one schema over data, collecting ``Problem``s (all of them, in document order)."""
+    """Walks one schema over data, collecting ``Violation``s (all of them, in document order)."""
 
     def __init__(
         self,
@@ -123,18 +126,18 @@ class Validator:
             node = node[part]
         return node
 
-    def problems(self, value: Any, schema: dict[str, Any] | None = None, path: PathT = ()) -> list[Problem]:
-        out: list[Problem] = []
+    def problems(self, value: Any, schema: dict[str, Any] | None = None, path: PathT = ()) -> list[Violation]:
+        out: list[Violation] = []
         self._top = path  # `required=False` relaxes the required fields of this level only
         self._check(value, self.root if schema is None else schema, path, out)
         return out
 
-    def _collect(self, value: Any, schema: dict[str, Any], path: PathT) -> list[Problem]:
-        out: list[Problem] = []
+    def _collect(self, value: Any, schema: dict[str, Any], path: PathT) -> list[Violation]:
+        out: list[Violation] = []
         self._check(value, schema, path, out)
         return out
 
-    def _check(self, value: Any, schema: dict[str, Any], path: PathT, out: list[Problem]) -> None:
+    def _check(self, value: Any, schema: dict[str, Any], path: PathT, out: list[Violation]) -> None:
         schema = self._resolve(schema)
         types = schema.get("type")
         if types is not None:
@@ -144,14 +147,14 @@ class Validator:
                 hint = None
                 if "string" in types_l and path in self.plain:
                     hint = f'quote it to keep it text: "{self.plain[path]}"'
-                out.append(Problem(path, f"expected {expected}, got {_describe(value)}", hint))
+                out.append(Violation(path, f"expected {expected}, got {_describe(value)}", hint))
                 return
         if "const" in schema and value != schema["const"]:
-            out.append(Problem(path, f"expected {schema['const']!r}, got {_describe(value)}"))
+            out.append(Violation(path, f"expected {schema['const']!r}, got {_describe(value)}"))
         if "enum" in schema and value not in schema["enum"]:
             allowed = ", ".join(str(v) for v in schema["enum"])
             hint = did_you_mean(value, [str(v) for v in schema["enum"]]) if isinstance(value, str) else None
-            out.append(Problem(path, f"expected one of {allowed}, got {_describe(value)}", hint))
+            out.append(Violation(path, f"expected one of {allowed}, got {_describe(value)}", hint))
         if isinstance(value, str):
             self._check_string(value, schema, path, out)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -163,31 +166,31 @@ class Validator:
         if "oneOf" in schema:
             passing = [s for s in schema["oneOf"] if not self._collect(value, s, path)]
             if len(passing) != 1:
-                out.append(Problem(path, _one_of_message(schema["oneOf"], len(passing))))
+                out.append(Violation(path, _one_of_message(schema["oneOf"], len(passing))))
 
-    def _check_string(self, value: str, schema: dict[str, Any], path: PathT, out: list[Problem]) -> None:
+    def _check_string(self, value: str, schema: dict[str, Any], path: PathT, out: list[Violation]) -> None:
         if "minLength" in schema and len(value) < schema["minLength"]:
-            out.append(Problem(path, f"expected at least {schema['minLength']} characters, got {len(value)}"))
+            out.append(Violation(path, f"expected at least {schema['minLength']} characters, got {len(value)}"))
         if "maxLength" in schema and len(value) > schema["maxLength"]:
-            out.append(Problem(path, f"expected at most {schema['maxLength']} characters, got {len(value)}"))
+            out.append(Violation(path, f"expected at most {schema['maxLength']} characters, got {len(value)}"))
         pattern = schema.get("pattern")
         if pattern and not _pattern(pattern).search(value):
             what = schema.get("x-expected", f"text matching {pattern}")
-            out.append(Problem(path, f"{_describe(value)} is not valid: expected {what}"))
+            out.append(Violation(path, f"{_describe(value)} is not valid: expected {what}"))
 
-    def _check_number(self, value: float, schema: dict[str, Any], path: PathT, out: list[Problem]) -> None:
+    def _check_number(self, value: float, schema: dict[str, Any], path: PathT, out: list[Violation]) -> None:
         if "minimum" in schema and value < schema["minimum"]:
-            out.append(Problem(path, f"expected a value >= {schema['minimum']}, got {value}"))
+            out.append(Violation(path, f"expected a value >= {schema['minimum']}, got {value}"))
         if "maximum" in schema and value > schema["maximum"]:
-            out.append(Problem(path, f"expected a value <= {schema['maximum']}, got {value}"))
+            out.append(Violation(path, f"expected a value <= {schema['maximum']}, got {value}"))
         if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-            out.append(Problem(path, f"expected a value > {schema['exclusiveMinimum']}, got {value}"))
+            out.append(Violation(path, f"expected a value > {schema['exclusiveMinimum']}, got {value}"))
 
-    def _check_array(self, value: list[Any], schema: dict[str, Any], path: PathT, out: list[Problem]) -> None:
+    def _check_array(self, value: list[Any], schema: dict[str, Any], path: PathT, out: list[Violation]) -> None:
         if "minItems" in schema and len(value) < schema["minItems"]:
-            out.append(Problem(path, f"expected at least {schema['minItems']} items, got {len(value)}"))
+            out.append(Violation(path, f"expected at least {schema['minItems']} items, got {len(value)}"))
         if "maxItems" in schema and len(value) > schema["maxItems"]:
-            out.append(Problem(path, f"expected at most {schema['maxItems']} items, got {len(value)}"))
+            out.append(Violation(path, f"expected at most {schema['maxItems']} items, got {len(value)}"))
         items = schema.get("items")
         if items is not None:
             for i, item in enumerate(value):
@@ -196,15 +199,15 @@ class Validator:
             seen: list[Any] = []
             for i, item in enumerate(value):
                 if item in seen:
-                    out.append(Problem(path + (i,), f"{_describe(item)} is listed twice"))
+                    out.append(Violation(path + (i,), f"{_describe(item)} is listed twice"))
                 seen.append(item)
 
-    def _check_object(self, value: dict[str, Any], schema: dict[str, Any], path: PathT, out: list[Problem]) -> None:
+    def _check_object(self, value: dict[str, Any], schema: dict[str, Any], path: PathT, out: list[Violation]) -> None:
         props: dict[str, Any] = schema.get("properties", {})
         if self.required or path != self._top:
             for name in schema.get("required", []):
                 if name not in value:
-                    out.append(Problem(path, f"missing required field {name!r}"))
+                    out.append(Violation(path, f"missing required field {name!r}"))
         names = schema.get("propertyNames")
         if names is not None:
             for key in value:
@@ -218,7 +221,7 @@ class Validator:
             elif extra is False:
                 hint = did_you_mean(key, props)
                 allowed = ", ".join(props)
-                out.append(Problem(path + (key,), f"unknown field {key!r}; expected one of: {allowed}", hint))
+                out.append(Violation(path + (key,), f"unknown field {key!r}; expected one of: {allowed}", hint))
             elif isinstance(extra, dict):
                 self._check(item, extra, path + (key,), out)
 
@@ -243,7 +246,7 @@ def _one_of_message(branches: list[dict[str, Any]], passing: int) -> str:
     return "matches none of the allowed forms" if passing == 0 else "is ambiguous between allowed forms"
 
 
-def raise_first(problems: list[Problem], positions: Positions, file: str | None = None) -> None:
+def raise_first(problems: list[Violation], positions: Positions, file: str | None = None) -> None:
     """Raise a ``SpecError`` for the first problem in document order, carrying the others."""
     if not problems:
         return
