@@ -77,6 +77,7 @@ HINTS = {
     "`--force-unlock` breaks it now",
     "StalePlan": "run `eascomfy plan --out FILE` again and review it",
     "FileExists": "pass --force to replace it",
+    "NoSuchBucket": "create it with `eascomfy storage init --create-bucket`",
     "plan": "write one with `eascomfy plan --out FILE`",  # a saved plan file that cannot be used
 }
 

@@ -6,9 +6,8 @@ library's too. oss2 and the upload engine are imported inside the command bodies
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -22,24 +21,6 @@ if TYPE_CHECKING:
 PartSizeOpt = Annotated[int, typer.Option("--part-size", help="Multipart part size in MiB.", min=1, max=1024)]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="Parts uploaded in parallel.", min=1, max=64)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be uploaded; send nothing.")]
-
-# The library's hints say what to do; the CLI names its own command for it (by error code).
-HINTS = {"NoSuchBucket": "create it with `eascomfy storage init --create-bucket`"}
-
-
-@contextmanager
-def _session(command: str, output: str | None) -> "Iterator[Out]":
-    """The output session, with the storage commands' hints on cloud errors."""
-    with session(command, output) as out:
-        try:
-            yield out
-        except Exception as exc:
-            from ..errors import CloudError
-
-            if isinstance(exc, CloudError) and exc.code in HINTS:
-                exc.hint = HINTS[exc.code]
-            raise
-
 
 def _push(out: "Out", mount: "Mount", pairs: list[tuple[Path, str]], label: str,
           part_size: int | None = None, workers: int | None = None) -> "list[PushResult]":
@@ -69,7 +50,7 @@ def storage_init_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Create ComfyUI's folders (models/*, custom_nodes/, input/, output/, temp/); idempotent."""
-    with _session("storage init", output) as out:
+    with session("storage init", output) as out:
         from ..storage.mount import LAYOUT, Mount, check_bucket, init_layout
         from .storage_views import layout_text
 
@@ -92,7 +73,7 @@ def storage_ls_cmd(
     output: OutputOpt = None,
 ) -> None:
     """List files and folders on the mount, with sizes."""
-    with _session("storage ls", output) as out:
+    with session("storage ls", output) as out:
         from ..storage.mount import Mount, list_folder
         from .storage_views import ls_text
 
@@ -109,7 +90,7 @@ def storage_sync_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Make models/ on the mount match the spec's `models:` list (prints the plan first)."""
-    with _session("storage sync", output) as out:
+    with session("storage sync", output) as out:
         from ..storage.mount import Mount
         from ..storage.sync import plan_sync
         from .storage_views import sync_lines, sync_text
@@ -148,7 +129,7 @@ def models_push_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Upload models: parallel multipart, resumable, CRC64-verified; unchanged files skipped."""
-    with _session("models push", output) as out:
+    with session("models push", output) as out:
         from ..errors import UsageError
         from ..storage.mount import Mount, model_targets
 
@@ -168,7 +149,7 @@ def nodes_push_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Upload custom node folders to custom_nodes/ (caches and .git are left out); restart the service to load them."""
-    with _session("nodes push", output) as out:
+    with session("nodes push", output) as out:
         from ..storage.mount import Mount, node_targets, pack_name
 
         mount = Mount.open(SpecRef(out, file, env).spec, out)
@@ -185,7 +166,7 @@ def wheels_push_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Upload wheels to models/whl/ and add them to the spec's wheels list (installed before start)."""
-    with _session("wheels push", output) as out:
+    with session("wheels push", output) as out:
         from ..local.specfile import add_wheels
         from ..storage.mount import Mount, wheel_targets
 
@@ -209,7 +190,7 @@ def models_pull_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Stream models from Hugging Face or a URL straight into models/<kind>/ (no local copy; SHA-256 and CRC64 verified)."""
-    with _session("models pull", output) as out:
+    with session("models pull", output) as out:
         from ..storage.mount import Mount
         from ..storage.pull_source import plan_pulls
 
@@ -240,7 +221,7 @@ def outputs_pull_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Download files from output/ on the mount; a name that would escape DEST is refused."""
-    with _session("outputs pull", output) as out:
+    with session("outputs pull", output) as out:
         from ..storage.mount import Mount
         from ..storage.pull import pull_outputs
         from .storage_views import pull_text
