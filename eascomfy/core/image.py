@@ -9,8 +9,8 @@ it comes from the file or from ``update-image``.
 from __future__ import annotations
 
 from ..errors import UsageError
-from .merge import apply_defaults, deep_merge
-from .spec import Spec, finish
+from .merge import deep_merge
+from .spec import Spec, resolve
 from .validate import Validator, field_problem, load_schema, raise_first
 from .yamlio import Positions
 
@@ -50,7 +50,4 @@ def with_image_version(spec: Spec, version: str) -> Spec:
     # Where image.version is written stays known (errors point there); its old source text goes.
     positions = Positions(dict(spec.positions.lines), {p: t for p, t in spec.positions.plain.items() if p != _VERSION})
     raise_first(Validator(schema, positions.plain).problems(user), positions, spec.file)
-    data = apply_defaults(deep_merge(spec.edition.defaults, user), schema)
-    updated = Spec(spec.file, data, spec.edition, spec.env, user=user, positions=positions)
-    finish(updated)
-    return updated
+    return resolve(spec.file, user, positions, spec.edition, spec.env)

@@ -173,8 +173,14 @@ def load_spec(
             exc.message(), location=user_pos.location(("edition",)), path="edition", hint=exc.hint
         ) from None
 
-    data = apply_defaults(deep_merge(ed.defaults, user), schema)
-    spec = Spec(file=str(path), data=data, edition=ed, env=env, user=user, positions=user_pos)
+    return resolve(str(path), user, user_pos, ed, env)
+
+
+def resolve(file: str, user: dict[str, Any], positions: Positions, edition: Edition, env: str | None) -> Spec:
+    """The spec from what the user set (already schema-valid): the edition's defaults and the
+    schema's under it, then the rules (``finish``). ``load_spec`` and ``core.image`` both end here."""
+    data = apply_defaults(deep_merge(edition.defaults, user), _spec_schema())
+    spec = Spec(file=file, data=data, edition=edition, env=env, user=user, positions=positions)
     finish(spec)
     return spec
 
