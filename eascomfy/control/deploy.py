@@ -221,7 +221,7 @@ def execute(
     lock = None
     if live is not None and plan.action in ("update", "labels"):
         lock, back = acquire(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock)
-        if config_sha(normalize(back.config)) != plan.live_sha or back.current_version != live.current_version:
+        if config_sha(normalize(back.config), plan.live_autoscaled) != plan.live_sha or back.current_version != live.current_version:
             release(client, plan.service, lock)
             raise EascomfyError(
                 f"service {plan.service} changed while eascomfy took its lock (another run applied a change)",

@@ -128,6 +128,7 @@ class Plan:
     live_safety_lock: str = ""
     scalers: list[ScalerChange] = field(default_factory=list)  # AutoScaler/CronScaler calls
     autoscaled: bool = False  # the spec has autoscaling: the instance count is not fingerprinted
+    live_autoscaled: bool = False  # live_sha was taken without the instance count (the live side autoscaled)
 
     @property
     def has_changes(self) -> bool:
@@ -386,5 +387,6 @@ def make_plan(
         live_safety_lock=live_safety_lock,
         scalers=scaler_changes(desired_scalers, live_scalers) if live_scalers is not None else [],
         autoscaled=spec_scaled,
+        live_autoscaled=live_scaled,
     )
 
