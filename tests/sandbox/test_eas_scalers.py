@@ -8,7 +8,7 @@ from alibabacloud_eas20210701.client import Client
 from eascomfy.sandbox.eas import EasSandbox
 from eascomfy.sandbox.eas.scalers import cron_problem
 
-from .test_eas_sandbox import REGION, client, create, sandbox, sdk_error, service_config  # noqa: F401
+from .test_eas_sandbox import REGION, client, clock, create, sandbox, sdk_error, service_config  # noqa: F401
 
 
 def strategies(*pairs: tuple[str, float]) -> list[m.CreateServiceAutoScalerRequestScaleStrategies]:
