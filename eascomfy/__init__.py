@@ -34,7 +34,7 @@ _API: dict[str, tuple[str, str]] = {
     "deploy": ("eascomfy.control.deploy", "deploy"),
     "DeployResult": ("eascomfy.control.deploy", "DeployResult"),
     "update_image": ("eascomfy.control.deploy", "update_image"),
-    "rollback": ("eascomfy.control.deploy", "rollback"),
+    "rollback": ("eascomfy.control.rollback", "rollback"),
     "status": ("eascomfy.control.lifecycle", "status"),
     # storage: the mounted OSS folder
     "Mount": ("eascomfy.storage.mount", "Mount"),

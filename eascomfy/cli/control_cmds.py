@@ -214,7 +214,8 @@ def rollback_cmd(
     """Move the service to another version: back with a switch, forward by applying its config again
     (refused if that changes more than the image)."""
     with session("rollback", output) as out:
-        from ..control.deploy import connect, rollback
+        from ..control.deploy import connect
+        from ..control.rollback import rollback
 
         ref = SpecRef(out, file, env)
         name, region_id = _target(ref, service, region)

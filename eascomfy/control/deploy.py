@@ -1,6 +1,6 @@
 """Deploying: plan -> apply -> wait until ready -> roll back on failure; ``update-image`` (a deploy
-on another image version, written back to the spec); saved plans; moving a service to an earlier
-(or a later) version. Talks to EAS only through ``adapters.eas.EasClient`` (``connect`` builds one).
+on another image version, written back to the spec); saved plans. Moving a service to another of
+its versions is ``control.rollback``. Talks to EAS only through ``adapters.eas.EasClient`` (``connect`` builds one).
 
 Progress goes to a ``Progress`` (the CLI passes its ``Out``): ``info`` for people, ``debug`` for
 ``--verbose``. Nothing here prints a token or a signed URL.
@@ -18,20 +18,20 @@ from ..core.catalogue import check_known_version
 from ..core.guard import EnvironmentMismatch, beyond_image, choose_env, image_only
 from ..core.image import with_image_version
 from ..core.limits import check_timeout
-from ..core.plan import APPLIED_SHA_LABEL, Plan, config_sha, diff, keep_autoscaled_count, make_plan, normalize
+from ..core.plan import Plan, config_sha, make_plan, normalize
 from ..core.planfile import check_saved, dumps
 from ..core.scaling import ScalerKind
 from ..core.render import labels as spec_labels
 from ..core.render import render
 from ..core.spec import Spec, known_environments, load_spec
-from ..errors import CloudError, EascomfyError, UsageError
+from ..errors import EascomfyError, UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
 from .locks import acquire, release, ttl_for
 from .regions import check_region
 from .scaling import apply_scalers, desired_scalers, read_scalers
-from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, Watcher, wait_ready
+from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, wait_ready
 
 
 def connect(region: str, progress: Progress) -> EasClient:
@@ -412,134 +412,3 @@ def _spec_for(
             param="env",
         )
     return found
-
-
-# -- rollback --------------------------------------------------------------------------------------
-# UpdateServiceVersion takes a version "greater than 0 and smaller than the current version of the
-# service" (SDK UpdateServiceVersionRequest.version docstring; API doc 412101). Whether "current"
-# means CurrentVersion or LatestVersion is unverified, so eascomfy follows the strict reading:
-# backwards it switches, forwards it applies that version's config again through UpdateService.
-Settled = Callable[[LiveService], bool]
-
-
-def _record_applied(client: EasClient, name: str, done: Settled) -> LiveService:
-    """Label the config the service runs after the move as eascomfy's (no drift): the live
-    DescribeService config, not the version's ListServiceVersions entry, which EAS returns for
-    custom images only. ``done`` tells whether the live service shows the move."""
-    live = client.require(name)
-    if done(live) and live.config:
-        client.set_labels(name, {APPLIED_SHA_LABEL: config_sha(live.config)})
-    return live
-
-
-def _forward(client: EasClient, live: LiveService, target: int, progress: Progress) -> Settled:
-    """Move to ``target`` above the current version. With its config (ListServiceVersions returns
-    it for custom images), apply it again through UpdateService, a new version; without it,
-    UpdateServiceVersion is the only way, which the strict reading refuses: say why."""
-    name = live.name
-    entry = next((v for v in client.versions(name) if v.version == target), None)
-    if entry is not None and entry.config:
-        config = normalize(entry.config)
-        sha = config_sha(config)
-        progress.info(f"{name}: version {target} is above the current one ({live.current_version}); EAS switches "
-                      f"versions only backwards, so version {target}'s config is applied again as a new version")
-        client.update(name, config, update_type="replace", applied=lambda l: config_sha(l.config) == sha)
-        return lambda l: config_sha(l.config) == sha
-    try:
-        client.switch_version(name, target)
-    except CloudError as exc:
-        if exc.code != "InvalidParameter":
-            raise
-        raise CloudError(
-            f"cannot move {name} forward to version {target}: EAS switches versions only backwards "
-            f"(UpdateServiceVersion takes a version below the current one, {live.current_version}), and it "
-            f"did not return version {target}'s config to apply again (ListServiceVersions returns a "
-            "version's config only for custom images, not for the official ComfyUI images)",
-            code=exc.code, request_id=exc.request_id, service=name, status=exc.status,
-            hint=f"deploy the spec version {target} was made from again (for an image change: update-image "
-                 "with that image version)",
-        ) from None
-    progress.info(f"{name}: switching forward to version {target}")
-    return lambda l: l.current_version == target
-
-
-def rollback(
-    client: EasClient,
-    name: str,
-    progress: Progress,
-    version: int | None = None,
-    *,
-    spec: Spec | None = None,
-    allow_other_changes: bool = False,
-    wait: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-    poll: Poll = Poll(),
-) -> int:
-    """Move to ``version`` (default: the one before the current), record it as applied, and
-    return the version the service then runs. Backwards: UpdateServiceVersion. Forwards: see
-    ``_forward`` (a new version when the config is applied again). A version that can never be
-    valid (below 1, above LatestVersion) is refused before any write; below 1 before any call.
-
-    With the ``spec`` the service was named from, an environment that differs from the one the
-    service was deployed with is refused. A version whose config differs from the live one beyond
-    the image (instances, resources...) is refused, listing those changes, unless
-    ``allow_other_changes``."""
-    check_timeout(timeout)
-    if version is not None and version < 1:
-        raise UsageError(f"EAS numbers versions from 1; {version} is no version", param="version")
-    live = client.require(name)
-    if spec is not None:
-        env = choose_env(spec.env, live.labels, known_environments(spec.file), name, need=False)
-        if env != spec.env:
-            progress.info(f"{name}: environment {env} (from the service's labels)")
-    target = version if version is not None else live.current_version - 1
-    if target < 1:
-        raise UsageError(f"{name} runs version {live.current_version}, its first: there is no earlier one",
-                         "name a later version to move forward to")
-    if target > live.latest_version:
-        raise UsageError(f"no version {target} of {name}: its latest is {live.latest_version}", param="version")
-    if target == live.current_version:
-        progress.info(f"{name} already runs version {target}")
-        return target
-    entry = next((v for v in client.versions(name) if v.version == target), None)
-    _check_rollback(name, target, entry.config if entry is not None else {}, live, progress, allow_other_changes)
-    since = time.time() - 1
-    if target < live.current_version:
-        client.switch_version(name, target)
-        progress.info(f"{name}: switching to version {target}")
-        done: Settled = lambda l: l.current_version == target  # noqa: E731
-    else:
-        done = _forward(client, live, target, progress)
-    now = _record_applied(client, name, done)
-    if wait:
-        try:
-            now = Watcher(client, name, progress, timeout, poll, since).ready()
-        except NotReady as exc:
-            raise exc.error(name) from None
-    return now.current_version
-
-
-def _check_rollback(
-    name: str, target: int, config: dict[str, Any], live: LiveService, progress: Progress, allowed: bool
-) -> None:
-    """Refuse a switch that changes more than the image, unless ``allowed``."""
-    if not config or not live.config:
-        # ListServiceVersions returns a version's config for custom images only (issue 10 item 6):
-        # what else this version changes cannot be seen, and a rollback must never resize a
-        # service unasked (issue 11 item 1), so going ahead blind takes an explicit yes.
-        if allowed:
-            progress.info(f"{name}: EAS did not return version {target}'s config: what else it changes is unknown")
-            return
-        raise UsageError(
-            f"rolling back {name} to version {target}: EAS does not return that version's config (it does only "
-            "for custom images), so eascomfy cannot check that it changes nothing but the image (instances, "
-            "resources...)",
-            "allow other changes to go ahead anyway, or deploy the spec with the image version you want",
-            param="allow_other_changes",
-        )
-    current = normalize(live.config)
-    wanted, _ = keep_autoscaled_count(normalize(config), current)
-    changes = diff(wanted, current)
-    for change in changes:
-        progress.info(f"  {change.line()}")
-    image_only(f"rolling back {name} to version {target}", changes, allowed)
