@@ -183,7 +183,14 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        value = self.constructor.construct_object(node, deep=True)
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except ValueError:  # an integer past Python's 4300-digit conversion limit
+            raise SpecError(
+                f"a number of {len(node.value)} characters is not a value a spec can hold",
+                location=self._where(node),
+                path=_fmt(path),
+            ) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise SpecError(
                 f"{node.value} is not a finite number",
