@@ -315,6 +315,12 @@ REGRESSIONS = [
     # a spec holding an integer past Python's 4300-digit conversion limit
     regression("validate", ["-f", "{junk}/hugeint.yaml"], 3, "is not a value a spec can hold"),
     regression("deploy", ["-f", "{junk}/hugeint.yaml"], 3, "is not a value a spec can hold"),
+    # a FIFO where a file is read: opening it blocked for ever
+    regression("plan", ["-f", "{junk}/fifo"], 3, "is a FIFO, expected a YAML file"),
+    regression("submit", ["{junk}/fifo"], 2, "is a FIFO, not a workflow file"),
+    regression("submit", ["{workflow}", "--matrix", "{junk}/fifo"], 2, "is a FIFO, not a matrix file"),
+    regression("deploy", ["--plan", "{junk}/fifo"], 2, "is a FIFO, not a plan file"),
+    regression("models push", ["{junk}/model.safetensors", "--for", "{junk}/fifo"], 2, "is a FIFO, not a workflow file"),
 ]
 
 
