@@ -321,6 +321,18 @@ REGRESSIONS = [
     regression("submit", ["{workflow}", "--matrix", "{junk}/fifo"], 2, "is a FIFO, not a matrix file"),
     regression("deploy", ["--plan", "{junk}/fifo"], 2, "is a FIFO, not a plan file"),
     regression("models push", ["{junk}/model.safetensors", "--for", "{junk}/fifo"], 2, "is a FIFO, not a workflow file"),
+    # output paths that are folders, too long, symlink loops, files where a folder goes
+    regression("plan", ["--out", "{junk}/dir"], 2, "is a directory; give a file name"),
+    regression("plan", ["--out", "{spec}"], 2, "is the spec being rendered"),
+    regression("render", ["--out", "{junk}/" + N], 2, "File name too long"),
+    regression("render", ["--out", "{junk}/loop"], 2, "Too many levels of symbolic links"),
+    regression("import", ["--service", "fz_std", "--region", REGION, "--out", "{junk}/loop"], 2, "Too many levels"),
+    regression("import", ["--service", "fz_std", "--region", REGION, "--out", "{junk}/" + N], 2, "File name too long"),
+    regression("outputs pull", ["--dest", "{junk}/garbage.bin"], 2, "is a file, not a folder"),
+    regression("run", ["{workflow}", "--out", "{junk}/" + N], 2, "File name too long"),
+    regression("results", ["--download", "{junk}/" + N], 2, "File name too long"),
+    regression("submit", ["{workflow}", "--journal", "{junk}/" + N], 2, "File name too long"),
+    regression("demo", ["--dir", "{junk}/loop"], 2, "Too many levels of symbolic links"),
 ]
 
 
