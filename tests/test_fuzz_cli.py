@@ -333,6 +333,8 @@ REGRESSIONS = [
     regression("results", ["--download", "{junk}/" + N], 2, "File name too long"),
     regression("submit", ["{workflow}", "--journal", "{junk}/" + N], 2, "File name too long"),
     regression("demo", ["--dir", "{junk}/loop"], 2, "Too many levels of symbolic links"),
+    # names no edition file can have
+    regression("validate", ["--edition", "x" * 300], 2, "--edition: unknown edition"),
 ]
 
 
