@@ -335,6 +335,10 @@ REGRESSIONS = [
     regression("demo", ["--dir", "{junk}/loop"], 2, "Too many levels of symbolic links"),
     # names no edition file can have
     regression("validate", ["--edition", "x" * 300], 2, "--edition: unknown edition"),
+    # NaN, inf and centuries where a duration goes
+    regression("results", ["--idle", "nan"], 2, "--idle: must be more than 0"),
+    regression("results", ["--idle", "inf"], 2, "--idle: inf is more than a year"),
+    regression("logs", ["--since", "9" * 60], 2, "is more than 10 years"),
 ]
 
 
