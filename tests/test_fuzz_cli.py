@@ -339,6 +339,9 @@ REGRESSIONS = [
     regression("results", ["--idle", "nan"], 2, "--idle: must be more than 0"),
     regression("results", ["--idle", "inf"], 2, "--idle: inf is more than a year"),
     regression("logs", ["--since", "9" * 60], 2, "is more than 10 years"),
+    # arguments that are not UTF-8 (how Python shows argv bytes that are not)
+    regression("storage ls", ["\udcff"], 2, "not valid UTF-8"),
+    regression("outputs pull", ["--prefix", "\udcff"], 2, "not valid UTF-8"),
 ]
 
 
