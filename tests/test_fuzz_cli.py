@@ -342,6 +342,9 @@ REGRESSIONS = [
     # arguments that are not UTF-8 (how Python shows argv bytes that are not)
     regression("storage ls", ["\udcff"], 2, "not valid UTF-8"),
     regression("outputs pull", ["--prefix", "\udcff"], 2, "not valid UTF-8"),
+    # the sandbox's own folder and ports
+    regression("sandbox", ["--state", "{junk}/garbage.bin"], 2, "is a file, not a folder"),
+    regression("sandbox", ["--port", "-1"], 2, "is not a TCP port"),
 ]
 
 
