@@ -303,6 +303,24 @@ def check(world: World, command: str, args: list[str], res: Result | None) -> No
         assert cloud_writes(world) == [], shown
 
 
+@pytest.mark.parametrize("command", sorted(c for c, ps in COMMANDS.items() if ps))
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_bad_values_never_end_in_an_internal_error(world: World, command: str, data: st.DataObject) -> None:
+    params = COMMANDS[command]
+    param = data.draw(st.sampled_from(params), label="param")
+    value = data.draw(values_for(world, param, command), label="value")
+    as_json = param.name != "output" and command != "sandbox" and data.draw(st.booleans(), label="json")
+    args = command.split() + good_args(world, command, param.name)
+    args += [param.flag, value] if param.flag else [value]
+    if as_json:
+        args += ["-o", "json"]
+    world.stack.eas.recorder.clear()
+    world.stack.oss.recorder.clear()
+    check(world, command, args, invoke(world, args, _spec_dir(world, command), command))
+
+
 # -- the inputs that ended in an internal error (or hung) before, each with its documented answer ----------
 N = "n" * 300  # a file name past NAME_MAX
 
