@@ -236,5 +236,14 @@ class OssClient:
         )
         return (int(result.crc) if result.crc is not None else None), result.etag or ""
 
+    def list_uploads(self, key: str) -> list[str]:
+        """The ids of the multipart uploads of exactly ``key`` still in progress."""
+        import oss2
+
+        try:
+            return [u.upload_id for u in oss2.ObjectUploadIterator(self._bucket, key) if u.key == key]
+        except (oss2.exceptions.OssError, OSError) as exc:
+            raise map_error(exc, f"list uploads of oss://{self.name}/{key}") from None
+
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call(f"abort upload of oss://{self.name}/{key}", self._bucket.abort_multipart_upload, key, upload_id)

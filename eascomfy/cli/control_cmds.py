@@ -67,6 +67,10 @@ def plan_cmd(
         from ..core.planreport import plan_json, plan_markdown
 
         spec = SpecRef(out, file, env, edition).spec
+        if plan_file is not None:  # a folder, the spec, a name that cannot be written: before the call
+            from ..local.files import check_output_file
+
+            check_output_file(plan_file, force=True, inputs=spec.files, param="out")
         plan, _ = plan_service(spec, connect(spec.region, out))
         changed = plan.has_changes
         if plan_file is not None:

@@ -16,12 +16,23 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .. import __version__
-from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EascomfyError, SpecError
+from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EascomfyError, SpecError, UsageError
 from ..redact import redact
 
 from .settings import JSON, SETTINGS, TEXT
 
 _SECRET_SLOT = "<eascomfy:secret>"  # stands for the emit_secret value until the envelope is redacted
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates (bytes of an argument or file name that were not UTF-8, as
+    Python decodes them) shown as escapes: a strict UTF-8 stream refuses them, and a result must
+    not be lost to a name it only echoes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -41,7 +52,7 @@ class Out:
 
     # -- streams -------------------------------------------------------------------------------
     def _err(self, text: str) -> None:
-        sys.stderr.write(redact(text) + "\n")
+        sys.stderr.write(printable(redact(text)) + "\n")
         sys.stderr.flush()
 
     def warn(self, message: str) -> None:
@@ -66,7 +77,7 @@ class Out:
         if callable(text):
             text()
         elif text is not None:
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            sys.stdout.write(printable(text if text.endswith("\n") else text + "\n"))
             sys.stdout.flush()
 
     def emit_secret(self, data: dict[str, Any], key: str, value: str) -> None:
@@ -106,7 +117,7 @@ class Out:
             text = redact(json.dumps(self.envelope(error, exit_code), indent=2, ensure_ascii=False))
             if self._secret is not None:
                 text = text.replace(json.dumps(_SECRET_SLOT), json.dumps(self._secret, ensure_ascii=False))
-            sys.stdout.write(text + "\n")
+            sys.stdout.write(printable(text) + "\n")
             sys.stdout.flush()
 
 
@@ -150,6 +161,15 @@ def session(command: str, output: str | None = None) -> Iterator[Out]:
             out._err("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # a bug: one redacted line, the traceback only with --verbose
+        if isinstance(exc, UnicodeEncodeError) and "surrogate" in str(exc.reason):
+            # a value that is not UTF-8 (an argument, a file name) met a protocol or file that is
+            error = UsageError("an argument or file name is not valid UTF-8 text; eascomfy sends and stores UTF-8 only",
+                               "rename it, or pass the value as UTF-8")
+            if out.json:
+                out.finish(error.to_dict(), error.exit_code)
+            else:
+                out._err(f"error: {error}")
+            raise typer.Exit(error.exit_code) from None
         message = f"internal error: {type(exc).__name__}: {exc}"
         if out.json:
             out.finish({"type": "internal", "message": message}, EXIT_ERROR)

@@ -30,6 +30,14 @@ def sandbox(
         from ..sandbox.regions import EAS_REGIONS
         from ..sandbox.stack import SandboxStack
 
+        from ..errors import UsageError
+        from ..local.files import folder_problem
+
+        if state is not None and (problem := folder_problem(state)) is not None:
+            raise UsageError(problem, "give a folder for the sandbox's state", param="state")
+        for flag, value in (("port", port), ("oss_port", oss_port)):
+            if not 0 <= value <= 65535:
+                raise UsageError(f"{value} is not a TCP port (0-65535; 0 picks a free one)", param=flag)
         served = [r.strip() for r in regions.split(",") if r.strip()] if regions is not None else list(EAS_REGIONS)
         stop_event = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop_event.set())

@@ -238,6 +238,7 @@ def results_cmd(
 
         seconds = parse_duration(timeout, param="timeout") if timeout is not None else None
         again = parse_duration(resubmit_after, param="resubmit_after") if resubmit_after is not None else None
+        idle = parse_duration(idle, param="idle")  # NaN and inf pass typer's min=
         ref = SpecRef(out, file, env)
         target = _target(ref, service, region, service_url, token, "results")
         mount = Mount.open(ref.spec, out) if download is not None and ref.given else None

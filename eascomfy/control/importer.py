@@ -28,7 +28,7 @@ from ..core.render import labels as spec_labels
 from ..core.render import render
 from ..core.spec import Spec, load_spec
 from ..errors import SpecError, UsageError
-from ..local.files import write_atomic
+from ..local.files import probe, write_atomic
 from ..ports import Progress
 
 MAX_PASSES = 12  # each pass drops at most one refused field
@@ -111,7 +111,7 @@ def import_service(
 ) -> ImportResult:
     """Read ``name``, write its spec to ``out``; with ``adopt``, set eascomfy's labels on it."""
     out = Path(out)
-    if out.exists() and not force:
+    if probe(out, "out") is not None and not force:
         raise UsageError(f"{out} exists; not overwritten", "choose another file, or allow overwriting it", param="out")
     live = client.require(name)
     directory = out.parent

@@ -114,8 +114,11 @@ def load_edition(name: str, project_dir: Path | None = None) -> Edition:
     """The edition called ``name``; ``KeyError`` (with a did-you-mean) if there is none."""
     for d in search_dirs("editions", project_dir):
         path = d / f"{name}.yaml"
-        if path.is_file():
-            return _load_cached(path, path.stat().st_mtime_ns)
+        try:
+            if path.is_file():
+                return _load_cached(path, path.stat().st_mtime_ns)
+        except (OSError, ValueError):  # a name no file can have (too long, a NUL): unknown
+            continue
     known = edition_names(project_dir)
     hint = did_you_mean(name, known)
     raise UnknownEdition(name, known, hint)

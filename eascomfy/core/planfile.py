@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import EascomfyError, UsageError
 from .plan import Plan
 from .secrets import fingerprint
+from .yamlio import not_regular
 
 PLAN_FORMAT = "eascomfy-plan/1"
 _WRITE_ONE = "save one with `eascomfy plan`"
@@ -50,6 +51,8 @@ def dumps(plan: Plan) -> str:
 
 def read_plan(path: Path) -> dict[str, Any]:
     """A plan file as saved; refused when it cannot be read or is not a JSON mapping."""
+    if (kind := not_regular(path)) is not None:
+        raise UsageError(f"{path}: is {kind}, not a plan file", _WRITE_ONE, param="plan")
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

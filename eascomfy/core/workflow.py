@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from ..errors import SpecError, UsageError
 from .validate import did_you_mean
+from .yamlio import not_regular
 
 Workflow = dict[str, dict[str, Any]]
 
@@ -58,6 +59,8 @@ def load_workflow(path: Path) -> dict[str, dict[str, Any]]:
     """An API-format workflow (node id -> node); the UI format is refused with what to do. A path
     that is not a readable file is a usage error; content that is not a workflow (not JSON, too
     big, nested too deep) a ``SpecError``."""
+    if (kind := not_regular(path)) is not None:
+        raise UsageError(f"{path}: is {kind}, not a workflow file", "give an API-format workflow file (.json)")
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_WORKFLOW_BYTES + 1)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,19 @@ def format_path(path: PathT) -> str:
     return out or "(top level)"
 
 
+def not_regular(path: Path) -> str | None:
+    """What ``path`` is when it exists but is not a regular file ("a FIFO"), else None: decided
+    without opening it, since opening a FIFO blocks until a writer comes and a device never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None  # the read that follows says what is wrong
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+            stat.S_IFSOCK: "a socket"}.get(stat.S_IFMT(mode), "not a regular file")
+
+
 def read_text(path: Path, display: str | None = None) -> str:
     """Read a spec-like file as UTF-8 text, refusing binaries and oversized files."""
     name = display or str(path)
@@ -90,6 +105,8 @@ def read_text(path: Path, display: str | None = None) -> str:
         raise SpecError(f"cannot read: {exc.strerror}", location=Location(name)) from None
     if path.is_dir():
         raise SpecError("is a directory, expected a YAML file", location=Location(name))
+    if (kind := not_regular(path)) is not None:
+        raise SpecError(f"is {kind}, expected a YAML file", location=Location(name))
     if size > MAX_BYTES:
         raise SpecError(f"file is {size} bytes; a spec is at most {MAX_BYTES} bytes", location=Location(name))
     raw = path.read_bytes()
@@ -183,7 +200,14 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        value = self.constructor.construct_object(node, deep=True)
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except ValueError:  # an integer past Python's 4300-digit conversion limit
+            raise SpecError(
+                f"a number of {len(node.value)} characters is not a value a spec can hold",
+                location=self._where(node),
+                path=_fmt(path),
+            ) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise SpecError(
                 f"{node.value} is not a finite number",

@@ -22,28 +22,46 @@ class FileExists(UsageError):
     code = "FileExists"
 
 
+def probe(path: Path, param: str | None = None) -> os.stat_result | None:
+    """``path``'s stat (links followed), None when nothing is there; a usage error when the name
+    itself cannot be used (too long, a symlink loop, not encodable): ``Path.exists`` raises on
+    some of these and answers False on others, and the write that follows fails far from here."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}", param=param) from None
+    except (ValueError, UnicodeError):  # a NUL, or a name the file system cannot encode
+        raise UsageError(f"{path!r}: not a usable file name", param=param) from None
+
+
 def check_output_file(path: Path, *, force: bool = False, inputs: Iterable[Path] = (), param: str | None = None) -> None:
     """Refuse, before anything is computed or written, a path ``write_atomic`` must not write: a
     directory, one of the ``inputs`` the output is made from (never, even with ``force``), or any
     existing file unless ``force``."""
     path = Path(path)
-    if path.is_dir():
+    found = probe(path, param)
+    if found is not None and stat.S_ISDIR(found.st_mode):
         raise UsageError(f"{path} is a directory; give a file name", param=param)
-    if path.exists():
+    if found is not None:
         for source in inputs:
             if Path(source).exists() and os.path.samefile(path, source):
                 raise UsageError(f"{path} is the spec being rendered; not overwritten", "give another file name", param=param)
         if not force:
             raise FileExists(f"{path} exists; not overwritten", "allow replacing it, or give another file name", param=param)
-    check_directory(path.parent)
+    elif path.is_symlink():  # a link to nothing: write_atomic would write where it points
+        raise UsageError(f"{path} is a broken symbolic link; give a file name", param=param)
+    check_directory(path.parent, param)
 
 
-def check_directory(path: Path) -> None:
+def check_directory(path: Path, param: str | None = None) -> None:
     """Refuse a folder to write into that is a file (or lies under one): clear, before any work."""
-    for probe in (Path(path), *Path(path).parents):
-        if probe.exists():
-            if not probe.is_dir():
-                raise UsageError(f"{probe} is a file, not a directory")
+    for probe_path in (Path(path), *Path(path).parents):
+        found = probe(probe_path, param)
+        if found is not None:
+            if not stat.S_ISDIR(found.st_mode):
+                raise UsageError(f"{probe_path} is a file, not a directory", param=param)
             return
 
 # Bytes a local name may take: under NAME_MAX (255 on Linux and macOS file systems), with room
@@ -195,15 +213,23 @@ def folder_problem(path: Path) -> str | None:
     """Why ``path`` cannot be (made into) a writable folder, or None when it can: checked before
     work whose results go there is started. Nothing is created."""
     path = Path(path)
-    if path.exists():
-        if not path.is_dir():
-            return f"{path} is a file, not a folder"
-        return None if os.access(path, os.W_OK | os.X_OK) else f"{path}: the folder is not writable"
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"{path}: {parent} is a file, so the folder cannot be made"
+    try:
+        found = probe(path)
+        if found is not None:
+            if not stat.S_ISDIR(found.st_mode):
+                return f"{path} is a file, not a folder"
+            return None if os.access(path, os.W_OK | os.X_OK) else f"{path}: the folder is not writable"
+        if path.is_symlink():
+            return f"{path} is a broken symbolic link, not a folder"
+        if len(os.fsencode(path.name)) > 255:
+            return f"{path}: the name is too long for a folder"
+        parent = path.parent
+        while probe(parent) is None and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"{path}: {parent} is a file, so the folder cannot be made"
+    except UsageError as exc:
+        return exc.message
     return None if os.access(parent, os.W_OK | os.X_OK) else f"{path}: cannot make it, {parent} is not writable"
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..adapters.oss import LocalWriteError
-from ..errors import EascomfyError
-from ..local.files import hashed_name, local_names
+from ..errors import EascomfyError, UsageError
+from ..local.files import folder_problem, hashed_name, local_names
 from ..ports import SILENT, Bucket, Progress
 from .mount import OUTPUT, Mount
 
@@ -52,6 +52,9 @@ def pull_outputs(mount: Mount, dest: Path, prefix: str = "", progress: Progress 
 
 def pull(bucket: Bucket, prefix: str, dest: Path, progress: Progress = SILENT) -> Pulled:
     """Download every object under ``prefix`` into ``dest`` under safe local names."""
+    problem = folder_problem(dest)
+    if problem is not None:
+        raise UsageError(problem, "give a folder to download into", param="dest")
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
     result = Pulled(dest)

@@ -245,15 +245,36 @@ class Uploader:
         count = max(1, (source.size + self.part_size - 1) // self.part_size)
         checkpoint = self._checkpoint_path(source, key)
         upload_id, done = self._resume(checkpoint, key)
+        attempts = 0
         if upload_id is None:
-            upload_id = _retrying(lambda: self.bucket.init_multipart(key))
+            def init() -> str:
+                nonlocal attempts
+                attempts += 1
+                return self.bucket.init_multipart(key)
+
+            upload_id = _retrying(init)
         try:
-            return self._send_parts(source, key, count, checkpoint, upload_id, done, digest)
+            result = self._send_parts(source, key, count, checkpoint, upload_id, done, digest)
+            if attempts > 1:  # an answer lost after OSS started an upload left one we never knew
+                self._abort_orphans(key, upload_id)
+            return result
         except CloudError as exc:
             if exc.code in (CRC_MISMATCH, HASH_MISMATCH):  # wrong bytes: leave no upload, object or checkpoint
                 _best_effort(lambda: self.bucket.abort_multipart(key, upload_id))
                 checkpoint.unlink(missing_ok=True)
             raise
+
+    def _abort_orphans(self, key: str, ours: str) -> None:
+        """Abort the uploads of ``key`` that are not ours and hold no part: those a retried start
+        created and whose id never reached us (a concurrent push of the same key has parts, or
+        soon will; at worst it starts again). Best effort: the object is stored already."""
+        try:
+            others = [u for u in _retrying(lambda: self.bucket.list_uploads(key)) if u != ours]
+            for upload_id in others:
+                if _retrying(lambda: self.bucket.list_parts(key, upload_id)) == {}:
+                    _best_effort(lambda: self.bucket.abort_multipart(key, upload_id))
+        except EascomfyError as exc:
+            self.warn(f"{key}: could not clean up an upload a lost answer left behind ({exc})")
 
     def _send_parts(self, source: "Source", key: str, count: int, checkpoint: Path, upload_id: str,
                     done: dict[int, dict[str, Any]], digest: "OrderedDigest | None" = None) -> tuple[PushResult, str]:

@@ -138,8 +138,11 @@ class Journal:
         return cls(path if path is not None else state_dir() / "jobs" / f"{SAFE_ID.sub('_', service)}.jsonl")
 
     def _unusable(self, exc: OSError) -> UsageError:
-        what = ("is a folder, not a file" if isinstance(exc, IsADirectoryError) or self.path.is_dir()
-                else f"cannot be used ({exc.strerror or exc})")
+        try:
+            folder = isinstance(exc, IsADirectoryError) or self.path.is_dir()
+        except OSError:  # the name itself is unusable (too long): the same error again
+            folder = False
+        what = "is a folder, not a file" if folder else f"cannot be used ({exc.strerror or exc})"
         return UsageError(f"{self.path}: {what}", "give a file path for the journal", param="journal")
 
     def _open(self) -> int:

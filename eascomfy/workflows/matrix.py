@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..core.workflow import Override, Workflow, apply_overrides, load_workflow
+from ..core.yamlio import not_regular
 from ..errors import UsageError
 
 
@@ -40,6 +41,8 @@ def load_jobs(workflow: Workflow, sets: Iterable[str], count: int, matrix: list[
 
 def read_matrix(path: Path) -> list[Any]:
     """A JSON or YAML list of override sets."""
+    if (kind := not_regular(path)) is not None:
+        raise UsageError(f"{path}: is {kind}, not a matrix file", param="matrix")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
