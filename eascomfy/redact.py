@@ -30,8 +30,10 @@ _PATTERNS = [
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so that any later output containing it is masked."""
-    if value:
+    """Remember a secret so that any later output containing it is masked. A value with no letter
+    or digit is no credential (``--token ' '``), and masking every space or dash would garble
+    everything printed after it."""
+    if value and any(c.isalnum() for c in value):
         with _lock:
             _secrets.add(value)
 
