@@ -235,9 +235,13 @@ def test_output_names_follow_the_pai_images(comfy: Comfy) -> None:
 
 def test_output_names_count_up_like_comfyui(comfy: Comfy) -> None:
     comfy.eas.fidelity.output_names = "comfyui"  # upstream ComfyUI's counter
+    # Every output in its own folder: the module's mount is shared, and a case-insensitive VHS
+    # counter in the output root would count on from the other tests' ``ComfyUI_<ts>_.webp``.
+    own = {"9.filename_prefix": "counting/shot", "15.filename_prefix": "counting/anim",
+           "19.filename_prefix": "counting/clip"}
     try:
-        first = run_prompt(comfy.std, workflow(**{"9.filename_prefix": "counting/shot"}))
-        second = run_prompt(comfy.std, workflow(**{"9.filename_prefix": "counting/shot"}))
+        first = run_prompt(comfy.std, workflow(**own))
+        second = run_prompt(comfy.std, workflow(**own))
     finally:
         comfy.eas.fidelity.output_names = "pai"
     names = [e["outputs"]["9"]["images"][0] for e in (first, second)]
