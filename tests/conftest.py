@@ -3,6 +3,7 @@ environment; putting shared emulators back as they were made."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 if TYPE_CHECKING:
     from eascomfy.sandbox.comfyui import Attachment
     from eascomfy.sandbox.server import ServerBacked
+    from eascomfy.sandbox.stack import SandboxStack
 
 TESTS = Path(__file__).resolve().parent
 
@@ -113,6 +115,18 @@ def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "con
         assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
         time.sleep(0.02)
     return result
+
+
+@contextlib.contextmanager
+def stack_environment(stack: SandboxStack, root: Path) -> Iterator[dict[str, str]]:
+    """For a module-scoped fixture: point the CLI at ``stack`` (its endpoints and keys), with its own
+    client state under ``root`` and a quick deploy-lock read-back, until the block ends. Yields the
+    variables, for an autouse fixture to set again per test (a test's monkeypatch may change them)."""
+    env = {**stack.env(), "EASCOMFY_STATE_DIR": str(root / "client-state"), "EASCOMFY_LOCK_SETTLE": "0.05"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield env
 
 
 def clean_emulators(servers: Iterable[ServerBacked], attachment: Attachment | None = None, *,
