@@ -32,7 +32,7 @@ from ..core.spec import Spec
 from ..errors import CloudError, EascomfyError, UsageError, WaitTimeout
 from ..ports import Progress
 from ..retry import poll as poll_until
-from .deploy import desired, execute, plan_against
+from .deploy import desired, execute, plan_service
 from .wait import DEFAULT_TIMEOUT, NotReady, Poll, wait_ready
 
 CANARY_SUFFIX = "_canary"
@@ -269,24 +269,28 @@ def start(
             progress.info(f"mirroring {mirror}% of {spec.name}'s requests to {name}")
             traffic.create_mirror(spec.name, mirror, [name])
     except BaseException:
-        _undo(client, spec.name, name, before, moved, progress, timeout, poll)
+        _undo(client, spec.name, name, before if moved else None, bool(mirror), progress, timeout, poll)
         raise
     return CanaryResult(status(client, spec.name), percent, checks, mirror, time.monotonic() - started)
 
 
-def _undo(client: EasClient, live: str, name: str, before: tuple[str, int], moved: bool, progress: Progress,
-          timeout: float, poll: Poll) -> None:
-    """Put things back after a release that stopped half-way: the canary goes, the live service's
-    traffic state and weight are restored if they were changed. Errors here are reported, not
-    raised over the one that stopped the release."""
-    try:
-        traffic = _traffic(client)
-        if moved:
-            traffic.delete_mirror(live)
-            traffic.release(live, *before)
-        _remove(client, name, progress, timeout, poll)
-    except EascomfyError as exc:
-        progress.warn(f"could not clean up after the failed release: {exc}; see `eascomfy release --status`")
+def _undo(client: EasClient, live: str, name: str, before: tuple[str, int] | None, mirrored: bool,
+          progress: Progress, timeout: float, poll: Poll) -> None:
+    """Put things back after a release that stopped half-way: the live service's traffic state and
+    weight as ``before`` (None: they were not touched), no mirror, the canary deleted. Errors here
+    are reported, not raised over the one that stopped the release."""
+    traffic = _traffic(client)
+    steps: list[Callable[[], None]] = []
+    if before is not None:
+        steps.append(lambda: traffic.release(live, *before))
+        if mirrored:
+            steps.append(lambda: traffic.delete_mirror(live))
+    steps.append(lambda: _remove(client, name, progress, timeout, poll))
+    for step in steps:  # each on its own: one that fails does not keep the others from running
+        try:
+            step()
+        except EascomfyError as exc:
+            progress.warn(f"could not clean up after the failed release: {exc}; see `eascomfy release --status`")
 
 
 # -- release --abort / --promote -------------------------------------------------------------------
@@ -331,9 +335,9 @@ def promote(spec: Spec, client: EasClient, progress: Progress, *, timeout: float
     progress.info(f"traffic: all to {canary.name} while {spec.name} is updated")
     traffic.release(canary.name, GROUPING, 100)
     traffic.release(spec.name, GROUPING, 0)
-    plan = plan_against(spec, live)
     try:
-        execute(plan, live, client, progress, time.monotonic(), dry_run=False, wait=True, timeout=timeout,
+        plan, now = plan_service(spec, client)
+        execute(plan, now, client, progress, time.monotonic(), dry_run=False, wait=True, timeout=timeout,
                 rollback=True, poll=poll, force_unlock=force_unlock)
     except EascomfyError as exc:
         exc.hint = "; ".join(h for h in (exc.hint, f"all traffic stays on the canary {canary.name}: "

@@ -11,17 +11,13 @@ from typing import Any, Iterator
 
 import pytest
 
-from eascomfy.sandbox.eas import Timings
 from eascomfy.sandbox.fidelity import Fidelity
 from eascomfy.sandbox.stack import SandboxStack
-from tests.conftest import TESTS, Result, clean_emulators, run_cli
+from tests.conftest import Result, clean_emulators, run_cli
+from tests.control.conftest import REGION, Project
+from tests.workflows.conftest import FAST, MODELS, VHS_PACK, WORKFLOW
 
-REGION = "cn-hangzhou"
 BUCKET = "canary-data"
-FAST = Timings(creating=0.05, updating=0.05, ready=0.05, stopping=0.05, starting=0.05, deleting=0.05)
-WORKFLOW = TESTS / "fixtures" / "seed-workflow.api.json"
-MODELS = ("models/checkpoints/LandscapeBING_v10.safetensors", "models/checkpoints/svd_xt.safetensors")
-VHS_PACK = "custom_nodes/ComfyUI-VideoHelperSuite/__init__.py"
 JOB_SECONDS = 0.1
 WRITES = ("POST", "PUT", "DELETE")
 
@@ -51,11 +47,12 @@ def _env(stack: SandboxStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     stack.fidelity.update(**Fidelity().to_dict())
 
 
-class Live:
+class Live(Project):
     """A live service in its own group, deployed through the CLI from its own spec."""
 
     def __init__(self, stack: SandboxStack, root: Path, name: str, version: str = "1.8") -> None:
-        self.stack, self.dir, self.name, self.canary = stack, root / name, name, f"{name}_canary"
+        super().__init__(root / name, name)
+        self.stack, self.canary = stack, f"{name}_canary"
         res = run_cli("init", str(self.dir), "--name", name, "--region", REGION, "--edition", "standard",
                       "--oss", f"oss://{BUCKET}/comfyui/", "--image-version", version)
         assert res.exit_code == 0, res.stderr
@@ -65,18 +62,6 @@ class Live:
         (self.dir / "flows").mkdir()
         shutil.copy(WORKFLOW, self.dir / "flows" / "seed.json")
         stack.eas.recorder.clear()
-
-    @property
-    def spec(self) -> Path:
-        return self.dir / "eascomfy.yaml"
-
-    def cli(self, *args: str) -> Result:
-        return run_cli(*args, cwd=self.dir)
-
-    def edit(self, old: str, new: str) -> None:
-        text = self.spec.read_text()
-        assert old in text
-        self.spec.write_text(text.replace(old, new, 1))
 
     def record(self, name: str | None = None) -> dict[str, Any] | None:
         return self.stack.eas.get_service(name or self.name)
@@ -113,8 +98,7 @@ def live(stack: SandboxStack, tmp_path: Path, request: pytest.FixtureRequest) ->
 @pytest.mark.parametrize("join", ["standalone", "grouping"])
 def test_good_canary_is_checked_before_it_gets_its_weight(live: Live, stack: SandboxStack, join: str) -> None:
     stack.fidelity.group_join = join
-    live.edit("version: '1.8'", "version: '1.9'") if "version: '1.8'" in live.spec.read_text() else live.edit(
-        "version: \"1.8\"", "version: \"1.9\"")
+    live.edit('version: "1.8"', 'version: "1.9"')
     res = live.cli("release", "--canary", "10", "--check", "flows/*.json", "--max-slowdown", "5", "-o", "json")
     assert res.exit_code == 0, res.stderr
     data = res.json()["data"]
@@ -197,8 +181,7 @@ def test_a_failing_check_under_grouping_join_also_leaves_live_untouched(live: Li
 # -- promote, abort, mirror ------------------------------------------------------------------------
 def test_promote_moves_the_canary_config_to_the_live_service(live: Live) -> None:
     version = live.record()["current_version"]  # type: ignore[index]
-    text = live.spec.read_text()
-    live.spec.write_text(text.replace("1.8", "1.9", 1))
+    live.edit('version: "1.8"', 'version: "1.9"')
     assert live.cli("release", "--canary", "10", "--check", "flows/seed.json", "--max-slowdown", "5").exit_code == 0
     res = live.cli("release", "--promote", "-o", "json")
     assert res.exit_code == 0, res.stderr
@@ -310,3 +293,32 @@ def test_status_without_a_canary_as_json(live: Live) -> None:
     assert [s["role"] for s in data["services"]] == ["live"]
     assert data["endpoint"].endswith(f"/api/predict/grp_{live.name}")
     assert "AccessToken" not in json.dumps(data)
+
+
+def test_a_release_that_fails_half_way_puts_the_live_traffic_back(live: Live, stack: SandboxStack) -> None:
+    before = live.record()
+    # the live weight is set, then the canary's ReleaseService is refused (the live one is its first)
+    stack.eas.faults.add(kind="status", status=400, code="InvalidParameter", action="ReleaseService",
+                         path=f"/{live.canary}/release")
+    res = live.cli("release", "--canary", "30")
+    assert res.exit_code == 4, res.stderr
+    after = live.record()
+    assert before is not None and after is not None
+    assert (after["traffic_state"], after["weight"]) == (before["traffic_state"], before["weight"])
+    assert live.record(live.canary) is None
+    assert [s for a, s in live.actions() if a == "ReleaseService"] == [live.name, live.canary, live.name]
+
+
+def test_no_token_is_ever_printed(live: Live, stack: SandboxStack) -> None:
+    res = live.cli("-v", "release", "--canary", "10", "--check", "flows/seed.json", "--max-slowdown", "5")
+    assert res.exit_code == 0, res.stderr
+    printed = res.stdout + res.stderr
+    group = stack.eas.openapi.groups.describe_group(f"grp_{live.name}")["AccessToken"]
+    tokens = [group, live.record()["access_token"], live.record(live.canary)["access_token"]]  # type: ignore[index]
+    for args in (("-v", "release", "--status"), ("release", "--status", "-o", "json"), ("-v", "release", "--abort")):
+        res = live.cli(*args)
+        assert res.exit_code == 0, res.stderr
+        printed += res.stdout + res.stderr
+    assert "GET /api/predict" in printed or "DescribeService" in printed  # verbose really was verbose
+    for token in tokens:
+        assert token and token not in printed
