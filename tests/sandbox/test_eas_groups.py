@@ -8,7 +8,8 @@ from alibabacloud_eas20210701.client import Client
 
 from eascomfy.sandbox.eas import EasSandbox
 
-from .test_eas_sandbox import REGION, client, clock, create, describe, sandbox, sdk_error, service_config  # noqa: F401
+from .test_eas_sandbox import (REGION, client, clock, create, describe, sandbox, sdk_error,  # noqa: F401
+                               service_config, wait_until)
 
 
 def grouped(name: str, group: str) -> dict:
@@ -81,3 +82,38 @@ def test_mirror_round_trip(client: Client) -> None:
         assert sdk_error(lambda: client.create_service_mirror(REGION, "mir_canary", bad)).code == "InvalidParameter"
     assert "OFF" in client.delete_service_mirror(REGION, "mir_live").body.message
     assert client.describe_service_mirror(REGION, "mir_live").body.ratio == "0"
+
+
+def test_the_group_endpoint_shares_requests_by_weight(client: Client, sandbox: EasSandbox) -> None:
+    import urllib.error
+    import urllib.request
+
+    from aiohttp import web
+
+    for name in ("wr_live", "wr_canary", "wr_off"):
+        create(client, grouped(name, "team_w"))
+
+        async def answer(request: web.Request, ctx, name: str = name) -> web.Response:
+            return web.Response(text=ctx.service)
+
+        sandbox.backends[name] = answer
+    for name in ("wr_live", "wr_canary", "wr_off"):  # every member Running and ready
+        wait_until(lambda name=name: sandbox.store.is_ready(sandbox.store.get(name)))
+    for name, weight in (("wr_live", 90), ("wr_canary", 10)):
+        client.release_service(REGION, name, m.ReleaseServiceRequest(traffic_state="grouping", weight=weight))
+    group = client.describe_group(REGION, "team_w").body  # wr_off stays standalone: no group traffic
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(token: str) -> str:
+        request = urllib.request.Request(group.internet_endpoint, headers={"Authorization": token})
+        try:
+            with opener.open(request, timeout=5) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return str(exc.code)
+
+    served = [call(group.access_token) for _ in range(100)]
+    assert (served.count("wr_live"), served.count("wr_canary"), served.count("wr_off")) == (90, 10, 0)
+    assert call(describe(client, "wr_live").access_token) == "401"  # the group has its own token
+    client.release_service(REGION, "wr_live", m.ReleaseServiceRequest(weight=0))
+    assert {call(group.access_token) for _ in range(5)} == {"wr_canary"}

@@ -28,6 +28,11 @@ Paths, methods and wire names are the SDK 7.0.0's (``alibabacloud_eas20210701`` 
   mirroring is ON for service [foo] in region [cn-shanghai], ratio [70%]", "... is OFF ...").
   Describe and Delete without a mirror: Ratio "0", Target "" and success (UNVERIFIED).
 
+A group's endpoint (``.../api/predict/<group>``, with the group's AccessToken) hands each request
+to one of its ``grouping`` members with a weight above 0, in proportion to the weights (smooth
+weighted round robin, so the shares are exact over a run of requests; EAS's own balancing is
+not documented). Mirroring is stored and reported, not carried out.
+
 Where the service JSON's group is reported: DescribeService ``ServiceGroup``, ``TrafficState``
 and ``Weight`` (Go SDK ``service_model.go``), added by ``OpenApi._view``.
 """
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from typing import Any, Callable
 
 from .errors import invalid, not_found
@@ -59,6 +65,8 @@ class GroupApi:
     def __init__(self, store: ServiceStore, endpoint: Callable[[str, bool], str]) -> None:
         self.store = store
         self._endpoint = endpoint  # (name, internal) -> the URL of a service or group endpoint
+        self._credit: dict[str, dict[str, int]] = {}  # group -> member -> its round-robin credit
+        self._lock = threading.Lock()
 
     def service_routes(self) -> dict[tuple[str, str], Handler]:
         return {
@@ -73,8 +81,25 @@ class GroupApi:
     def members(self, group: str) -> list[ServiceRecord]:
         return [rec for rec in self.store.all() if rec.group == group]
 
+    def token(self, group: str) -> str:
+        return hmac.new(self.store.url_key.encode(), f"group\n{group}".encode(), hashlib.sha256).hexdigest()
+
+    def route(self, group: str) -> ServiceRecord | None:
+        """The member the next request to the group's endpoint goes to; None when no member takes
+        group traffic (not a group, or every member standalone or at weight 0 or less)."""
+        members = [m for m in self.members(group) if m.traffic_state == "grouping" and m.weight > 0]
+        if not members:
+            return None
+        with self._lock:
+            credit = self._credit.setdefault(group, {})
+            for member in members:
+                credit[member.name] = credit.get(member.name, 0) + member.weight
+            chosen = max(members, key=lambda m: (credit[m.name], m.name))
+            credit[chosen.name] -= sum(m.weight for m in members)
+        return chosen
+
     def view(self, group: str, members: list[ServiceRecord]) -> dict[str, Any]:
-        token = hmac.new(self.store.url_key.encode(), f"group\n{group}".encode(), hashlib.sha256).hexdigest()
+        token = self.token(group)
         customized = any(rec.weight != 100 for rec in members)
         return {
             "Name": group,
