@@ -134,6 +134,10 @@ def test_good_canary_is_checked_before_it_gets_its_weight(live: Live, stack: San
 # -- failed checks abort by themselves -------------------------------------------------------------
 def _assert_aborted(live: Live, res: Result, before: dict[str, Any]) -> None:
     assert res.exit_code == 1, res.stdout + res.stderr
+    _assert_aborted_calls(live, before)
+
+
+def _assert_aborted_calls(live: Live, before: dict[str, Any]) -> None:
     assert "ReleaseService" not in [a for a, _ in live.actions()]
     assert ("DeleteService", live.canary) in live.actions()
     assert live.record(live.canary) is None  # deleted, and gone
@@ -322,3 +326,14 @@ def test_no_token_is_ever_printed(live: Live, stack: SandboxStack) -> None:
     assert "GET /api/predict" in printed or "DescribeService" in printed  # verbose really was verbose
     for token in tokens:
         assert token and token not in printed
+
+
+def test_a_canary_that_never_gets_ready_is_deleted(live: Live, stack: SandboxStack) -> None:
+    before = live.record()
+    stack.eas.fail_deploy(live.canary, ["Traceback (most recent call last):", "IMPORT FAILED: ComfyUI-Broken"])
+    res = live.cli("release", "--canary", "10", "--check", "flows/seed.json", "--timeout", "20")
+    assert before is not None
+    assert res.exit_code == 4, res.stderr
+    assert f"service {live.canary} failed" in res.stderr and "the live service is untouched" in res.stderr
+    assert live.prompts(live.canary) == [] and live.prompts(live.name) == []  # no check ran on a broken canary
+    _assert_aborted_calls(live, before)
