@@ -33,6 +33,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "event_order": ("oldest_first", "newest_first"),
     "intranet_endpoint": ("host", "path"),
     "autoscaler_update_min": ("positive", "zero_ok"),
+    "group_join": ("standalone", "grouping"),
     # OSS (oss/)
     "bucket_location": ("any_endpoint", "bucket_endpoint"),
     "signature_v1": ("refused", "accepted"),
@@ -73,6 +74,11 @@ class Fidelity:
     - ``autoscaler_update_min``: ``positive`` refuses UpdateServiceAutoScaler with ``min: 0``, as
       its docstring and API page say ("must be greater than 0"); ``zero_ok`` accepts it, as
       Create, the console's HPA doc and the async scaling doc (``-Dmin=0``) do.
+    - ``group_join``: the traffic state of a service created in a group (``metadata.group``).
+      ``standalone``: it takes no group traffic until ReleaseService ``TrafficState=grouping``
+      (the manage-service-groups doc: a new member gets no traffic until traffic is enabled;
+      that ReleaseService is the switch is an inference); ``grouping``: it joins the group's
+      traffic at once, with its default Weight (100, the Go SDK's DescribeService example).
     - ``bucket_location``: whether GetBucketLocation answers through any region's endpoint
       (``any_endpoint``, unverified) or only through the bucket's own (``bucket_endpoint``).
     - ``signature_v1``: ``refused`` answers a Signature V1 request 403 with EC 0002-00000080, as
@@ -91,6 +97,7 @@ class Fidelity:
     event_order: str = "oldest_first"
     intranet_endpoint: str = "host"
     autoscaler_update_min: str = "positive"
+    group_join: str = "standalone"
     bucket_location: str = "any_endpoint"
     signature_v1: str = "refused"
 

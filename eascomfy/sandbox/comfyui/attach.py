@@ -123,6 +123,7 @@ class Attachment:
         self._job_seconds = job_seconds
         self._previous = eas.default_backend
         self._services: dict[tuple[str, str], ServiceBackend] = {}  # (region, name) -> backend
+        self._delays: dict[str, float] = {}  # service -> its own job seconds (``delay``)
         self._lock = threading.Lock()
 
     @property
@@ -131,11 +132,22 @@ class Attachment:
 
     @job_seconds.setter
     def job_seconds(self, seconds: float) -> None:
-        """How long a job takes, on every service (``comfyui(name).job_seconds`` sets one)."""
+        """How long a job takes, on every service (``comfyui(name).job_seconds`` sets one); it
+        also forgets every ``delay``."""
         with self._lock:
             self._job_seconds = seconds
+            self._delays.clear()
             for backend in self._services.values():
                 backend.comfyui.job_seconds = seconds
+
+    def delay(self, service: str, seconds: float) -> None:
+        """How long a job takes on ``service`` (in every region), also on a service that does not
+        exist yet: a canary made by the command under test is slow from its first job."""
+        with self._lock:
+            self._delays[service] = seconds
+            for (_, name), backend in self._services.items():
+                if name == service:
+                    backend.comfyui.job_seconds = seconds
 
     async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
         return await self._backend(ctx.service, ctx.config, ctx.service_uid, ctx.region).handle(request, ctx)
@@ -183,7 +195,8 @@ class Attachment:
                 if backend is not None:
                     backend.close()
                 queue_dir = self.eas.state_dir / "queue" / uid if uid else None
-                backend = self._services[(region, service)] = ServiceBackend(service, edition, mount, instances, self._job_seconds,
+                seconds = self._delays.get(service, self._job_seconds)
+                backend = self._services[(region, service)] = ServiceBackend(service, edition, mount, instances, seconds,
                                                                    self.eas.fidelity, uid, queue_dir, asynchronous)
             backend.instances = instances
             return backend

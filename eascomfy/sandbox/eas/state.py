@@ -95,6 +95,10 @@ class ServiceRecord:
     cronscaler: dict[str, Any] | None = None
     ops: dict[str, Any] = field(default_factory=dict)  # instances, logs, crash (see instances.py)
     safety_lock: str = "none"  # UpdateServiceSafetyLock: all | dangerous | none (default unverified)
+    # ReleaseService (groups.py): TrafficState standalone | grouping, Weight in [-1, 1000]
+    traffic_state: str = "standalone"
+    weight: int = 100
+    mirror: dict[str, Any] | None = None  # CreateServiceMirror: {"Ratio": int, "Target": [service]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ServiceRecord":
@@ -109,6 +113,12 @@ class ServiceRecord:
     def image(self) -> str:
         containers = self.config.get("containers") or [{}]
         return str(containers[0].get("image", ""))
+
+    @property
+    def group(self) -> str:
+        """The service group its config names (``metadata.group``), or ""."""
+        metadata = self.config.get("metadata")
+        return str(metadata.get("group") or "") if isinstance(metadata, dict) else ""
 
 
 def merge_update(config: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -279,6 +289,8 @@ class ServiceStore:
                 status=CREATING,
                 labels=dict(labels),
             )
+            if rec.group and self.fidelity.group_join == "grouping":
+                rec.traffic_state = "grouping"  # Fidelity.group_join (groups.py)
             self._services[name] = rec
             self._new_version(rec, "Service created")
             self._begin(rec, CREATING, self.timings.creating, "Creating", "Creating the service")
@@ -386,6 +398,25 @@ class ServiceStore:
             detail = "deleted" if body is None else (
                 f"min={body['min']} max={body['max']}" if kind == "autoscaler" else f"{len(body['ScaleJobs'])} job(s)")
             self._touch(rec, f"{kind.capitalize()}Updated", f"{kind.capitalize()} {detail}")
+
+    def release(self, name: str, traffic_state: str | None, weight: int | None) -> ServiceRecord:
+        """ReleaseService (checked by ``groups.py``): the traffic state and weight, in place."""
+        with self._lock:
+            rec = self._writable(name)
+            if traffic_state is not None:
+                rec.traffic_state = traffic_state
+            if weight is not None:
+                rec.weight = weight
+            self._touch(rec, "ServiceReleased", f"Traffic state {rec.traffic_state}, weight {rec.weight}")
+            return copy.deepcopy(rec)
+
+    def set_mirror(self, name: str, mirror: dict[str, Any] | None) -> None:
+        """Create/Update (a body) or Delete (None) the service's traffic mirror."""
+        with self._lock:
+            rec = self._writable(name)
+            rec.mirror = copy.deepcopy(mirror)
+            state = "OFF" if mirror is None else f"ON, ratio {mirror['Ratio']}%"
+            self._touch(rec, "MirrorUpdated", f"Traffic mirroring is {state}")
 
     # -- instances and logs (test hooks; see instances.py) ---------------------------------------
     def plan_crash(self, name: str, plan: dict[str, Any] | None) -> None:
