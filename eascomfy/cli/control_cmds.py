@@ -102,11 +102,12 @@ def deploy_cmd(
     with session("deploy", output) as out:
         from ..control.deploy import connect, deploy
         from ..core.planfile import read_plan
+        from ..storage.warmup import writer
 
         saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
         result = deploy(spec, connect(spec.region, out), out, dry_run=dry_run, wait=wait, timeout=timeout,
-                        rollback=not no_rollback, saved=saved, force_unlock=force_unlock)
+                        rollback=not no_rollback, saved=saved, force_unlock=force_unlock, prepare=writer(spec, out))
         out.emit(result.to_dict(), deploy_text(result))
 
 

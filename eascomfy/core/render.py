@@ -125,6 +125,14 @@ def _queue(spec: Spec) -> dict[str, Any]:
     return {wire.QUEUE_KEY: block}
 
 
+def _warmup(spec: Spec) -> dict[str, Any]:
+    if not spec.data.get("warmup"):
+        return {}
+    from .warmup import oss_path
+
+    return {wire.WARMUP_KEY: oss_path(spec)}
+
+
 def render(spec: Spec) -> dict[str, Any]:
     """The CreateService body for ``spec``; for console-only editions, what the console needs.
     It carries the secret env values (``core.secrets.mask_config`` hides them for people)."""
@@ -150,6 +158,7 @@ def render(spec: Spec) -> dict[str, Any]:
         {"storage": _storage(spec)} if data.get("storage") else {},
         _queue(spec),
         network.render(data),
+        _warmup(spec),
     )
     base = deep_merge(template, {k: v for k, v in fragment.items() if k != "containers"})
     doc = deep_merge(deep_merge(base, derived), data.get("overrides") or {})

@@ -265,6 +265,10 @@ def check_rules(spec: Spec) -> None:
         port = container_port(spec)
         problems += health.problems(data, port)
         spec.warnings += health.warnings(data, port)
+    if data.get("warmup"):
+        from .warmup import problems as warmup_problems
+
+        problems += warmup_problems(spec)
     raise_first(problems, spec.positions, spec.file)
 
 

@@ -43,3 +43,7 @@ HEALTH_KEYS = {"startup": "startup_check", "liveness": "liveness_check", "readin
 # from one secondary source (medium).
 NETWORKING_KEY = "networking"
 
+# Warm-up: the top-level warm_up_data_path (an oss:// file) is documented
+# (https://www.alibabacloud.com/help/en/pai/user-guide/warm-up-model-services); that a custom
+# image's warm-up line is POSTed to the container's /prompt as it is is UNVERIFIED.
+WARMUP_KEY = "warm_up_data_path"

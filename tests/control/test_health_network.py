@@ -170,3 +170,26 @@ def test_any_probe_is_rendered_or_refused_by_the_same_rules(tmp_path_factory, ki
     assert port is None or (1 <= port <= 65535 and port not in (8080, 9090))
     assert {"initial_delay_seconds", "period_seconds", "timeout_seconds", "success_threshold", "failure_threshold"} <= set(sent)
     assert sent["period_seconds"] >= 1 and (kind == "readiness" or sent["success_threshold"] == 1)
+
+
+def test_bad_warmup_is_refused_offline(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("bad_warm", edition="standard")
+    (p.dir / "flows").mkdir()
+    (p.dir / "flows" / "ui.json").write_text(json.dumps({"nodes": [], "links": []}))
+    base = p.spec.read_text()
+    no_storage = re.sub(r"storage:\n(  .*\n)+", "", base)
+    cases = [
+        (base, "warmup:\n  workflow: flows/missing.json\n", "warmup.workflow", "file not found"),
+        (base, "warmup:\n  workflow: flows/ui.json\n", "warmup.workflow", "UI-format workflow"),
+        (base, "warmup:\n  workflow: flows/ui.json\n  count: 0\n", "warmup.count", "expected a value >= 1"),
+        (base, "warmup:\n  workfow: flows/ui.json\n", "warmup.workfow", "did you mean 'workflow'?"),
+        (no_storage, "warmup:\n  workflow: flows/ui.json\n", "warmup", "EAS reads the warm-up request file from OSS"),
+    ]
+    for spec, block, path, fragment in cases:
+        p.spec.write_text(spec.replace("environments:", block + "environments:", 1))
+        before = mark(sandbox)
+        res = p.cli("deploy")
+        assert res.exit_code == 3, (block, res.stderr)
+        assert "Traceback" not in res.stderr
+        assert any(f"{path}:" in line and fragment in line for line in res.stderr.splitlines()), (block, res.stderr)
+        assert api_calls(sandbox, before) == []
