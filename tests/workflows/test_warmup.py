@@ -9,6 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from eascomfy.sandbox.eas.warmup import KEY
 from tests.conftest import TESTS, run_cli, wait_until
 
@@ -72,13 +74,38 @@ def test_new_instances_take_traffic_only_after_the_warmup_ran(sandbox: Sandbox, 
     assert sandbox.prompts_posted(service) == 0  # the warm-up came from the engine, not the client
 
 
-def test_a_warmup_that_fails_fails_the_deploy_with_its_reason(sandbox: Sandbox, tmp_path: Path) -> None:
-    service = _service(sandbox, tmp_path, "comfy_warm_bad", count=1)
+@pytest.mark.parametrize("failure", ["fail", "proceed"])
+def test_a_warmup_that_fails_is_shown_with_its_reason(sandbox: Sandbox, tmp_path: Path, failure: str) -> None:
+    """Whether a refused warm-up request fails the service is undocumented (Fidelity.warmup_failure):
+    either the deploy fails with the reason, or it succeeds and ``status`` shows the warning."""
+    service = _service(sandbox, tmp_path, f"comfy_warm_{failure}", count=1)
     flow = service.dir / "flows" / "tiny.json"
     flow.write_text(flow.read_text().replace("LandscapeBING_v10.safetensors", "not-on-the-mount.safetensors"))
-    res = service.cli("deploy", "--timeout", "30")
-    assert res.exit_code == 4, res.stderr
-    assert "WarmUpFailed: warm-up request 1 of oss://" in res.stderr and "not-on-the-mount" in res.stderr
+    sandbox.stack.fidelity.warmup_failure = failure
+    try:
+        res = service.cli("deploy", "--timeout", "30")
+    finally:
+        sandbox.stack.fidelity.warmup_failure = "fail"
+    if failure == "fail":
+        assert res.exit_code == 4, res.stderr
+        assert "WarmUpFailed: warm-up request 1 of oss://" in res.stderr and "not-on-the-mount" in res.stderr
+    else:
+        assert res.exit_code == 0, res.stderr
+        text = service.cli("status").stdout
+        assert "Warning WarmUpFailed: warm-up request 1 of oss://" in text and "not-on-the-mount" in text
+
+
+@pytest.mark.parametrize("repeat,runs", [("once", 2), ("five_times", 10)])
+def test_the_warmup_is_done_whether_eas_repeats_the_file_or_not(sandbox: Sandbox, tmp_path: Path, repeat: str,
+                                                                runs: int) -> None:
+    service = _service(sandbox, tmp_path, f"comfy_warm_{repeat}", count=2)
+    sandbox.stack.fidelity.warmup_repeat = repeat
+    try:
+        res = service.cli("deploy", "--timeout", "30")
+    finally:
+        sandbox.stack.fidelity.warmup_repeat = "once"
+    assert res.exit_code == 0, res.stderr
+    assert len(sandbox.stack.comfyui.comfyui(service.name).history) == runs
 
 
 def test_an_unchanged_warmup_file_is_not_sent_again(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -154,6 +154,8 @@ class Attachment:
         except KeyError:
             return False, f"the warm-up request file {url} does not exist", 0
         lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+        if self.eas.fidelity.warmup_repeat == "five_times":  # an older doc: each file five times in a row
+            lines *= 5
         comfy = self._backend(service, config, uid, region).comfyui
         path = "/api_prompt" if comfy.api_image else "/prompt"
         for n, line in enumerate(lines, 1):

@@ -260,16 +260,18 @@ class ServiceStore:
 
     def warmed(self, name: str, generation: list[Any], ok: bool, message: str, sent: int) -> None:
         """The warm-up of a ``generation`` of instances ended (``sandbox/eas/warmup.py``): ready
-        after the ready delay, or Failed (``WarmUpFailed``). Instances replaced meanwhile are left alone."""
+        after the ready delay, or, when it failed, Failed (``WarmUpFailed``; with
+        ``Fidelity.warmup_failure`` ``proceed``: a Warning event, then ready). Instances replaced
+        meanwhile are left alone."""
         with self._lock:
             rec = self.find(name)
             if rec is None or warmup.generation(rec) != generation or not warmup.pending(rec):
                 return
             now = self.clock()
             warmup.record(rec, ok, message, sent, now)
-            if ok:
+            if ok or self.fidelity.warmup_failure == "proceed":
                 rec.ready_at = max(rec.ready_at or now, now + self.timings.ready)
-                self._event(rec, "Normal", "WarmUpCompleted", message, now)
+                self._event(rec, "Normal" if ok else "Warning", "WarmUpCompleted" if ok else "WarmUpFailed", message, now)
             else:
                 rec.status, rec.reason, rec.message = FAILED, "WarmUpFailed", message
                 rec.update_time, rec.ready_at = now, None

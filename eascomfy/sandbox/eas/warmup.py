@@ -10,9 +10,10 @@ attachment: it reads the file from the OSS emulator and runs each line in the se
 ComfyUI) has sent every line. Done: the ready delay starts, with a ``WarmUpCompleted`` event. A
 missing file or a request the container refuses: the service becomes Failed (``WarmUpFailed``).
 UNVERIFIED (docs/unverified.md): which container path EAS sends a line to for an image service
-(here ``/prompt``, or ``/api_prompt`` for the API image), whether a failed warm-up fails the
-service or only logs, and whether each file is repeated (an older doc says five times; here each
-line is sent once). Nothing here speaks HTTP; state lives in ``ServiceRecord.ops["warmup"]``.
+(here ``/prompt``, or ``/api_prompt`` for the API image); whether a failed warm-up fails the
+service or only logs (``Fidelity.warmup_failure``); whether each file is repeated (an older doc
+says five times: ``Fidelity.warmup_repeat``). Nothing here speaks HTTP; state lives in
+``ServiceRecord.ops["warmup"]``.
 """
 
 from __future__ import annotations
