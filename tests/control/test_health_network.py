@@ -193,3 +193,17 @@ def test_bad_warmup_is_refused_offline(sandbox: EasSandbox, project: Callable[..
         assert "Traceback" not in res.stderr
         assert any(f"{path}:" in line and fragment in line for line in res.stderr.splitlines()), (block, res.stderr)
         assert api_calls(sandbox, before) == []
+
+
+def test_the_serverless_edition_refuses_health_warmup_and_network(sandbox: EasSandbox, tmp_path) -> None:
+    """The console creates a Serverless service: none of the three would reach it."""
+    blocks = {"health": "health:\n  liveness: null\n", "warmup": "warmup:\n  workflow: flows/tiny.json\n",
+              "network": NETWORK}
+    for key, block in blocks.items():
+        spec = tmp_path / f"{key}.yaml"
+        spec.write_text("name: sl_svc\nregion: cn-hangzhou\nedition: serverless\n" + block)
+        before = mark(sandbox)
+        res = run_cli("deploy", "-f", str(spec))
+        assert res.exit_code == 3, res.stderr
+        assert f"{spec.name}:4: {key}: the Serverless edition" in res.stderr
+        assert api_calls(sandbox, before) == []
