@@ -207,3 +207,13 @@ def test_the_serverless_edition_refuses_health_warmup_and_network(sandbox: EasSa
         assert res.exit_code == 3, res.stderr
         assert f"{spec.name}:4: {key}: the Serverless edition" in res.stderr
         assert api_calls(sandbox, before) == []
+
+
+def test_the_scaffolds_examples_validate_when_uncommented(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("scaffold_hn", edition="standard")
+    for key in ("health", "network"):
+        line = next(l for l in p.spec.read_text().splitlines() if l.startswith(f"# {key}: "))
+        p.edit(line, line[2:])
+    data = p.cli("-o", "json", "render").json()["data"]["service"]
+    assert data["containers"][0]["startup_check"]["failure_threshold"] == 120
+    assert data["cloud"]["networking"]["vpc_id"] == "vpc-xxxxxxxx"
