@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from ..fidelity import Fidelity
 from . import instances as inst
+from . import warmup
 from .errors import invalid, not_found
 from .images import ImageCatalogue
 
@@ -264,7 +265,28 @@ class ServiceStore:
             and rec.instance > 0
             and rec.ready_at is not None
             and self.clock() >= rec.ready_at
+            and not warmup.pending(rec)
         )
+
+    def warmed(self, name: str, generation: list[Any], ok: bool, message: str, sent: int) -> None:
+        """The warm-up of a ``generation`` of instances ended (``sandbox/eas/warmup.py``): ready
+        after the ready delay, or, when it failed, Failed (``WarmUpFailed``; with
+        ``Fidelity.warmup_failure`` ``proceed``: a Warning event, then ready). Instances replaced
+        meanwhile are left alone."""
+        with self._lock:
+            rec = self.find(name)
+            if rec is None or warmup.generation(rec) != generation or not warmup.pending(rec):
+                return
+            now = self.clock()
+            warmup.record(rec, ok, message, sent, now)
+            if ok or self.fidelity.warmup_failure == "proceed":
+                rec.ready_at = max(rec.ready_at or now, now + self.timings.ready)
+                self._event(rec, "Normal" if ok else "Warning", "WarmUpCompleted" if ok else "WarmUpFailed", message, now)
+            else:
+                rec.status, rec.reason, rec.message = FAILED, "WarmUpFailed", message
+                rec.update_time, rec.ready_at = now, None
+                self._event(rec, "Warning", "WarmUpFailed", message, now)
+            self._save()
 
     # -- writes ----------------------------------------------------------------------------------
     def create(self, config: dict[str, Any], labels: dict[str, str], workspace_id: str) -> ServiceRecord:
