@@ -88,9 +88,10 @@ def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | Non
     return _plan(spec, wanted, live, read_scalers(client, spec, live) if live else None), live
 
 
-def save_plan(plan: Plan, path: Path) -> None:
-    """Write ``plan`` as a reviewable plan file (``core.planfile``) for a later ``deploy(saved=...)``."""
-    write_atomic(path, dumps(plan))
+def save_plan(plan: Plan, path: Path, storage: list[dict[str, Any]] | None = None) -> None:
+    """Write ``plan`` as a reviewable plan file (``core.planfile``) for a later ``deploy(saved=...)``;
+    ``storage``: the bucket's part of the plan (``storage.lock.StoragePlan.saved``), kept beside it."""
+    write_atomic(path, dumps(plan, storage))
 
 
 # -- deploy ----------------------------------------------------------------------------------------
@@ -165,10 +166,13 @@ def deploy(
     poll: Poll = Poll(),
     saved: dict[str, Any] | None = None,
     force_unlock: bool = False,
+    prepare: Callable[[Plan], None] | None = None,
 ) -> DeployResult:
     """Create or update the service, wait until ready, roll back a failed update (unless
     ``rollback`` is False). With ``saved`` (a plan file, ``core.planfile``), refuse before any
     write unless it still holds. A ``timeout`` of 0 or less is refused before any call.
+    ``prepare`` (not on a dry run) runs once the plan is checked and before anything is sent to
+    the service: the CLI syncs the mount there, so a failed sync leaves the service untouched.
 
     When the config already is the spec's but a change is still rolling out (another deploy's
     update, a create), there is nothing to send, yet the service is not ready: deploy says so
@@ -180,6 +184,8 @@ def deploy(
         check_saved(saved, plan)
     if not dry_run and not plan.managed and plan.action == "update":
         _refuse_takeover_removals(plan, spec)
+    if prepare is not None and not dry_run:
+        prepare(plan)
     return execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
                    rollback=rollback, poll=poll, force_unlock=force_unlock)
 

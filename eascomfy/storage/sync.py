@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EascomfyError, UsageError
+from ..errors import UsageError
 from .mount import MODELS, Mount, model_path
 from .pull_source import parse_source
 from .upload import CrcCache, file_crc64
@@ -55,12 +55,6 @@ class SyncPlan:
     def wrong(self) -> list[SyncItem]:
         """Entries no upload can fix: missing from the mount, or not what the spec says."""
         return [i for i in self.items if i.action in ("missing", "mismatch")]
-
-    def check(self) -> None:
-        if self.wrong:
-            raise EascomfyError(
-                "; ".join(f"{i.name}: {i.reason}" for i in self.wrong), "upload the right file or fix models[] in the spec"
-            )
 
 
 def list_objects(mount: Mount, folder: str) -> dict[str, tuple[int, str]]:
