@@ -189,22 +189,26 @@ def wheels_push_cmd(
     wheels: Annotated[list[Path], typer.Argument(help="Wheel files.", exists=True, dir_okay=False)],
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
-    no_write: Annotated[bool, typer.Option("--no-write", help="Do not add the wheels to the spec's wheels list.")] = False,
+    no_write: Annotated[bool, typer.Option("--no-write", help="Do not add the wheels to the spec's wheels list (nor to eascomfy.lock).")] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Upload wheels to models/whl/ and add them to the spec's wheels list (installed before start)."""
+    """Upload wheels to models/whl/, add them to the spec's wheels list (installed before start) and
+    their SHA-256 to eascomfy.lock."""
     with session("wheels push", output) as out:
         from ..local.specfile import add_wheels
+        from ..storage.lock import record_wheels
         from ..storage.mount import Mount, wheel_targets
 
         targets = wheel_targets(wheels)
         spec = SpecRef(out, file, env).spec
+        lock_section(spec)  # a damaged lockfile is refused before any call
         mount = Mount.open(spec, out)
         results = _push(out, mount, mount.place(targets), "wheels")
         added = [] if no_write else add_wheels(Path(spec.file), [w.name for w in wheels])
         if added:
             out.info(f"added {', '.join(added)} to wheels in {spec.file}; deploy to install them")
-        _report(out, mount, results, {"added_to_spec": added})
+        lock = None if no_write else str(record_wheels(spec, results))
+        _report(out, mount, results, {"added_to_spec": added, "lock": lock})
 
 
 def models_pull_cmd(

@@ -13,6 +13,7 @@ section's digest in its ``eascomfy/lockfile-sha`` label.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -278,6 +279,32 @@ def write_lock(spec: "Spec", section: dict[str, Any]) -> Path:
     """Write the service's section into the spec's lockfile; returns the file."""
     path = lock_path(spec.file)
     write_section(path, section_key(spec.name, spec.region), section)
+    return path
+
+
+def file_sha256(path: Path, chunk: int = 8 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_wheels(spec: "Spec", results: "list[PushResult]") -> Path:
+    """After ``wheels push``: each wheel's SHA-256 (of the local file just verified by CRC64 against
+    OSS) in the lock, which later syncs keep while the object's size and CRC64 hold."""
+    key = section_key(spec.name, spec.region)
+    path = lock_path(spec.file)
+    section = read_section(path, key)
+    entries = {e["name"]: dict(e) for e in section.get("wheels") or []}
+    for r in results:
+        name = Path(r.file).name
+        old = entries.get(name) or {}
+        same = (old.get("size"), old.get("crc64")) == (r.size, r.crc64)
+        entries[name] = {"name": name, "size": r.size, "crc64": r.crc64, "etag": old.get("etag", "") if same else "",
+                         "sha256": file_sha256(Path(r.file))}
+    section["wheels"] = list(entries.values())
+    write_section(path, key, section)
     return path
 
 

@@ -137,6 +137,8 @@ def test_plan_shows_bucket_changes_with_one_listing(sandbox: EasSandbox, oss: Os
     data = p.cli("-o", "json", "plan").json()["data"]
     assert data["action"] == "noop" and data["storage"]["changes"] == 1
     assert [i["action"] for i in data["storage"]["items"] if i["what"] == "model"] == ["upload"]
+    markdown = p.cli("plan", "-o", "markdown").stdout
+    assert f"mount oss://{BUCKET}/{PREFIX}: 1 change(s)" in markdown and "a.safetensors" in markdown
     # cheap: listings, no HEAD per file (the lock knows the CRC64 of the listed ETag); nothing written
     assert "HeadObject" not in [r.action for r in oss.requests()[since:]]
     assert not oss_writes(oss, since)

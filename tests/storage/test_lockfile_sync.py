@@ -46,3 +46,17 @@ def test_a_pulled_model_is_locked_with_its_sha256_and_crc64(oss, hub, tmp_path: 
     again = run_cli("storage", "sync", "-f", str(spec))
     assert again.exit_code == 0, again.stderr
     assert (tmp_path / "eascomfy.lock").read_text() == text
+
+
+def test_wheels_push_records_the_sha256_that_sync_keeps(oss, env, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    wheel = tmp_path / "tiny-1.0-py3-none-any.whl"
+    wheel.write_bytes(os.urandom(50_000))
+    res = run_cli("-o", "json", "wheels", "push", str(wheel), "-f", str(spec))
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert res.json()["data"]["lock"] == str(tmp_path / "eascomfy.lock")
+    assert run_cli("storage", "sync", "-f", str(spec)).exit_code == 0
+    [entry] = json.loads((tmp_path / "eascomfy.lock").read_text())["services"][f"comfy_store@{REGION}"]["wheels"]
+    info = oss.object_info(BUCKET, f"p/models/whl/{wheel.name}")
+    assert entry["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert (entry["size"], entry["crc64"], entry["etag"]) == (50_000, info["crc64"], info["etag"])
