@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from .options import DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
 from .views import deploy_text, lifecycle_text, plan_text, rollback_text, status_text, storage_plan_text, versions_text
+
+if TYPE_CHECKING:
+    from ..adapters.eas import EasClient
+    from ..control.deploy import DeployResult
+    from ..core.plan import Plan
+    from ..core.spec import Spec
+    from ..storage.lock import StoragePlan
+    from ..storage.mount import Mount
+    from .output import Out
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the service is ready.")]
@@ -92,14 +101,14 @@ def plan_cmd(
         raise typer.Exit(EXIT_PLAN_CHANGES)
 
 
-def _wants_mount(spec) -> bool:  # type: ignore[no-untyped-def]
+def _wants_mount(spec: "Spec") -> bool:
     """Whether deploy touches the bucket (reads the lockfile: a damaged one is refused here)."""
     from ..storage.lock import involved
 
     return involved(spec)
 
 
-def _storage_plan(out, spec):  # type: ignore[no-untyped-def]
+def _storage_plan(out: "Out", spec: "Spec") -> "tuple[Mount, StoragePlan]":
     """(mount, the bucket's part of the plan)."""
     from ..storage.lock import plan_storage
     from ..storage.mount import Mount
@@ -135,9 +144,9 @@ def deploy_cmd(
         spec = SpecRef(out, file, env, edition).spec
         wants_mount = _wants_mount(spec)  # a damaged lockfile is refused before any call
         client = connect(spec.region, out)
-        staged: dict = {}
+        staged: dict[str, Any] = {}
 
-        def prepare(plan) -> None:  # type: ignore[no-untyped-def]
+        def prepare(plan: "Plan") -> None:
             """The mount before the service: a failed sync leaves the service untouched."""
             found = _storage_plan(out, spec) if wants_mount else None
             if saved is not None:
@@ -153,36 +162,29 @@ def deploy_cmd(
         out.emit(data, deploy_text(result))
 
 
-def _sync(out, spec, mount, storage):  # type: ignore[no-untyped-def]
+def _sync(out: "Out", spec: "Spec", mount: "Mount", storage: "StoragePlan") -> dict[str, Any]:
     """Sync the mount as planned; the lock section it then makes (image included)."""
-    from ..storage.lock import sync_and_build
-    from .storage_cmds import _push, lock_section, pull_items
+    from ..storage.lock import spec_section, sync_and_build
+    from .storage_cmds import _push, pull_items
     from .storage_views import sync_lines
 
     for line in sync_lines(mount, storage.items):
         out.info(line)
-    return sync_and_build(mount, spec, storage, lock_section(spec), lambda pairs: _push(out, mount, pairs, "sync"),
+    return sync_and_build(mount, spec, storage, spec_section(spec), lambda pairs: _push(out, mount, pairs, "sync"),
                           lambda items: pull_items(out, mount, items), image=True)
 
 
-def _record(out, spec, client, result, staged):  # type: ignore[no-untyped-def]
+def _record(out: "Out", spec: "Spec", client: "EasClient", result: "DeployResult", staged: dict[str, Any]) -> dict[str, Any]:
     """After a deploy: the lockfile written; with a mount, the section kept for this version."""
     from ..core.lockfile import digest
-    from ..core.render import image_uri
-    from ..storage.lock import record_deployed, write_lock
-    from .storage_cmds import lock_section
+    from ..storage.lock import deployed_section, record_deployed, write_lock
 
-    section = staged.get("section")
-    if section is None:  # no files on the mount to lock: the image (and where the mount is)
-        section = {**lock_section(spec), "env": spec.env, "image": image_uri(spec),
-                   "mount": (spec.data.get("storage") or {}).get("oss")}
+    section = deployed_section(spec, staged.get("section"))
     path = write_lock(spec, section)
     out.info(f"recorded in {path}")
     lock = {"file": str(path), "digest": digest(section), "version": None}
     if "mount" in staged:
-        live = result.live
-        settled = live is not None and (result.ready or result.plan.action == "noop")
-        lock["version"] = record_deployed(client, staged["mount"], spec.name, section, live.current_version if settled else None)
+        lock["version"] = record_deployed(client, staged["mount"], spec.name, section, result.running_version)
     return lock
 
 
@@ -311,12 +313,12 @@ def rollback_cmd(
         out.emit({"service": name, "version": target, "lock": lock}, rollback_text(name, target, lock))
 
 
-def _locked(spec):  # type: ignore[no-untyped-def]
+def _locked(spec: "Spec") -> dict[str, Any]:
     """The spec's lock section when it records files on a mount (else empty: nothing to compare)."""
     from ..core.lockfile import LISTS
-    from .storage_cmds import lock_section
+    from ..storage.lock import spec_section
 
-    section = lock_section(spec) if (spec.data.get("storage") or {}).get("oss") else {}
+    section = spec_section(spec) if (spec.data.get("storage") or {}).get("oss") else {}
     return section if any(section.get(k) for k in LISTS) else {}
 
 

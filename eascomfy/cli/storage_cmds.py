@@ -95,12 +95,12 @@ def storage_sync_cmd(
     Example: eascomfy storage sync --dry-run"""
     with session("storage sync", output) as out:
         from ..core.lockfile import digest
-        from ..storage.lock import build_section, plan_storage, write_lock
+        from ..storage.lock import build_section, plan_storage, spec_section, write_lock
         from ..storage.mount import Mount
         from .storage_views import sync_lines, sync_text
 
         spec = SpecRef(out, file, env).spec
-        previous = lock_section(spec)  # a damaged lockfile is refused before any call
+        previous = spec_section(spec)  # a damaged lockfile is refused before any call
         mount = Mount.open(spec, out)
         storage = plan_storage(mount, spec, previous)
         plan = storage.models
@@ -119,14 +119,6 @@ def storage_sync_cmd(
             out.info(f"recorded in {data['lock']['file']}")
         out.emit(data, sync_text(plan, dry_run))
         storage.check()
-
-
-def lock_section(spec: Any) -> dict[str, Any]:
-    """The spec's service's section of its lockfile (empty when there is none)."""
-    from ..core.lockfile import section_key
-    from ..local.lockfile import lock_path, read_section
-
-    return read_section(lock_path(spec.file), section_key(spec.name, spec.region))
 
 
 def pull_items(out: "Out", mount: "Mount", items: list[Any], part_size: int | None = None,
@@ -196,12 +188,12 @@ def wheels_push_cmd(
     their SHA-256 to eascomfy.lock."""
     with session("wheels push", output) as out:
         from ..local.specfile import add_wheels
-        from ..storage.lock import record_wheels
+        from ..storage.lock import record_wheels, spec_section
         from ..storage.mount import Mount, wheel_targets
 
         targets = wheel_targets(wheels)
         spec = SpecRef(out, file, env).spec
-        lock_section(spec)  # a damaged lockfile is refused before any call
+        spec_section(spec)  # a damaged lockfile is refused before any call
         mount = Mount.open(spec, out)
         results = _push(out, mount, mount.place(targets), "wheels")
         added = [] if no_write else add_wheels(Path(spec.file), [w.name for w in wheels])

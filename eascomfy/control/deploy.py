@@ -105,6 +105,14 @@ class DeployResult:
     notes: list[str] = field(default_factory=list)
     in_progress: str | None = None  # the status of a change already rolling out when deploy looked
 
+    @property
+    def running_version(self) -> int | None:
+        """The version the service runs after this deploy, when known without another read (it
+        was waited for, or nothing was sent); None after a change sent without waiting."""
+        if self.live is not None and (self.ready or self.plan.action == "noop"):
+            return self.live.current_version
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "plan": self.plan.to_dict(),

@@ -108,6 +108,12 @@ class StoragePlan:
         return out
 
 
+def spec_section(spec: "Spec") -> dict[str, Any]:
+    """The spec's service's section of its lockfile (empty when there is none; a damaged lockfile
+    is refused)."""
+    return read_section(lock_path(spec.file), section_key(spec.name, spec.region))
+
+
 def involved(spec: "Spec") -> bool:
     """Whether deploy and plan look at the bucket: the spec has a mount and lists models or wheels,
     or the lock records something on it."""
@@ -115,7 +121,7 @@ def involved(spec: "Spec") -> bool:
         return False
     if spec.data.get("models") or spec.data.get("wheels"):
         return True
-    section = read_section(lock_path(spec.file), section_key(spec.name, spec.region))
+    section = spec_section(spec)
     return any(section.get(k) for k in ("models", "nodes", "wheels"))
 
 
@@ -155,7 +161,7 @@ def _against_lock(item: StorageItem | SyncItem, entry: dict[str, Any] | None, cr
 
 def plan_storage(mount: Mount, spec: "Spec", section: dict[str, Any] | None = None) -> StoragePlan:
     """The spec's models and wheels and the lock's nodes against the mount."""
-    section = section if section is not None else read_section(lock_path(spec.file), section_key(spec.name, spec.region))
+    section = section if section is not None else spec_section(spec)
     listing = list_objects(mount, MODELS)
     known = _known(section, mount)
     models = plan_sync(mount, spec, listing=listing, known=known)
@@ -273,6 +279,14 @@ def plan_sync_items(mount: Mount, spec: "Spec") -> list[SyncItem]:
         name = entry.get("name") or (Path(entry["file"]).name if entry.get("file") else parse_source(entry["source"]).name)
         items.append(SyncItem(name, entry["kind"], mount.key(f"{MODELS}{entry['kind']}/{name}"), "ok", source=entry.get("source")))
     return items
+
+
+def deployed_section(spec: "Spec", synced: dict[str, Any] | None) -> dict[str, Any]:
+    """The section a deploy records: the one its sync built or, with no files on the mount to
+    lock, the lock's own with the image deployed (and where the mount is)."""
+    if synced is not None:
+        return synced
+    return {**spec_section(spec), "env": spec.env, "image": image_uri(spec), "mount": (spec.data.get("storage") or {}).get("oss")}
 
 
 def write_lock(spec: "Spec", section: dict[str, Any]) -> Path:
