@@ -238,3 +238,17 @@ def test_a_damaged_lock_is_one_clear_line_and_no_call(
         first = res.stderr.strip().splitlines()[0]
         assert "eascomfy.lock" in first and field in first and "Traceback" not in res.stderr
         assert api_calls(sandbox, before) == [] and oss.requests()[since:] == []
+
+
+def test_a_deploy_without_waiting_keeps_the_section_for_the_version_it_sent(
+    sandbox: EasSandbox, oss: OssSandbox, project: Callable[..., Project]
+) -> None:
+    p = project("nowait_svc")
+    with_files(p, oss)
+    assert p.cli("deploy").exit_code == 0
+    p.edit("instances: 1", "instances: 2")
+    res = p.cli("-o", "json", "deploy", "--no-wait")
+    assert res.exit_code == 0, res.stderr
+    latest = sandbox.get_service("nowait_svc")["latest_version"]
+    assert latest == 2 and res.json()["data"]["lock"]["version"] == latest
+    assert json.loads(oss.object_bytes(BUCKET, f"{PREFIX}.eascomfy/locks/nowait_svc/v2.json")) == locked(p)
