@@ -94,14 +94,14 @@ class StoragePlan:
 
     def saved(self) -> list[dict[str, Any]]:
         """What a saved plan keeps of it: each entry's key, action, the listed object's size and
-        ETag, a local file's size, so a deploy of that plan refuses a bucket or a file that changed
+        ETag, a local file's size and CRC64 (cached: read once), so a deploy of that plan refuses a bucket or a file that changed
         since the review."""
         out = []
         for item in self.items:
             listed = self.listing.get(item.key)
             row: dict[str, Any] = {"key": item.key, "action": item.action, "remote": list(listed) if listed else None}
             if isinstance(item, SyncItem) and item.file and item.action == "upload":
-                row["size"] = Path(item.file).stat().st_size
+                row["size"], row["crc64"] = _local_crc(Path(item.file))
             if isinstance(item, SyncItem) and item.source:
                 row["source"] = item.source
             out.append(row)
@@ -112,6 +112,21 @@ def spec_section(spec: "Spec") -> dict[str, Any]:
     """The spec's service's section of its lockfile (empty when there is none; a damaged lockfile
     is refused)."""
     return read_section(lock_path(spec.file), section_key(spec.name, spec.region))
+
+
+def _local_crc(file: Path) -> tuple[int, int]:
+    """(size, CRC64) of a local file, through the upload cache (an unchanged file is read once)."""
+    from .upload import CrcCache, file_crc64
+
+    cache = CrcCache()
+    st = file.stat()
+    known = cache.get(file, st)
+    if known is not None:
+        return st.st_size, known[0]
+    crc = file_crc64(file)
+    cache.put(file, st, crc, "")
+    cache.save()
+    return st.st_size, crc
 
 
 def involved(spec: "Spec") -> bool:

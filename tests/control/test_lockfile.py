@@ -190,6 +190,11 @@ def test_a_saved_plan_covers_the_bucket(sandbox: EasSandbox, oss: OssSandbox, pr
     assert res.exit_code != 0 and "stale" in res.stderr, res.stderr
     assert not oss_writes(oss, since)
     assert not [r for r in api_calls(sandbox, before) if r.method != "GET"]
+    # reviewed again; then the local file changes (same size, other bytes): stale again
+    assert p.cli("plan", "--out", "plan.json").exit_code == 0
+    (p.dir / "a.safetensors").write_bytes(os.urandom(400_000))
+    res = p.cli("deploy", "--plan", "plan.json")
+    assert res.exit_code != 0 and "stale" in res.stderr, res.stderr
     # reviewed again: applied
     assert p.cli("plan", "--out", "plan.json").exit_code == 0
     res = p.cli("deploy", "--plan", "plan.json")
