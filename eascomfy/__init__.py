@@ -41,6 +41,8 @@ _API: dict[str, tuple[str, str]] = {
     "Uploader": ("eascomfy.storage.upload", "Uploader"),
     "model_path": ("eascomfy.storage.mount", "model_path"),
     "plan_sync": ("eascomfy.storage.sync", "plan_sync"),
+    "plan_storage": ("eascomfy.storage.lock", "plan_storage"),
+    "record_nodes": ("eascomfy.local.lockfile", "record_nodes"),
     "pull_outputs": ("eascomfy.storage.pull", "pull_outputs"),
     # workflows
     "load_workflow": ("eascomfy.core.workflow", "load_workflow"),

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from .options import DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
-from .views import deploy_text, lifecycle_text, plan_text, status_text, versions_text
+from .views import deploy_text, lifecycle_text, plan_text, rollback_text, status_text, storage_plan_text, versions_text
+
+if TYPE_CHECKING:
+    from ..adapters.eas import EasClient
+    from ..control.deploy import DeployResult
+    from ..core.plan import Plan
+    from ..core.spec import Spec
+    from ..storage.lock import StoragePlan
+    from ..storage.mount import Mount
+    from .output import Out
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the service is ready.")]
@@ -59,7 +68,10 @@ def plan_cmd(
     ] = None,
     output: PlanOutputOpt = None,
 ) -> None:
-    """Show what deploy would change on the live service (one read call)."""
+    """Show what deploy would change on the live service (one read call) and on its mount (the
+    spec's models and wheels and the lock's custom nodes against one listing of the bucket).
+
+    Example: eascomfy plan --detailed-exitcode --out plan.json"""
     changed = False
     markdown = output == "markdown"  # a pull request comment on stdout (docs/gitops.md)
     with session("plan", None if markdown else output) as out:
@@ -71,16 +83,38 @@ def plan_cmd(
             from ..local.files import check_output_file
 
             check_output_file(plan_file, force=True, inputs=spec.files, param="out")
+        wants_mount = _wants_mount(spec)  # a damaged lockfile is refused before any call
         plan, _ = plan_service(spec, connect(spec.region, out))
-        changed = plan.has_changes
+        found = _storage_plan(out, spec) if wants_mount else None
+        storage = found[1] if found else None
+        changed = plan.has_changes or bool(storage and storage.changes)
         if plan_file is not None:
-            save_plan(plan, plan_file)
+            save_plan(plan, plan_file, storage.saved() if storage else None)
             out.info(f"plan saved to {plan_file}; apply exactly it with `eascomfy deploy --plan {plan_file}`")
-        out.emit(plan_json(plan), plan_markdown(plan) if markdown else plan_text(plan))
+        text = plan_markdown(plan) if markdown else plan_text(plan)
+        if found is not None:
+            text += storage_plan_text(found[0], found[1], markdown)
+        out.emit(plan_json(plan, storage.to_dict() if storage else None), text)
     if detailed_exitcode and changed:
         from ..errors import EXIT_PLAN_CHANGES
 
         raise typer.Exit(EXIT_PLAN_CHANGES)
+
+
+def _wants_mount(spec: "Spec") -> bool:
+    """Whether deploy touches the bucket (reads the lockfile: a damaged one is refused here)."""
+    from ..storage.lock import involved
+
+    return involved(spec)
+
+
+def _storage_plan(out: "Out", spec: "Spec") -> "tuple[Mount, StoragePlan]":
+    """(mount, the bucket's part of the plan)."""
+    from ..storage.lock import plan_storage
+    from ..storage.mount import Mount
+
+    mount = Mount.open(spec, out)
+    return mount, plan_storage(mount, spec)
 
 
 def deploy_cmd(
@@ -98,17 +132,64 @@ def deploy_cmd(
     force_unlock: ForceUnlockOpt = False,
     output: OutputOpt = None,
 ) -> None:
-    """Create or update the service, wait until it answers, roll back a failed update."""
+    """Sync the mount (models, wheels) first, then create or update the service, wait until it
+    answers, roll back a failed update; record what runs in eascomfy.lock beside the spec.
+
+    Example: eascomfy deploy --plan plan.json"""
     with session("deploy", output) as out:
         from ..control.deploy import connect, deploy
-        from ..core.planfile import read_plan
+        from ..core.planfile import check_saved_storage, read_plan
         from ..storage.warmup import writer
 
         saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
-        result = deploy(spec, connect(spec.region, out), out, dry_run=dry_run, wait=wait, timeout=timeout,
-                        rollback=not no_rollback, saved=saved, force_unlock=force_unlock, prepare=writer(spec, out))
-        out.emit(result.to_dict(), deploy_text(result))
+        wants_mount = _wants_mount(spec)  # a damaged lockfile is refused before any call
+        client = connect(spec.region, out)
+        staged: dict[str, Any] = {}
+        warm_up = writer(spec, out)
+
+        def prepare(plan: "Plan") -> None:
+            """The mount before the service: a failed sync leaves the service untouched."""
+            found = _storage_plan(out, spec) if wants_mount else None
+            if saved is not None:
+                check_saved_storage(saved, found[1].saved() if found else None)
+            if found is not None:
+                staged.update(mount=found[0], section=_sync(out, spec, *found))
+            if warm_up is not None:
+                warm_up(plan)
+
+        result = deploy(spec, client, out, dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback,
+                        saved=saved, force_unlock=force_unlock, prepare=prepare)
+        data = result.to_dict()
+        if not dry_run:
+            data["lock"] = _record(out, spec, client, result, staged)
+        out.emit(data, deploy_text(result))
+
+
+def _sync(out: "Out", spec: "Spec", mount: "Mount", storage: "StoragePlan") -> dict[str, Any]:
+    """Sync the mount as planned; the lock section it then makes (image included)."""
+    from ..storage.lock import spec_section, sync_and_build
+    from .storage_cmds import _push, pull_items
+    from .storage_views import sync_lines
+
+    for line in sync_lines(mount, storage.items):
+        out.info(line)
+    return sync_and_build(mount, spec, storage, spec_section(spec), lambda pairs: _push(out, mount, pairs, "sync"),
+                          lambda items: pull_items(out, mount, items), image=True)
+
+
+def _record(out: "Out", spec: "Spec", client: "EasClient", result: "DeployResult", staged: dict[str, Any]) -> dict[str, Any]:
+    """After a deploy: the lockfile written; with a mount, the section kept for this version."""
+    from ..core.lockfile import digest
+    from ..storage.lock import deployed_section, record_deployed, write_lock
+
+    section = deployed_section(spec, staged.get("section"))
+    path = write_lock(spec, section)
+    out.info(f"recorded in {path}")
+    lock = {"file": str(path), "digest": digest(section), "version": None}
+    if "mount" in staged:
+        lock["version"] = record_deployed(client, staged["mount"], spec.name, section, result.running_version)
+    return lock
 
 
 def update_image_cmd(
@@ -224,9 +305,25 @@ def rollback_cmd(
 
         ref = SpecRef(out, file, env)
         name, region_id = _target(ref, service, region)
+        locked = None if service else _locked(ref.spec)  # a damaged lockfile is refused before any call
         target = rollback(connect(region_id, out), name, out, version, spec=None if service else ref.spec,
                           allow_other_changes=allow_other_changes, wait=wait, timeout=timeout)
-        out.emit({"service": name, "version": target}, f"{name}: now on version {target}")
+        lock = None
+        if locked:
+            from ..storage.lock import version_differences
+            from ..storage.mount import Mount
+
+            lock = version_differences(Mount.open(ref.spec, out, check=False), ref.spec, target, locked, out)
+        out.emit({"service": name, "version": target, "lock": lock}, rollback_text(name, target, lock))
+
+
+def _locked(spec: "Spec") -> dict[str, Any]:
+    """The spec's lock section when it records files on a mount (else empty: nothing to compare)."""
+    from ..core.lockfile import LISTS
+    from ..storage.lock import spec_section
+
+    section = spec_section(spec) if (spec.data.get("storage") or {}).get("oss") else {}
+    return section if any(section.get(k) for k in LISTS) else {}
 
 
 def _lifecycle(action: str, file: Path, env: str | None, service: str | None, region: str | None,

@@ -89,30 +89,49 @@ def storage_sync_cmd(
     workers: WorkersOpt = 4,
     output: OutputOpt = None,
 ) -> None:
-    """Make models/ on the mount match the spec's `models:` list (prints the plan first)."""
+    """Make models/ on the mount match the spec's `models:` list (prints the plan first), then
+    record what the mount holds in eascomfy.lock beside the spec.
+
+    Example: eascomfy storage sync --dry-run"""
     with session("storage sync", output) as out:
+        from ..core.lockfile import digest
+        from ..storage.lock import build_section, plan_storage, spec_section, write_lock
         from ..storage.mount import Mount
-        from ..storage.sync import plan_sync
         from .storage_views import sync_lines, sync_text
 
         spec = SpecRef(out, file, env).spec
+        previous = spec_section(spec)  # a damaged lockfile is refused before any call
         mount = Mount.open(spec, out)
-        plan = plan_sync(mount, spec)
-        for line in sync_lines(mount, plan):
+        storage = plan_storage(mount, spec, previous)
+        plan = storage.models
+        for line in sync_lines(mount, storage.items):
             out.info(line)
         results = [] if dry_run else _push(out, mount, plan.uploads, "sync", part_size, workers)
-        pulled = []
-        if plan.pulls and not dry_run:
-            from ..storage.pull_source import plan_pulls
-
-            pulls = plan_pulls(mount, [i.source for i in plan.pulls if i.source], names=[i.name for i in plan.pulls],
-                               kinds=[i.kind for i in plan.pulls])
-            pulled = _pull(out, mount, pulls, part_size, workers)
-        data = {"plan": [i.to_dict() for i in plan.items], "uploaded": [r.to_dict() for r in results], "dry_run": dry_run}
+        pulled, sha256 = ([], {}) if dry_run else pull_items(out, mount, plan.pulls, part_size, workers)
+        data: dict[str, Any] = {"plan": [i.to_dict() for i in plan.items], "uploaded": [r.to_dict() for r in results],
+                                "dry_run": dry_run}
         if plan.pulls:
             data["pulled"] = [r.to_dict() for r in pulled]
+        data["storage"] = storage.to_dict()
+        if not dry_run and not storage.wrong:
+            section = build_section(mount, spec, previous, [*results, *pulled], sha256)
+            data["lock"] = {"file": str(write_lock(spec, section)), "digest": digest(section)}
+            out.info(f"recorded in {data['lock']['file']}")
         out.emit(data, sync_text(plan, dry_run))
-        plan.check()
+        storage.check()
+
+
+def pull_items(out: "Out", mount: "Mount", items: list[Any], part_size: int | None = None,
+               workers: int | None = None) -> "tuple[list[PushResult], dict[str, str | None]]":
+    """Stream the spec's models that have a source into the mount: (results, key -> the SHA-256
+    the source published)."""
+    if not items:
+        return [], {}
+    from ..storage.pull_source import plan_pulls
+
+    pulls = plan_pulls(mount, [i.source for i in items if i.source], names=[i.name for i in items],
+                       kinds=[i.kind for i in items])
+    return _pull(out, mount, pulls, part_size, workers), {p.key: p.source.remote.sha256 for p in pulls}
 
 
 # -- models, nodes, wheels -----------------------------------------------------------------------------
@@ -162,22 +181,26 @@ def wheels_push_cmd(
     wheels: Annotated[list[Path], typer.Argument(help="Wheel files.", exists=True, dir_okay=False)],
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
-    no_write: Annotated[bool, typer.Option("--no-write", help="Do not add the wheels to the spec's wheels list.")] = False,
+    no_write: Annotated[bool, typer.Option("--no-write", help="Do not add the wheels to the spec's wheels list (nor to eascomfy.lock).")] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Upload wheels to models/whl/ and add them to the spec's wheels list (installed before start)."""
+    """Upload wheels to models/whl/, add them to the spec's wheels list (installed before start) and
+    their SHA-256 to eascomfy.lock."""
     with session("wheels push", output) as out:
         from ..local.specfile import add_wheels
+        from ..storage.lock import record_wheels, spec_section
         from ..storage.mount import Mount, wheel_targets
 
         targets = wheel_targets(wheels)
         spec = SpecRef(out, file, env).spec
+        spec_section(spec)  # a damaged lockfile is refused before any call
         mount = Mount.open(spec, out)
         results = _push(out, mount, mount.place(targets), "wheels")
         added = [] if no_write else add_wheels(Path(spec.file), [w.name for w in wheels])
         if added:
             out.info(f"added {', '.join(added)} to wheels in {spec.file}; deploy to install them")
-        _report(out, mount, results, {"added_to_spec": added})
+        lock = None if no_write else str(record_wheels(spec, results))
+        _report(out, mount, results, {"added_to_spec": added, "lock": lock})
 
 
 def models_pull_cmd(

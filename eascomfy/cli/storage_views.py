@@ -3,7 +3,7 @@ the objects' ``to_dict``). Pure functions of their inputs; nothing here prints."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
     from ..storage.mount import Mount
@@ -44,9 +44,9 @@ def layout_text(mount: "Mount", created: list[str], existing: int) -> str:
     return f"{mount.url(mount.prefix)}: {len(created)} folders created, {existing} already there"
 
 
-def sync_lines(mount: "Mount", plan: "SyncPlan") -> list[str]:
-    """The plan, one entry a line: action, where, why."""
-    return [f"  {i.action:<8} {mount.url(i.key)}" + (f"  ({i.reason})" if i.reason else "") for i in plan.items]
+def sync_lines(mount: "Mount", items: "list[Any]") -> list[str]:
+    """A storage plan, one entry a line: action, where, why."""
+    return [f"  {i.action:<8} {mount.url(i.key)}" + (f"  ({i.reason})" if i.reason else "") for i in items]
 
 
 def sync_text(plan: "SyncPlan", dry_run: bool) -> str:

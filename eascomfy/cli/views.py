@@ -4,9 +4,11 @@ prints."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..storage.lock import StoragePlan
+    from ..storage.mount import Mount
     from ..adapters.eas import Event, LiveService
     from ..adapters.eas_ops import Instance
     from ..control.deploy import DeployResult
@@ -18,6 +20,33 @@ if TYPE_CHECKING:
 
 def plan_text(plan: "Plan") -> str:
     return "\n".join(plan.lines())
+
+
+def storage_plan_text(mount: "Mount", storage: "StoragePlan", markdown: bool = False) -> str:
+    """The bucket's part of a plan, after the service's: one entry a line."""
+    from .storage_views import sync_lines
+
+    lines = sync_lines(mount, storage.items)
+    head = (f"mount {mount.url(mount.prefix)}: {storage.changes} change(s)" if storage.changes
+            else f"mount {mount.url(mount.prefix)}: up to date")
+    if markdown:
+        return "\n".join(["", f"**{head}**", "", "```", *lines, "```", ""]) + "\n"
+    return "\n" + "\n".join([head, *lines])
+
+
+def rollback_text(name: str, version: int, lock: "dict[str, Any] | None") -> str:
+    """The move, and how the lock that version was deployed with differs from eascomfy.lock."""
+    from ..core.lockfile import difference_line
+
+    head = f"{name}: now on version {version}"
+    if lock is None:
+        return head
+    if not lock["recorded"]:
+        return head + f"\nno lock was recorded for version {version} (deployed before eascomfy.lock, or without a mount)"
+    if not lock["differences"]:
+        return head + f"\nversion {version} was deployed with the files eascomfy.lock records"
+    lines = [f"version {version} was deployed with other files than eascomfy.lock records (lock -> version {version}):"]
+    return "\n".join([head, *lines, *(f"  {difference_line(d)}" for d in lock["differences"])])
 
 
 def deploy_text(result: "DeployResult") -> str:

@@ -88,9 +88,10 @@ def plan_service(spec: Spec, client: EasClient) -> tuple[Plan, LiveService | Non
     return _plan(spec, wanted, live, read_scalers(client, spec, live) if live else None), live
 
 
-def save_plan(plan: Plan, path: Path) -> None:
-    """Write ``plan`` as a reviewable plan file (``core.planfile``) for a later ``deploy(saved=...)``."""
-    write_atomic(path, dumps(plan))
+def save_plan(plan: Plan, path: Path, storage: list[dict[str, Any]] | None = None) -> None:
+    """Write ``plan`` as a reviewable plan file (``core.planfile``) for a later ``deploy(saved=...)``;
+    ``storage``: the bucket's part of the plan (``storage.lock.StoragePlan.saved``), kept beside it."""
+    write_atomic(path, dumps(plan, storage))
 
 
 # -- deploy ----------------------------------------------------------------------------------------
@@ -103,6 +104,14 @@ class DeployResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     in_progress: str | None = None  # the status of a change already rolling out when deploy looked
+
+    @property
+    def running_version(self) -> int | None:
+        """The version the service runs after this deploy, when known without another read (it
+        was waited for, or nothing was sent); None after a change sent without waiting."""
+        if self.live is not None and (self.ready or self.plan.action == "noop"):
+            return self.live.current_version
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,13 +174,14 @@ def deploy(
     poll: Poll = Poll(),
     saved: dict[str, Any] | None = None,
     force_unlock: bool = False,
-    prepare: Callable[[], None] | None = None,
+    prepare: Callable[[Plan], None] | None = None,
 ) -> DeployResult:
     """Create or update the service, wait until ready, roll back a failed update (unless
     ``rollback`` is False). With ``saved`` (a plan file, ``core.planfile``), refuse before any
     write unless it still holds. A ``timeout`` of 0 or less is refused before any call.
-    ``prepare`` runs after the lock is taken, right before a config is sent (e.g. writing the
-    warm-up request file the config names: ``storage.warmup``); never on a dry run or no change.
+    ``prepare(plan)`` (not on a dry run) runs once the plan is checked and before anything is sent
+    to the service: the CLI syncs the mount there (so a failed sync leaves the service untouched)
+    and writes the warm-up request file the config names (``storage.warmup``).
 
     When the config already is the spec's but a change is still rolling out (another deploy's
     update, a create), there is nothing to send, yet the service is not ready: deploy says so
@@ -183,8 +193,10 @@ def deploy(
         check_saved(saved, plan)
     if not dry_run and not plan.managed and plan.action == "update":
         _refuse_takeover_removals(plan, spec)
+    if prepare is not None and not dry_run:
+        prepare(plan)
     return execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
-                   rollback=rollback, poll=poll, force_unlock=force_unlock, prepare=prepare)
+                   rollback=rollback, poll=poll, force_unlock=force_unlock)
 
 
 def execute(
@@ -200,7 +212,6 @@ def execute(
     rollback: bool,
     poll: Poll,
     force_unlock: bool = False,
-    prepare: Callable[[], None] | None = None,
 ) -> DeployResult:
     """Carry out a plan made against ``live``: print it, take the service's deploy lock
     (``control.locks``; a service that exists and changes), apply, wait, roll back on failure,
@@ -233,7 +244,7 @@ def execute(
             )
     try:
         return _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
-                          rollback=rollback, poll=poll, prepare=prepare)
+                          rollback=rollback, poll=poll)
     finally:
         if lock is not None:
             release(client, plan.service, lock)
@@ -252,12 +263,9 @@ def _carry_out(
     timeout: float,
     rollback: bool,
     poll: Poll,
-    prepare: Callable[[], None] | None = None,
 ) -> DeployResult:
     applied_at = time.time()
     if plan.has_changes:
-        if prepare is not None and plan.action in ("create", "update"):
-            prepare()
         apply(plan, client)
         result.applied = True
     if busy and wait:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .merge import canonical
+from .lockfile import LOCKFILE_SHA_LABEL
 from .render import MANAGED_BY_LABEL
 from .scaling import ScalerChange, ScalerKind, scaler_changes
 from .secrets import MASK, Secrets, has_secrets, mask_value
@@ -354,7 +355,7 @@ def make_plan(
     applied_user = set(filter(None, live_labels.get(USER_LABELS_LABEL, "").split(",")))
     labels_remove = sorted(
         k for k in live_labels
-        if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels and k != LOCK_LABEL
+        if (k.startswith(OWN_LABEL_PREFIX) or k in applied_user) and k not in labels and k not in (LOCK_LABEL, LOCKFILE_SHA_LABEL)
     )
     lock_set = safety_lock if safety_lock and safety_lock != (live_safety_lock or "none") else None
     # a safety lock change alone is a metadata change like the labels: no UpdateService

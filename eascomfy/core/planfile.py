@@ -44,9 +44,13 @@ def saved_plan(plan: Plan, salt: str | None = None) -> dict[str, Any]:
     }
 
 
-def dumps(plan: Plan) -> str:
-    """The text of a plan file."""
-    return json.dumps(saved_plan(plan), indent=2, sort_keys=True) + "\n"
+def dumps(plan: Plan, storage: list[dict[str, Any]] | None = None) -> str:
+    """The text of a plan file; ``storage``: the bucket's part of the plan, when there is one
+    (each entry's key and action: a deploy of this plan refuses a bucket that changed since)."""
+    data = saved_plan(plan)
+    if storage is not None:
+        data["storage"] = storage
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def read_plan(path: Path) -> dict[str, Any]:
@@ -79,6 +83,19 @@ def check_saved(saved: dict[str, Any], current: Plan) -> None:
     reasons = stale_reasons(saved, current)
     if reasons:
         raise StalePlan(reasons)
+
+
+def check_saved_storage(saved: dict[str, Any], storage: list[dict[str, Any]] | None) -> None:
+    """``StalePlan`` unless the bucket's part of ``saved`` (absent in a plan saved without one) is
+    the bucket's part of the plan now (``storage``; None when deploy does not touch the bucket)."""
+    then = saved.get("storage")
+    if then == storage:
+        return
+    if then is None:
+        raise StalePlan(["it has no bucket part, but the spec or the lock now wants files on the mount"])
+    if storage is None:
+        raise StalePlan(["it has a bucket part, but the spec and the lock no longer want files on the mount"])
+    raise StalePlan(["the bucket, or a file to upload, changed since the plan was made"])
 
 
 def stale_reasons(saved: dict[str, Any], current: Plan) -> list[str]:

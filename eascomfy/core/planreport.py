@@ -33,10 +33,12 @@ def summary(plan: Plan) -> dict[str, int]:
     }
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The documented, versioned JSON form of a plan (docs/json-output.md)."""
+def plan_json(plan: Plan, storage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The documented, versioned JSON form of a plan (docs/json-output.md); ``storage``: the
+    bucket's part (``storage.lock.StoragePlan.to_dict``), null when deploy does not touch it."""
     hide = plan.has_secrets
     return {
+        "storage": storage,
         "format": PLAN_JSON_FORMAT,
         **plan.to_dict(),
         "has_changes": plan.has_changes,

@@ -10,4 +10,7 @@
 - ``pull``: objects under a prefix (ComfyUI's output/) into a local folder, refusing names that
   would escape it.
 - ``sync``: the spec's ``models:`` list planned against the mount (``plan_sync`` -> ``SyncPlan``).
+- ``lock``: the mount's half of ``eascomfy.lock``: the bucket planned against the spec and the lock
+  (``plan_storage`` -> ``StoragePlan``), synced and recorded (``sync_and_build``, ``write_lock``),
+  the section kept per deployed version for rollback (``record_deployed``, ``version_differences``).
 """

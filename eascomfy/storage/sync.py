@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EascomfyError, UsageError
-from .mount import Mount, model_path
+from ..errors import UsageError
+from .mount import MODELS, Mount, model_path
 from .pull_source import parse_source
 from .upload import CrcCache, file_crc64
 
@@ -56,19 +56,58 @@ class SyncPlan:
         """Entries no upload can fix: missing from the mount, or not what the spec says."""
         return [i for i in self.items if i.action in ("missing", "mismatch")]
 
-    def check(self) -> None:
-        if self.wrong:
-            raise EascomfyError(
-                "; ".join(f"{i.name}: {i.reason}" for i in self.wrong), "upload the right file or fix models[] in the spec"
-            )
+
+def list_objects(mount: Mount, folder: str) -> dict[str, tuple[int, str]]:
+    """key -> (size, ETag) of every object under ``folder`` of the mount: one recursive LIST (paged)."""
+    return {key: (size, etag) for key, size, is_dir, etag in mount.bucket.list(mount.key(folder)) if not is_dir}
 
 
-def plan_sync(mount: Mount, spec: "Spec", cache: CrcCache | None = None) -> SyncPlan:
+class RemoteCrc:
+    """The CRC64 of listed objects, asked of OSS (one HEAD) only when nothing known gives it: an
+    entry of the lockfile, or the upload cache, with the same ETag as the listing."""
+
+    def __init__(self, mount: Mount, listing: dict[str, tuple[int, str]], known: dict[str, tuple[str, int]] | None = None):
+        self.mount, self.listing, self.known = mount, listing, dict(known or {})
+
+    def learn(self, key: str, etag: str, crc: int | None) -> None:
+        if crc is not None:
+            self.known[key] = (etag, crc)
+
+    def __call__(self, key: str) -> int | None:
+        size_etag = self.listing.get(key)
+        if size_etag is None:
+            return None
+        hit = self.known.get(key)
+        if hit is not None and hit[0] == size_etag[1]:
+            return hit[1]
+        remote = self.mount.bucket.head(key)
+        if remote is None or remote.crc64 is None:
+            return None
+        self.known[key] = (remote.etag or size_etag[1], remote.crc64)
+        return remote.crc64
+
+
+def plan_sync(
+    mount: Mount,
+    spec: "Spec",
+    cache: CrcCache | None = None,
+    *,
+    listing: dict[str, tuple[int, str]] | None = None,
+    known: dict[str, tuple[str, int]] | None = None,
+) -> SyncPlan:
     """Compare the spec's ``models`` with the mount: what to upload, what is fine, what is wrong.
-    Local files are compared by CRC64 (cached, so an unchanged file is read once)."""
+
+    The mount is read with one listing of models/ (``listing``, when the caller has it); a CRC64
+    is asked of OSS (HEAD) only where a comparison needs it and neither ``known`` (key -> (ETag,
+    CRC64), from the lockfile) nor the upload cache has it for that ETag. Local files are
+    compared by CRC64 (cached, so an unchanged file is read once)."""
     cache = cache or CrcCache()
     models: list[dict[str, Any]] = spec.data.get("models") or []
     base_dir = spec.project_dir
+    if listing is None and models:
+        listing = list_objects(mount, MODELS)
+    listing = listing or {}
+    remote_crc = RemoteCrc(mount, listing, known)
     items = []
     for i, entry in enumerate(models):
         if not entry.get("file") and not entry.get("name") and not entry.get("source"):
@@ -79,31 +118,33 @@ def plan_sync(mount: Mount, spec: "Spec", cache: CrcCache | None = None) -> Sync
         source = parse_source(entry["source"]) if entry.get("source") else None
         name = entry.get("name") or (Path(entry["file"]).name if local else source.name if source else "")
         key = mount.key(model_path(entry["kind"], name))
-        remote = mount.bucket.head(key)
+        listed = listing.get(key)
         item = SyncItem(name, entry["kind"], key, "ok", str(local) if local else None, source=entry.get("source"))
         if local is not None:
             if not local.is_file():
                 raise UsageError(f"models[{i}].file: {local} not found")
             st = local.stat()
-            known = cache.get(local, st)
-            local_crc = known[0] if known else None
-            if remote is None:
+            cached = cache.get(local, st)
+            if cached is not None and cached[1]:
+                remote_crc.learn(key, cached[1], cached[0])
+            if listed is None:
                 item.action, item.reason = "upload", "not on the mount"
-            elif remote.size != st.st_size:
-                item.action, item.reason = "upload", f"size differs ({remote.size} on the mount, {st.st_size} here)"
+            elif listed[0] != st.st_size:
+                item.action, item.reason = "upload", f"size differs ({listed[0]} on the mount, {st.st_size} here)"
             else:
-                local_crc = local_crc if local_crc is not None else file_crc64(local)
-                cache.put(local, st, local_crc, remote.etag if remote.crc64 == local_crc else "")
-                if remote.crc64 != local_crc:
+                local_crc = cached[0] if cached is not None else file_crc64(local)
+                remote = remote_crc(key)
+                cache.put(local, st, local_crc, listed[1] if remote == local_crc else "")
+                if remote != local_crc:
                     item.action, item.reason = "upload", "content differs (CRC64)"
-        elif source is not None and remote is None:
+        elif source is not None and listed is None:
             item.action, item.reason = "pull", "not on the mount"
-        elif remote is None:
+        elif listed is None:
             item.action, item.reason = "missing", "not on the mount and no local file to upload"
-        elif "size" in entry and entry["size"] != remote.size:
-            item.action, item.reason = "mismatch", f"size {remote.size}, expected {entry['size']}"
-        elif "crc64" in entry and entry["crc64"] != remote.crc64:
-            item.action, item.reason = "mismatch", f"CRC64 {remote.crc64}, expected {entry['crc64']}"
+        elif "size" in entry and entry["size"] != listed[0]:
+            item.action, item.reason = "mismatch", f"size {listed[0]}, expected {entry['size']}"
+        elif "crc64" in entry and entry["crc64"] != (crc := remote_crc(key)):
+            item.action, item.reason = "mismatch", f"CRC64 {crc}, expected {entry['crc64']}"
         items.append(item)
     cache.save()
     return SyncPlan(items)

@@ -14,16 +14,19 @@ from ..ports import Progress
 from .mount import Mount
 
 if TYPE_CHECKING:
+    from ..core.plan import Plan
     from ..core.spec import Spec
 
 
-def writer(spec: "Spec", progress: Progress) -> Callable[[], None] | None:
-    """What deploy calls right before it sends the config (None: the spec has no warm-up)."""
+def writer(spec: "Spec", progress: Progress) -> Callable[["Plan"], None] | None:
+    """What deploy calls before it sends the config (``prepare``); it writes only when a config
+    will be sent (create, update), so an unchanged deploy costs no OSS call. None: no warm-up."""
     if not spec.data.get("warmup"):
         return None
 
-    def write() -> None:
-        put_request_file(spec, progress)
+    def write(plan: "Plan") -> None:
+        if plan.has_changes and plan.action in ("create", "update"):
+            put_request_file(spec, progress)
 
     return write
 
