@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,6 +46,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from the shell that runs pytest leaks into what the tests see or touch."""
     if config.getoption("--update-golden") and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         raise pytest.UsageError("--update-golden rewrites the expected files; it is refused when CI=true")
+    # A shell starts a background job (`pytest ... &`, nohup) with SIGINT ignored, and children
+    # keep an ignored signal across exec: the Ctrl-C tests' CLI would then never see their SIGINT.
+    # A handler (unlike SIG_IGN) is reset to the default at exec, so Python installs its own.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     saved = dict(os.environ)
     root = Path(tempfile.mkdtemp(prefix="eascomfy-tests-"))
     for name in list(os.environ):
