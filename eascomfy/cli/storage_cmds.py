@@ -107,7 +107,7 @@ def storage_sync_cmd(
 
             pulls = plan_pulls(mount, [i.source for i in plan.pulls if i.source], names=[i.name for i in plan.pulls],
                                kinds=[i.kind for i in plan.pulls])
-            pulled = _pull(out, mount, pulls, part_size, workers)
+            pulled = pull_sources(out, mount, pulls, part_size, workers)
         data = {"plan": [i.to_dict() for i in plan.items], "uploaded": [r.to_dict() for r in results], "dry_run": dry_run}
         if plan.pulls:
             data["pulled"] = [r.to_dict() for r in pulled]
@@ -259,10 +259,10 @@ def models_pull_cmd(
 
         mount = Mount.open(SpecRef(out, file, env).spec, out)
         pulls = plan_pulls(mount, sources, kind)
-        _report(out, mount, _pull(out, mount, pulls, part_size, workers), {"sources": [p.to_dict() for p in pulls]})
+        _report(out, mount, pull_sources(out, mount, pulls, part_size, workers), {"sources": [p.to_dict() for p in pulls]})
 
 
-def _pull(out: "Out", mount: "Mount", pulls: list[Any], part_size: int | None = None,
+def pull_sources(out: "Out", mount: "Mount", pulls: list[Any], part_size: int | None = None,
           workers: int | None = None) -> "list[PushResult]":
     """Stream probed sources into the mount through the upload engine, with bars on a terminal."""
     from ..storage.pull_source import run_pulls
