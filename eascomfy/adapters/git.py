@@ -31,7 +31,7 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class GitError(CloudError):
-    """A git command that failed: which one, and git's own last line (redacted)."""
+    """A git command that failed: which one, and git's own last lines (redacted)."""
 
 
 def public_url(url: str) -> str:
@@ -64,7 +64,8 @@ def _git(cwd: Path | None, *args: str, what: str) -> str:
         raise GitError(f"{what}: git took longer than {TIMEOUT:.0f} s", code="GitTimeout") from None
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        raise GitError(f"{what}: {redact(lines[-1] if lines else f'git exited with {proc.returncode}')}", code="GitFailed")
+        said = "; ".join(lines[-3:]) if lines else f"git exited with {proc.returncode}"  # e.g. the HTTP status, then fatal:
+        raise GitError(f"{what}: {redact(said)}", code="GitFailed")
     return proc.stdout.strip()
 
 
