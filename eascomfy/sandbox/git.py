@@ -74,30 +74,9 @@ class GitSandbox(ServerBacked):
     served at ``{url}/<org>/<name>.git``."""
 
     def __init__(self, state_dir: Path | None = None, port: int = 0) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if state_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="eascomfy-git-")
-            state_dir = Path(self._tmp.name)
-        self.root = Path(state_dir) / "git"
+        self.root = self._state_folder(state_dir, "eascomfy-git-") / "git"
         self.root.mkdir(parents=True, exist_ok=True)
         self._server = SandboxServer(self._application, error_response, _action_of, name="git", port=port)
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "GitSandbox":
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> "GitSandbox":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def requests(self, action: str | None = None) -> list[Any]:
         return [r for r in self._server.recorder.all() if action is None or r.action == action]
