@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import UsageError
 from .files import write_atomic
@@ -89,6 +89,14 @@ def edit_list(path: Path, key: str, add: list[tuple[str, str | None]], remove: I
         lines[-1] += "\n"
     if current is None:
         lines.append(f"{key}:\n" + "".join(_block_item("  ", item, note) for item, note in new))
+    elif (current.fa.flow_style() or not current) and any(note for _, note in new) and _alone(lines, doc, key):
+        # notes cannot follow items of a flow list: it becomes a block list, items in order
+        line, col = doc.lc.value(key)
+        rest = lines[line][lines[line].index("]", col) + 1:].strip()
+        indent = " " * (doc.lc.key(key)[1] + 2)
+        old = [(i if isinstance(i, str) else _flow_mapping(i), None) for i in kept]
+        lines[line] = lines[line][:col].rstrip() + (f"  {rest}" if rest else "") + "\n" + "".join(
+            _block_item(indent, item, note) for item, note in old + new)
     elif current.fa.flow_style() or not current:
         line, col = doc.lc.value(key)
         end = lines[line].index("]", col) + 1
@@ -110,6 +118,13 @@ def edit_list(path: Path, key: str, add: list[tuple[str, str | None]], remove: I
             lines[line] = f"{key}: []\n"
     write_atomic(path, "".join(lines))
     return new
+
+
+def _alone(lines: list[str], doc: Any, key: str) -> bool:
+    """Whether the flow list ``key`` sits on its own line with at most a comment after it."""
+    line, col = doc.lc.value(key)
+    close = lines[line].find("]", col)
+    return close >= 0 and (not lines[line][close + 1:].strip() or lines[line][close + 1:].strip().startswith("#"))
 
 
 def _block_item(dash: str, item: str, note: str | None) -> str:
@@ -146,8 +161,8 @@ def write_image_version(spec: "Spec", version: str) -> Path | None:
 
 
 def item_lines(path: Path, key: str) -> list[tuple[str, str]]:
-    """(item, the text of its line) for each string item of the top-level list ``key`` (block
-    lists; a flow list gives its one line for each), e.g. to read the note after an item."""
+    """(item, the text of its line) for each string item of the top-level list ``key``, e.g. to
+    read the note after an item (a flow list's items have no line of their own: "")."""
     from ruamel.yaml import YAML
 
     text = path.read_text(encoding="utf-8")
@@ -156,6 +171,8 @@ def item_lines(path: Path, key: str) -> list[tuple[str, str]]:
     if not current:
         return []
     lines = text.splitlines()
+    if current.fa.flow_style():  # one line for all: a note there belongs to no one item
+        return [(item, "") for item in current if isinstance(item, str)]
     return [(item, lines[current.lc.item(i)[0]]) for i, item in enumerate(current) if isinstance(item, str)]
 
 
