@@ -177,3 +177,23 @@ def test_a_token_in_the_url_is_never_printed_nor_recorded(oss, env, forge, tmp_p
     assert res.exit_code == 0, res.stdout + res.stderr
     assert "ghp_sandboxsecret123" not in res.stdout + res.stderr + spec.read_text()
     assert res.json()["data"]["lock"]["ComfyUI-VideoHelperSuite"]["url"] == forge.repo_url(VHS)
+
+
+def test_without_git_installed_it_says_so(oss, env, tmp_path, monkeypatch) -> None:
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    res = run_cli("nodes", "add", "https://example.com/org/Pack", "-f", str(write_spec(tmp_path)))
+    assert res.exit_code == 2, res.stdout + res.stderr
+    assert "git is not installed" in res.stderr and "Traceback" not in res.stderr
+    assert oss.recorder.all() == []
+
+
+def test_a_spec_entry_with_a_name_goes_to_that_folder(oss, env, forge, tmp_path) -> None:
+    url = forge.add_repo("org/comfyui-essentials-fork", {"__init__.py": "", "requirements.txt": "numba\n"})
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text() + f"nodes:\n  - git: {url}\n    rev: main\n    name: ComfyUI_essentials\n")
+    res = add(spec)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert keys(oss) == ["p/custom_nodes/ComfyUI_essentials/__init__.py", "p/custom_nodes/ComfyUI_essentials/requirements.txt"]
+    assert "  - numba  # nodes: ComfyUI_essentials\n" in spec.read_text()
+    assert "rev: main\n" in spec.read_text()  # the spec's own entry is left as written
