@@ -197,3 +197,14 @@ def test_a_spec_entry_with_a_name_goes_to_that_folder(oss, env, forge, tmp_path)
     assert keys(oss) == ["p/custom_nodes/ComfyUI_essentials/__init__.py", "p/custom_nodes/ComfyUI_essentials/requirements.txt"]
     assert "  - numba  # nodes: ComfyUI_essentials\n" in spec.read_text()
     assert "rev: main\n" in spec.read_text()  # the spec's own entry is left as written
+
+
+def test_a_failed_upload_writes_nothing_into_the_spec(oss, env, forge, tmp_path) -> None:
+    url = forge.add_repo(VHS, VHS_FILES)
+    spec = spec_with_comments(tmp_path)
+    before = spec.read_text()
+    oss.faults.add(kind="status", status=403, code="AccessDenied", action="PutObject", times=-1)
+    res = run_cli("nodes", "add", url, "-f", str(spec))
+    assert res.exit_code == 4, res.stdout + res.stderr
+    assert "AccessDenied" in res.stderr and "Traceback" not in res.stderr
+    assert spec.read_text() == before  # neither pip: nor nodes: claims what is not on the mount
