@@ -29,6 +29,10 @@ SKIP = {
         "the test suite itself",
     "eascomfy models push svd_xt.safetensors": "needs model weights and an exported workflow of the reader's",
     "eascomfy nodes push ./ComfyUI-VideoHelperSuite": "needs a custom node pack checked out by the reader",
+    "eascomfy nodes add https://github.com/": "needs github.com; the same add runs against the emulated git forge in "
+        "tests/storage/test_nodes_add.py",
+    "eascomfy check --fix workflow_api.json": "needs the reader's exported workflow; --fix runs against the emulators "
+        "in tests/storage/test_check_fix.py",
     "eascomfy models pull hf://": "needs the Hugging Face hub; the pull itself runs against the emulated hub in "
         "tests/storage/test_models_pull.py",
     "eascomfy wheels push insightface": "needs a wheel file of the reader's",

@@ -1,4 +1,4 @@
-"""Storage commands: ``storage init|ls|sync``, ``models push|pull``, ``nodes push``, ``wheels push``,
+"""Storage commands: ``storage init|ls|sync``, ``models push|pull``, ``nodes add|push``, ``wheels push``,
 ``outputs pull``. They act on the spec's ``storage.oss`` folder (the service's mounted data
 directory), opened by the library (``storage.mount.Mount``); what goes to which key is the
 library's too. oss2 and the upload engine are imported inside the command bodies.
@@ -131,7 +131,7 @@ def pull_items(out: "Out", mount: "Mount", items: list[Any], part_size: int | No
 
     pulls = plan_pulls(mount, [i.source for i in items if i.source], names=[i.name for i in items],
                        kinds=[i.kind for i in items])
-    return _pull(out, mount, pulls, part_size, workers), {p.key: p.source.remote.sha256 for p in pulls}
+    return pull_sources(out, mount, pulls, part_size, workers), {p.key: p.source.remote.sha256 for p in pulls}
 
 
 # -- models, nodes, wheels -----------------------------------------------------------------------------
@@ -167,13 +167,79 @@ def nodes_push_cmd(
     workers: WorkersOpt = 4,
     output: OutputOpt = None,
 ) -> None:
-    """Upload custom node folders to custom_nodes/ (caches and .git are left out); restart the service to load them."""
-    with session("nodes push", output) as out:
-        from ..storage.mount import Mount, node_targets, pack_name
+    """Upload custom node folders to custom_nodes/ (caches and .git are left out) and merge their
+    requirements.txt into the spec's pip:; restart the service to load them.
 
-        mount = Mount.open(SpecRef(out, file, env).spec, out)
-        pairs = mount.place(node_targets(folders, out))
-        _report(out, mount, _push(out, mount, pairs, "nodes", part_size, workers), {"folders": [pack_name(f) for f in folders]})
+    Example: eascomfy nodes push ./ComfyUI-VideoHelperSuite
+    """
+    with session("nodes push", output) as out:
+        from ..storage.mount import Mount
+        from ..storage.nodes import local_packs, plan_requirements, targets, write_requirements
+
+        spec = SpecRef(out, file, env).spec
+        packs = local_packs(folders)
+        merged = plan_requirements(spec, packs, out)  # a conflict stops here: nothing sent
+        pairs = targets(packs, out)
+        mount = Mount.open(spec, out)
+        results = _push(out, mount, mount.place(pairs), "nodes", part_size, workers)
+        added = write_requirements(spec, merged)
+        if added or merged.drop:
+            out.info(f"pip in {spec.file}: added {', '.join(added) or 'nothing'}"
+                     + (f"; dropped {', '.join(merged.drop)}" if merged.drop else "") + "; deploy to install them")
+        _report(out, mount, results, {"folders": [p.name for p in packs], "requirements": merged.to_dict()})
+        out.info("restart the service (eascomfy restart) so ComfyUI loads new nodes")
+
+
+def nodes_add_cmd(
+    sources: Annotated[Optional[list[str]], typer.Argument(
+        help="Git URLs, each with an optional @REV (a tag, a branch or a commit). None: every entry of the spec's nodes:.",
+        metavar="GIT_URL[@REV]...")] = None,
+    file: FileOpt = DEFAULT_SPEC,
+    env: EnvOpt = None,
+    no_write: Annotated[bool, typer.Option("--no-write", help="Do not record the packs and their requirements in the spec.")] = False,
+    part_size: PartSizeOpt = 16,
+    workers: WorkersOpt = 4,
+    output: OutputOpt = None,
+) -> None:
+    """Put custom node packs from git into custom_nodes/ at a pinned commit, merge their
+    requirements.txt into the spec's pip: (conflicts between packs are refused, by name) and record
+    them in the spec's nodes:. Restart the service to load them.
+
+    Example: eascomfy nodes add https://github.com/Kosinkadink/ComfyUI-VideoHelperSuite@v1.7.9
+    """
+    with session("nodes add", output) as out:
+        import tempfile
+
+        from ..errors import UsageError
+        from ..storage import nodes
+        from ..storage.lock import record_node_packs
+        from ..storage.mount import Mount
+
+        spec = SpecRef(out, file, env).spec
+        wanted = [nodes.parse_node_source(s) for s in sources] if sources else nodes.spec_sources(spec)
+        if not wanted:
+            raise UsageError(f"no custom node packs to add: give GIT_URL[@REV] or list them under nodes: in {spec.file}")
+        nodes.check_names(wanted)
+        with tempfile.TemporaryDirectory(prefix="eascomfy-nodes-") as tmp:
+            packs = nodes.fetch(wanted, Path(tmp), out)
+            merged = nodes.plan_requirements(spec, packs, out)  # a conflict stops here: nothing sent
+            pairs = nodes.targets(packs, out)
+            mount = Mount.open(spec, out)
+            results = _push(out, mount, mount.place(pairs), "nodes", part_size, workers)
+            removed = nodes.remove_stale(mount, packs, {key for _, key in mount.place(pairs)})
+        added, recorded, lockfile = [], [], None
+        if not no_write:
+            added = nodes.write_requirements(spec, merged)
+            recorded = nodes.record_sources(spec, packs) if sources else []
+            lockfile = str(record_node_packs(spec, nodes.lock(packs))) if nodes.lock(packs) else None
+            if added or merged.drop:
+                out.info(f"pip in {spec.file}: added {', '.join(added) or 'nothing'}"
+                         + (f"; dropped {', '.join(merged.drop)}" if merged.drop else "") + "; deploy to install them")
+        for key in removed:
+            out.info(f"removed {key} (not in the pinned commit)")
+        _report(out, mount, results, {"packs": [p.to_dict() for p in packs], "lock": nodes.lock(packs),
+                                      "requirements": merged.to_dict(), "removed": removed, "recorded": recorded,
+                                      "lockfile": lockfile})
         out.info("restart the service (eascomfy restart) so ComfyUI loads new nodes")
 
 
@@ -219,10 +285,10 @@ def models_pull_cmd(
 
         mount = Mount.open(SpecRef(out, file, env).spec, out)
         pulls = plan_pulls(mount, sources, kind)
-        _report(out, mount, _pull(out, mount, pulls, part_size, workers), {"sources": [p.to_dict() for p in pulls]})
+        _report(out, mount, pull_sources(out, mount, pulls, part_size, workers), {"sources": [p.to_dict() for p in pulls]})
 
 
-def _pull(out: "Out", mount: "Mount", pulls: list[Any], part_size: int | None = None,
+def pull_sources(out: "Out", mount: "Mount", pulls: list[Any], part_size: int | None = None,
           workers: int | None = None) -> "list[PushResult]":
     """Stream probed sources into the mount through the upload engine, with bars on a terminal."""
     from ..storage.pull_source import run_pulls
@@ -258,7 +324,8 @@ GROUPS = (
     ("storage", "The mounted OSS folder: layout, listing, declarative sync.",
      (("init", storage_init_cmd), ("ls", storage_ls_cmd), ("sync", storage_sync_cmd))),
     ("models", "Models into the right models/<kind>/ folder.", (("push", models_push_cmd), ("pull", models_pull_cmd))),
-    ("nodes", "Custom node folders into custom_nodes/.", (("push", nodes_push_cmd),)),
+    ("nodes", "Custom node packs into custom_nodes/ (from git, pinned, or local folders).",
+     (("add", nodes_add_cmd), ("push", nodes_push_cmd))),
     ("wheels", "Wheels into models/whl/ (installed before ComfyUI starts).", (("push", wheels_push_cmd),)),
     ("outputs", "What ComfyUI wrote to output/.", (("pull", outputs_pull_cmd),)),
 )

@@ -15,6 +15,7 @@ from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, RegionOpt, Servic
 
 if TYPE_CHECKING:
     from ..workflows.check import CheckReport
+    from .output import Out
     from ..workflows.queue import ResultsReport
     from ..workflows.target import Target
 
@@ -78,34 +79,71 @@ def check_cmd(
     service_url: ServiceUrlOpt = None,
     token: TokenOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Only the offline checks (format, graph).")] = False,
+    fix: Annotated[bool, typer.Option("--fix", help="Pull the missing models the spec's models: has a source for, then check again.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Check a workflow before a GPU is spent: format and graph; with the spec, its models and custom
-    nodes on the mount, node types on the service, and what the edition can run. Lists every problem."""
+    nodes on the mount, node types on the service, and what the edition can run. Lists every problem.
+
+    Example: eascomfy check --fix workflow.api.json
+    """
     with session("check", output) as out:
-        from ..errors import EascomfyError
+        from ..errors import EascomfyError, UsageError
         from ..workflows.check import OnlineCheck
         from ..workflows.matrix import load_with_overrides
 
         ref = SpecRef(out, file, env)
+        if fix and (offline or service_url or service):
+            raise UsageError("--fix pulls models into the spec's mount: use it with the spec, without --offline, "
+                             "--service or --service-url")
         flow = load_with_overrides(workflow, sets or [])
         found = OnlineCheck(out)
         if offline:
             found.notes.append("offline checks only (--offline)")
         elif service_url or service:
             found.given(_target(ref, service, region, service_url, token, "check"))
-        elif ref.given:
+        elif ref.given or fix:
             found.from_spec(ref.spec)
         else:
             found.notes.append("offline checks only (no spec or service at hand)")
         report = found.check(flow, str(workflow))
+        fixed = None
+        if fix and report.errors:
+            report, fixed = _fix_models(out, ref, flow, report)
         for note in report.notes:
             out.info(note)
-        out.emit(report.to_dict(), _check_text(report))
+        data = report.to_dict()
+        if fixed is not None:
+            data["fix"] = fixed
+        out.emit(data, _check_text(report))
         if report.errors:
             count = len(report.errors)
             raise EascomfyError(f"{count} problem{'s' if count != 1 else ''} in {workflow}; nothing was sent",
                                 "fix each one above")
+
+
+def _fix_models(out: "Out", ref: SpecRef, flow: dict, report: "CheckReport") -> "tuple[CheckReport, dict]":
+    """``check --fix``: pull what the spec has a source for (as ``storage sync`` would), say what
+    could not be fixed, and check again when something was pulled."""
+    from ..storage.mount import Mount
+    from ..storage.pull_source import plan_pulls
+    from ..workflows.check import OnlineCheck, plan_model_fixes
+    from .storage_cmds import pull_sources
+
+    mount = Mount.open(ref.spec, out)
+    fixes = plan_model_fixes(flow, report.errors, ref.spec, mount)
+    for p in fixes.unfixable:
+        out.warn(f"not fixed: {p.line()}")
+    if not fixes.pulls:
+        return report, fixes.to_dict()
+    pulls = plan_pulls(mount, [i.source for i in fixes.pulls], names=[i.name for i in fixes.pulls],
+                       kinds=[i.kind for i in fixes.pulls])
+    for i in fixes.pulls:
+        out.info(f"pulling {i.source} into models/{i.kind}/{i.name}")
+    pull_sources(out, mount, pulls)
+    again = OnlineCheck(out)
+    again.from_spec(ref.spec)
+    return again.check(flow, report.workflow), fixes.to_dict()
 
 
 # -- run ---------------------------------------------------------------------------------------------------

@@ -7,8 +7,11 @@ answers are read in ``comfy_answers``. Pure: no network, no SDK.
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import re
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -324,29 +327,31 @@ def apply_overrides(workflow: Workflow, overrides: Iterable[Override]) -> Workfl
 
 
 # -- against ComfyUI's /object_info --------------------------------------------------------------------
-# Custom node packs (folder in custom_nodes/, lower case) -> the class-name prefixes they provide.
-NODE_PACKS: dict[str, tuple[str, ...]] = {
-    "comfyui-videohelpersuite": ("VHS_",),
-    "comfyui-impact-pack": ("Impact", "SAMLoader", "DetailerFor", "FaceDetailer", "UltralyticsDetectorProvider"),
-    "comfyui_ipadapter_plus": ("IPAdapter",),
-    "comfyui-advanced-controlnet": ("ACN_", "ControlNetLoaderAdvanced"),
-    "comfyui-animatediff-evolved": ("ADE_",),
-    "comfyui-kjnodes": ("KJ", "GetImageSize+", "ImageResizeKJ"),
-    "was-node-suite-comfyui": ("WAS_",),
-    "comfyui_controlnet_aux": ("AIO_Preprocessor", "DWPreprocessor", "OpenposePreprocessor", "CannyEdgePreprocessor"),
-    "rgthree-comfy": ("rgthree", "Power Lora Loader (rgthree)"),
-}
-PACK_NAMES = {  # how the pack folders are usually spelled (for hints)
-    "comfyui-videohelpersuite": "ComfyUI-VideoHelperSuite",
-    "comfyui-impact-pack": "ComfyUI-Impact-Pack",
-    "comfyui_ipadapter_plus": "ComfyUI_IPAdapter_plus",
-    "comfyui-advanced-controlnet": "ComfyUI-Advanced-ControlNet",
-    "comfyui-animatediff-evolved": "ComfyUI-AnimateDiff-Evolved",
-    "comfyui-kjnodes": "ComfyUI-KJNodes",
-    "was-node-suite-comfyui": "was-node-suite-comfyui",
-    "comfyui_controlnet_aux": "comfyui_controlnet_aux",
-    "rgthree-comfy": "rgthree-comfy",
-}
+# Custom node packs and the node types they provide: shipped as data with its source
+# (eascomfy/data/node-packs.json: the popular packs of ComfyUI-Manager's lists), read once.
+@dataclass(frozen=True)
+class NodePack:
+    """A custom node pack: its folder in custom_nodes/, where it lives, what it provides."""
+
+    folder: str
+    url: str
+    classes: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+    pattern: str | None = None
+
+    def provides(self, class_type: str) -> bool:
+        return (class_type in self.classes or class_type.startswith(self.prefixes)
+                or (self.pattern is not None and re.search(self.pattern, class_type) is not None))
+
+
+@functools.lru_cache(maxsize=1)
+def node_packs() -> tuple[NodePack, ...]:
+    """The shipped pack table (``eascomfy/data/node-packs.json``)."""
+    text = resources.files("eascomfy").joinpath("data", "node-packs.json").read_text(encoding="utf-8")
+    return tuple(NodePack(p["folder"], p["url"], frozenset(p.get("classes", ())), tuple(p.get("prefixes", ())), p.get("pattern"))
+                 for p in json.loads(text)["packs"])
+
+
 # ComfyUI's own node classes (a subset: the common ones), which need no custom node folder.
 BUILTIN_NODES = frozenset("""
 KSampler KSamplerAdvanced CheckpointLoaderSimple CheckpointLoader ImageOnlyCheckpointLoader unCLIPCheckpointLoader
@@ -366,23 +371,23 @@ Note CLIPTextEncodeSDXL CLIPTextEncodeFlux FreeU FreeU_V2 RescaleCFG PerturbedAt
 """.split())
 
 
-def pack_for(class_type: str) -> str | None:
-    """The custom node pack (lower-case folder name) that provides ``class_type``, if known."""
-    for pack, prefixes in NODE_PACKS.items():
-        if any(class_type.startswith(p) for p in prefixes):
-            return pack
-    return None
+def pack_for(class_type: str) -> NodePack | None:
+    """The custom node pack that provides ``class_type``, if the table knows one: an exact class
+    name first, then prefixes and patterns."""
+    packs = node_packs()
+    return next((p for p in packs if class_type in p.classes), None) or next((p for p in packs if p.provides(class_type)), None)
 
 
 def _missing_type(workflow: Workflow, node_id: str) -> Problem:
     cls = workflow[node_id]["class_type"]
     pack = pack_for(cls)
     if pack:
-        hint = f"install {PACK_NAMES.get(pack, pack)}: eascomfy nodes push {PACK_NAMES.get(pack, pack)}/, then eascomfy restart"
+        message = f"node type {cls} is not installed on the service (it comes from the custom node pack {pack.folder})"
+        hint = f"eascomfy nodes add {pack.url}, then eascomfy restart"
     else:
-        hint = f"install the custom node pack that provides {cls} (eascomfy nodes push DIR), then eascomfy restart"
-    return _problem(workflow, node_id, f"node type {cls} is not installed on the service (custom node pack missing)",
-                    code="missing_node", hint=hint)
+        message = f"node type {cls} is not installed on the service (custom node pack missing)"
+        hint = f"install the custom node pack that provides {cls} (eascomfy nodes add GIT_URL, or nodes push DIR), then eascomfy restart"
+    return _problem(workflow, node_id, message, code="missing_node", hint=hint)
 
 
 def _combo(spec: Any) -> list[Any] | None:
@@ -465,6 +470,6 @@ def mount_problems(workflow: Workflow, models: Mapping[str, set[str]], packs: se
             problems.append(_problem(workflow, node_id, f"cannot verify node type {cls}: not a built-in node eascomfy knows, "
                                      "and no known custom node pack provides it", code="unverified", severity="unverified",
                                      hint="check it on a running Standard-edition service (eascomfy check with its endpoint)"))
-        elif pack not in packs:
+        elif pack.folder.lower() not in packs:
             problems.append(_missing_type(workflow, node_id))
     return problems

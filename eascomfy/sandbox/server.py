@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -335,9 +337,35 @@ class SandboxServer:
 
 
 class ServerBacked:
-    """What every emulator exposes of its ``SandboxServer``: URL, recorder and faults."""
+    """What every emulator exposes of its ``SandboxServer``: URL, recorder and faults; and the
+    plain lifecycle (start, stop, a ``with`` block, a temporary state folder removed at stop)
+    for an emulator that needs nothing more."""
 
     _server: SandboxServer
+    _tmp: "tempfile.TemporaryDirectory[str] | None" = None
+
+    def _state_folder(self, state_dir: "Path | None", prefix: str) -> "Path":
+        """``state_dir``, or a temporary folder owned (and removed at ``stop``) by this emulator."""
+        if state_dir is not None:
+            return Path(state_dir)
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        return Path(self._tmp.name)
+
+    def start(self) -> Any:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def url(self) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..core.lockfile import LOCKFILE_SHA_LABEL, differences, digest, section_key, tree_hash
 from ..core.render import image_uri
 from ..errors import EascomfyError
-from ..local.lockfile import lock_path, read_section, write_section
+from ..local.lockfile import lock_path, read_section, record_nodes, write_section
 from ..ports import SILENT, Progress
 from .mount import MODELS, NODES, WHEELS, Mount
 from .sync import RemoteCrc, SyncItem, SyncPlan, list_objects, plan_sync
@@ -334,6 +334,15 @@ def record_wheels(spec: "Spec", results: "list[PushResult]") -> Path:
                          "sha256": file_sha256(Path(r.file))}
     section["wheels"] = list(entries.values())
     write_section(path, key, section)
+    return path
+
+
+def record_node_packs(spec: "Spec", packs: dict[str, dict[str, str | None]]) -> Path:
+    """After ``nodes add``: each git pack's URL and commit (``storage.nodes.lock``) in the lock;
+    the next sync adds the folder's content hash."""
+    path = lock_path(spec.file)
+    record_nodes(path, section_key(spec.name, spec.region),
+                 [(name, entry.get("url"), entry.get("commit")) for name, entry in sorted(packs.items())])
     return path
 
 

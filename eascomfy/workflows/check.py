@@ -174,3 +174,49 @@ class OnlineCheck:
         problems = self.problems + check_workflow(workflow, info=self.info, mount=self.mount)
         return CheckReport(source, len(workflow), self.checked, self.edition.name if self.edition else None,
                            errors_only(problems), [p for p in problems if p.severity != "error"], self.notes)
+
+
+# -- check --fix -------------------------------------------------------------------------------------------
+@dataclass
+class ModelFixes:
+    """What ``check --fix`` can pull (the spec's ``models:`` entries with a source that the
+    workflow needs and the mount lacks) and what it cannot fix, each with the reason."""
+
+    pulls: list[Any] = field(default_factory=list)  # storage.sync.SyncItem
+    unfixable: list[Problem] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pulled": [{"name": i.name, "kind": i.kind, "source": i.source} for i in self.pulls],
+                "not_fixed": [p.to_dict() for p in self.unfixable]}
+
+
+def plan_model_fixes(workflow: Workflow, errors: Iterable[Problem], spec: "Spec", mount: "Mount") -> ModelFixes:
+    """Match each missing model of ``errors`` with a spec ``models:`` entry that has a ``source``
+    (what ``storage sync`` would pull for it, ``storage.sync.plan_sync``); every other error is
+    not fixable here and says why."""
+    from ..core.workflow import model_kind
+    from ..storage.sync import plan_sync
+
+    errors = list(errors)
+    pullable = {(i.kind, i.name): i for i in plan_sync(mount, spec).pulls} if any(
+        p.code == "missing_model" for p in errors) else {}
+    fixes, taken = ModelFixes(), set()
+    for p in errors:
+        if p.code == "missing_model" and p.node in workflow and p.input:
+            node = workflow[p.node]
+            filename = str((node.get("inputs") or {}).get(p.input))
+            kind = model_kind(node["class_type"], p.input, filename)
+            item = pullable.get((kind or "", filename))
+            if item is not None:
+                if (item.kind, item.name) not in taken:
+                    taken.add((item.kind, item.name))
+                    fixes.pulls.append(item)
+                continue
+            reason = (f"no source for models/{kind}/{filename} in the spec's models: (add one, e.g. "
+                      f"{{kind: {kind}, name: {filename}, source: hf://ORG/REPO/FILE}})")
+        elif p.code == "missing_node":
+            reason = f"a custom node pack is not fixed by --fix: {p.hint}" if p.hint else "a custom node pack is missing"
+        else:
+            reason = "not a missing model"
+        fixes.unfixable.append(Problem(p.node, p.title, p.message, reason, code=p.code, input=p.input))
+    return fixes

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -63,11 +62,7 @@ class ModelSourceSandbox(ServerBacked):
     ``state_dir/models`` (a temporary folder when None)."""
 
     def __init__(self, state_dir: Path | None = None, port: int = 0, cdn_port: int = 0) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if state_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="eascomfy-models-")
-            state_dir = Path(self._tmp.name)
-        self.blob_dir = Path(state_dir) / "models"
+        self.blob_dir = self._state_folder(state_dir, "eascomfy-models-") / "models"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.switches = Switches()
         self.tokens: set[str] = set()
@@ -76,23 +71,6 @@ class ModelSourceSandbox(ServerBacked):
         self.files: dict[str, Blob] = {}  # plain files: path -> blob
         self._server = SandboxServer(self._application, error_response, _action_of, name="models",
                                      sites={HUB: port, CDN: cdn_port}, controls={"models": self._control})
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "ModelSourceSandbox":
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> "ModelSourceSandbox":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def cdn_url(self) -> str:

@@ -53,17 +53,8 @@ class OssSandbox(ServerBacked):
         self._server.start()
         return self
 
-    def stop(self) -> None:
-        self._server.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
     def __enter__(self) -> "OssSandbox":
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _application(self, server: SandboxServer) -> web.Application:
         return OssService(self.store, server, self.fidelity, self.data_faults).application()
