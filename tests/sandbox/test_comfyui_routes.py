@@ -280,8 +280,12 @@ def test_load_image_lists_input_images_and_refuses_a_missing_one(comfy: Comfy, s
                 "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "loaded"}}}
         return comfy.std.post("/prompt", json={"prompt": flow})
 
-    assert prompt("dog.png").status_code == 200
-    assert prompt("deep/cat.png").status_code == 200  # exists_annotated_filepath: subfolders too
+    accepted = [prompt("dog.png"), prompt("deep/cat.png")]  # exists_annotated_filepath: subfolders too
+    assert [a.status_code for a in accepted] == [200, 200]
+    ids = [a.json()["prompt_id"] for a in accepted]
+    for prompt_id in ids:  # finished and gone before the next test looks at the queue or the history
+        wait_history(comfy.std, prompt_id)
+    comfy.std.post("/history", json={"delete": ids})
     refused = prompt("ghost.png")
     assert refused.status_code == 400
     error = refused.json()["node_errors"]["1"]["errors"][0]

@@ -9,10 +9,24 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from .conftest import BUCKET, Sandbox
+
+
+@pytest.fixture(autouse=True)
+def _forget_own_prompts(sandbox: Sandbox) -> Iterator[None]:
+    """The services' ComfyUI histories are the session's: the prompts these tests ran (finished
+    when each command returned; ``submit``'s when ``results`` got them) are removed afterwards, so
+    other tests read only theirs."""
+    emulators = [sandbox.stack.comfyui.comfyui(s.name) for s in (sandbox.std, sandbox.api)]
+    before = [set(e.history) for e in emulators]
+    yield
+    for emulator, known in zip(emulators, before):
+        for key in [k for k in list(emulator.history) if k not in known]:
+            emulator.history.pop(key, None)
 
 
 def load_image_workflow(folder: Path) -> Path:
