@@ -2,7 +2,7 @@
 ``httpx`` and, with ``eas_queue``, ``websocket`` (websocket-client).
 
 ``ServiceClient``: plain HTTP to the service endpoint (``/prompt``, ``/history``, ``/view``,
-``/object_info``, ``/interrupt``, ``/queue``; the API edition's ``/api_prompt``) over ONE
+``/object_info``, ``/interrupt``, ``/queue``, ``/upload/image``; the API edition's ``/api_prompt``) over ONE
 ``httpx.Client`` (keep-alive connection pool, safe to share between threads), and ComfyUI's
 ``/ws`` event stream (``EventSocket``).
 
@@ -250,6 +250,31 @@ class ServiceClient:
             _discard(partial)
             raise
         return size
+
+    def has_input(self, name: str) -> bool | None:
+        """Whether ``input/<name>`` is on the service: ``HEAD /view?filename=&type=input`` (aiohttp
+        serves ComfyUI's GET routes for HEAD). None when the answer says neither (a gateway that
+        does not pass HEAD on): the caller uploads, and ComfyUI keeps one file for the same bytes."""
+        response = self.request("HEAD", "/view", f"HEAD /view {name}", ok=(200, 404, 405, 501),
+                                params={"filename": name, "type": "input"})
+        return {200: True, 404: False}.get(response.status_code)
+
+    def upload_input(self, name: str, data: bytes, content_type: str) -> str:
+        """``POST /upload/image`` (multipart ``image`` and ``type=input``; ComfyUI ``server.py``
+        ``upload_image``/``image_upload``); returns the name ComfyUI stored it under (``name``, or
+        ``name (1).ext`` when other bytes already had that name). Not retried: ComfyUI writes it
+        once, and the same bytes again keep the name."""
+        response = self.request("POST", "/upload/image", f"POST /upload/image {name}",
+                                files={"image": (name, data, content_type)}, data={"type": "input"})
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or not isinstance(answer.get("name"), str):
+            raise CloudError(f"POST /upload/image {name}: the answer is not ComfyUI's ({response.text[:80]!r})",
+                             code="BadAnswer")
+        sub = str(answer.get("subfolder") or "")
+        return f"{sub}/{answer['name']}" if sub else answer["name"]
 
     def events(self, client_id: str, timeout: float) -> "EventSocket | None":
         """ComfyUI's ``/ws?clientId=`` stream, or None when it cannot be opened (then poll)."""

@@ -39,7 +39,7 @@ PlanOutputOpt = Annotated[
     typer.Option("--output", "-o", help="text (default), json (docs/json-output.md) or markdown (a PR comment).", metavar="FORMAT"),
 ]
 ForceUnlockOpt = Annotated[
-    bool, typer.Option("--force-unlock", help="Break the service's deploy lock held by another (crashed) run.")
+    bool, typer.Option("--force-unlock", help="Break the service's lock held by another (crashed) run (eascomfy/lock label).")
 ]
 DEFAULT_TIMEOUT = 1800.0  # control.wait.DEFAULT_TIMEOUT, spelled here so --help imports nothing
 
@@ -295,6 +295,7 @@ def rollback_cmd(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     allow_other_changes: AllowOtherOpt = False,
+    force_unlock: ForceUnlockOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Move the service to another version: back with a switch, forward by applying its config again
@@ -307,7 +308,8 @@ def rollback_cmd(
         name, region_id = _target(ref, service, region)
         locked = None if service else _locked(ref.spec)  # a damaged lockfile is refused before any call
         target = rollback(connect(region_id, out), name, out, version, spec=None if service else ref.spec,
-                          allow_other_changes=allow_other_changes, wait=wait, timeout=timeout)
+                          allow_other_changes=allow_other_changes, wait=wait, timeout=timeout,
+                          force_unlock=force_unlock)
         lock = None
         if locked:
             from ..storage.lock import version_differences
@@ -327,33 +329,37 @@ def _locked(spec: "Spec") -> dict[str, Any]:
 
 
 def _lifecycle(action: str, file: Path, env: str | None, service: str | None, region: str | None,
-               wait: bool, timeout: float, output: str | None) -> None:
+               wait: bool, timeout: float, force_unlock: bool, output: str | None) -> None:
     with session(action, output) as out:
         from ..control.deploy import connect
         from ..control.lifecycle import lifecycle
 
         name, region_id = _target(SpecRef(out, file, env), service, region)
-        live = lifecycle(connect(region_id, out), name, action, out, wait=wait, timeout=timeout)  # type: ignore[arg-type]
+        live = lifecycle(connect(region_id, out), name, action, out, wait=wait, timeout=timeout,  # type: ignore[arg-type]
+                         force_unlock=force_unlock)
         state = live.status if live else "requested"
         out.emit({"service": name, "action": action, "status": state}, lifecycle_text(name, action, live))
 
 
 def start_cmd(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
-              wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
+              wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, force_unlock: ForceUnlockOpt = False,
+              output: OutputOpt = None) -> None:
     """Start a stopped service and wait until it answers."""
-    _lifecycle("start", file, env, service, region, wait, timeout, output)
+    _lifecycle("start", file, env, service, region, wait, timeout, force_unlock, output)
 
 
 def stop_cmd(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
-             wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
+             wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, force_unlock: ForceUnlockOpt = False,
+             output: OutputOpt = None) -> None:
     """Stop the service (instances released; config and versions kept)."""
-    _lifecycle("stop", file, env, service, region, wait, timeout, output)
+    _lifecycle("stop", file, env, service, region, wait, timeout, force_unlock, output)
 
 
 def restart_cmd(file: FileOpt = DEFAULT_SPEC, env: EnvOpt = None, service: ServiceOpt = None, region: RegionOpt = None,
-                wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, output: OutputOpt = None) -> None:
+                wait: WaitOpt = True, timeout: TimeoutOpt = DEFAULT_TIMEOUT, force_unlock: ForceUnlockOpt = False,
+                output: OutputOpt = None) -> None:
     """Restart all instances and wait until the service answers again."""
-    _lifecycle("restart", file, env, service, region, wait, timeout, output)
+    _lifecycle("restart", file, env, service, region, wait, timeout, force_unlock, output)
 
 
 def delete_cmd(
@@ -362,6 +368,7 @@ def delete_cmd(
     service: ServiceOpt = None,
     region: RegionOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force_unlock: ForceUnlockOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Delete the service (asks first unless --yes)."""
@@ -376,7 +383,7 @@ def delete_cmd(
                 raise UsageError(f"refusing to delete {name} without confirmation", "pass --yes (stdin is not a terminal)")
             if not typer.confirm(f"Delete service {name} in {region_id}?", default=False, err=True):
                 raise EascomfyError("aborted: nothing deleted")
-        deleted = delete(connect(region_id, out), name, out)
+        deleted = delete(connect(region_id, out), name, out, force_unlock=force_unlock)
         out.emit({"service": name, "region": region_id, "deleted": deleted},
                  f"{name}: {'deleting' if deleted else 'not found, nothing to delete'}")
 

@@ -51,6 +51,7 @@ FLAGS = {
     "env": "--env",
     "edition": "--edition",
     "overrides": "--set",
+    "inputs": "--input",
     "out_dir": "--out",
     "url": "--service-url",
     "instance_type": "--instance-type",

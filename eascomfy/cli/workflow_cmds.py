@@ -14,6 +14,7 @@ import typer
 from .options import DEFAULT_SPEC, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
 
 if TYPE_CHECKING:
+    from ..core.workflow import InputRef
     from ..workflows.check import CheckReport
     from .output import Out
     from ..workflows.queue import ResultsReport
@@ -22,8 +23,14 @@ if TYPE_CHECKING:
 WorkflowArg = Annotated[Path, typer.Argument(help="An API-format workflow (Workflow > Export (API)).", metavar="WORKFLOW.json")]
 SetOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--set", help="Change an input: NODE.inputs.FIELD=VALUE (VALUE as JSON: 42, true, \"text\"; else text). Repeatable.",
+    typer.Option("--set", help="Change an input: NODE.inputs.FIELD=VALUE (VALUE as JSON: 42, true, \"text\"; else text; "
+                 "@FILE uploads a local file, @@ a literal @). Repeatable.",
                  metavar="NODE.inputs.FIELD=VALUE"),
+]
+InputOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--input", help="Upload a local file for a node input, e.g. 10.image=photo.png (named by its content: "
+                 "never uploaded twice). Repeatable.", metavar="NODE.INPUT=FILE"),
 ]
 ServiceUrlOpt = Annotated[
     Optional[str],
@@ -48,6 +55,14 @@ def _target(ref: SpecRef, service: str | None, region: str | None, url: str | No
 
     spec = ref.spec if not url and not service else None
     return resolve_target(ref.out, spec=spec, service=service, region=region, url=url, token=token, command=command)
+
+
+def _file_refs(sets: list[str] | None, inputs: list[str] | None) -> tuple[list[str], list["InputRef"]]:
+    """``--set`` values without the ``@FILE`` ones, and every file reference (``--set @FILE``, ``--input``)."""
+    from ..core.workflow import InputRef, split_file_sets
+
+    plain, refs = split_file_sets(sets or [])
+    return plain, refs + [InputRef.parse(text) for text in inputs or []]
 
 
 def _confirm(question: str) -> bool:
@@ -150,6 +165,7 @@ def _fix_models(out: "Out", ref: SpecRef, flow: dict, report: "CheckReport") -> 
 def run_cmd(
     workflow: WorkflowArg,
     sets: SetOpt = None,
+    inputs: InputOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the outputs go.", metavar="DIR")] = Path("outputs"),
     timeout: Annotated[str, typer.Option("--timeout", help="How long the job and its downloads may take (600, 90s, 10m); then it is interrupted.",
                                          metavar="DURATION")] = "600",
@@ -164,19 +180,24 @@ def run_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Run a workflow synchronously (Standard/Cluster editions): send it, follow its progress,
-    download every output into DIR. Ctrl-C offers to interrupt the job on the server."""
+    download every output into DIR. Ctrl-C offers to interrupt the job on the server.
+
+    Example: eascomfy run img2img.json --input 10.image=photo.png --set 3.inputs.seed=42"""
     with session("run", output) as out:
         from ..core.duration import parse_duration
         from ..errors import EascomfyError
+        from ..workflows.inputs import prepare
         from ..workflows.matrix import load_with_overrides
         from ..workflows.run import run
 
         seconds = parse_duration(timeout, param="timeout")
-        flow = load_with_overrides(workflow, sets or [])
+        plain, refs = _file_refs(sets, inputs)
+        flow = load_with_overrides(workflow, plain)
+        files = prepare(flow, refs)  # missing files, folders, unknown nodes or inputs: before any call
         target = _target(SpecRef(out, file, env), service, region, service_url, token, "run")
         with target.client(out) as client:
             report = run(client, flow, out, out_dir=out_dir, timeout=seconds, allow_partial=allow_partial,
-                         check=not no_check, confirm=_confirm)
+                         check=not no_check, confirm=_confirm, inputs=files)
         lines = [f"  {f['path']} ({f['size']} bytes)" for f in report.files]
         out.emit({**report.to_dict(), "service": target.service},
                  "\n".join([f"prompt {report.prompt_id}: {report.status} in {report.seconds:.1f} s, "
@@ -191,6 +212,7 @@ def run_cmd(
 def submit_cmd(
     workflow: WorkflowArg,
     sets: SetOpt = None,
+    inputs: InputOpt = None,
     count: Annotated[int, typer.Option("--count", help="Send the workflow N times.", min=1, metavar="N")] = 1,
     matrix: Annotated[Optional[Path], typer.Option("--matrix", help="JSON/YAML list of overrides, one job each.", metavar="FILE")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.", min=1, max=256)] = 16,
@@ -204,20 +226,39 @@ def submit_cmd(
     token: TokenOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Queue jobs on an API-edition service (POST /api_prompt?task_id=…), each task id journaled first."""
+    """Queue jobs on an API-edition service (POST /api_prompt?task_id=…), each task id journaled first.
+
+    Input files go to input/ on the service's mount (the spec's storage.oss), e.g.
+    eascomfy submit img2img.json --input 10.image=photo.png --count 4"""
     with session("submit", output) as out:
         from ..core.workflow import load_workflow
         from ..errors import EascomfyError, UsageError
         from ..workflows.check import refuse_broken_graph
+        from ..workflows.inputs import prepare
         from ..workflows.journal import Journal
         from ..workflows.matrix import load_jobs, read_matrix
         from ..workflows.queue import submit, task_prefix
 
         if matrix is not None and count != 1:
             raise UsageError("pass --count or --matrix, not both")
-        jobs = load_jobs(load_workflow(workflow), sets or [], count, read_matrix(matrix) if matrix else None)
+        plain, refs = _file_refs(sets, inputs)
+        flow = load_workflow(workflow)
+        files = prepare(load_jobs(flow, plain, 1, None)[0][0], refs)  # before any call
+        jobs = load_jobs(flow, plain, count, read_matrix(matrix) if matrix else None)
         refuse_broken_graph(jobs[0][0], str(workflow))
-        target = _target(SpecRef(out, file, env), service, region, service_url, token, "submit")
+        ref = SpecRef(out, file, env)
+        sent = []
+        if files:
+            from ..storage.mount import Mount
+            from ..workflows.inputs import bind, names_of, send_to_mount
+
+            if not (ref.spec.data.get("storage") or {}).get("oss"):
+                raise UsageError(f"{ref.spec.file}: storage.oss is not set; input files go to input/ on the service's "
+                                 "mount", "give the spec of the service, with its storage", param="inputs")
+        target = _target(ref, service, region, service_url, token, "submit")
+        if files:
+            sent = send_to_mount(Mount.open(ref.spec, out), files, out)
+            jobs = [(bind(job, files, names_of(sent)), texts) for job, texts in jobs]
         journal = Journal.for_service(target.service, journal_file)
         try:
             with target.client(out, connections=concurrency) as client:
@@ -225,7 +266,7 @@ def submit_cmd(
                                 source=str(workflow), concurrency=concurrency)
         finally:
             journal.close()
-        data = {**report.to_dict(), "service": target.service}
+        data = {**report.to_dict(), "service": target.service, "inputs": [i.to_dict() for i in sent]}
         text = (f"{len(report.task_ids) - len(report.failed)} job(s) queued on {target.service} in {report.seconds:.2f} s"
                 + (f", {len(report.failed)} failed" if report.failed else "")
                 + (f", {len(report.unknown)} answer(s) lost (maybe queued: results settles them)" if report.unknown else "")

@@ -28,7 +28,7 @@ from ..errors import EascomfyError, UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
-from .locks import acquire, release, ttl_for
+from .locks import holding, ttl_for
 from .regions import check_region
 from .scaling import apply_scalers, desired_scalers, read_scalers
 from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, wait_ready
@@ -233,21 +233,21 @@ def execute(
         result.ready = live is not None and live.status == RUNNING
         result.seconds = time.monotonic() - started
         return result
-    lock = None
-    if live is not None and plan.action in ("update", "labels"):
-        lock, back = acquire(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock)
+    if live is None or plan.action not in ("update", "labels"):
+        return _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
+                          rollback=rollback, poll=poll)
+    with holding(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock) as held:
+        back = held.back
         if config_sha(normalize(back.config), plan.live_autoscaled) != plan.live_sha or back.current_version != live.current_version:
-            release(client, plan.service, lock)
             raise EascomfyError(
                 f"service {plan.service} changed while eascomfy took its lock (another run applied a change)",
                 "plan again, review, and deploy",
             )
-    try:
-        return _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
+        done = _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
                           rollback=rollback, poll=poll)
-    finally:
-        if lock is not None:
-            release(client, plan.service, lock)
+        if done.ready:  # the wait's last read came after every write: releasing needs no other read
+            held.seen = done.live
+        return done
 
 
 def _carry_out(

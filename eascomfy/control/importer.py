@@ -118,7 +118,7 @@ def import_service(
     editions = all_editions(directory)
     template = load_template(directory)
     scripts = {e.name: _base_script(template, e.service) for e in editions}
-    imported = spec_fields(name, client.region, live.config, live.labels, editions, scripts)
+    imported = spec_fields(name, client.region, live.config, live.labels, editions, scripts, live.safety_lock)
     edition = load_edition(imported.data["edition"], directory)
     if not edition.can("api_deploy"):
         raise UsageError(f"the {edition.title} cannot be managed through the EAS API, so it cannot be imported")

@@ -1,5 +1,8 @@
 """The operations on a live service besides deploying it: status, versions, start / stop /
-restart (and wait), delete. Talks to EAS only through ``adapters.eas.EasClient``."""
+restart (and wait), delete. Talks to EAS only through ``adapters.eas.EasClient``.
+
+Each change takes the service's lock (``control.locks``) as deploy does, so it cannot interleave
+with another run's deploy, rollback or restart; ``force_unlock`` breaks one a crashed run left."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from ..adapters.eas import EasClient, Event, LiveService, Version
 from ..core.limits import check_timeout
 from ..errors import CloudError
 from ..ports import Progress
+from .locks import holding, ttl_for
 from .wait import NotReady, Poll, Watcher
 
 Lifecycle = Literal["start", "stop", "restart"]
@@ -50,33 +54,41 @@ def versions(client: EasClient, name: str) -> Versions:
 
 
 def lifecycle(
-    client: EasClient, name: str, action: Lifecycle, progress: Progress, *, wait: bool, timeout: float, poll: Poll = Poll()
+    client: EasClient, name: str, action: Lifecycle, progress: Progress, *, wait: bool, timeout: float,
+    poll: Poll = Poll(), force_unlock: bool = False,
 ) -> LiveService | None:
-    """Start, stop or restart; then wait until ready (start, restart) or Stopped (stop)."""
+    """Start, stop or restart under the service's lock; then wait until ready (start, restart) or
+    Stopped (stop), still holding it."""
     check_timeout(timeout)
     live = client.require(name)
-    since = time.time() - 1
-    _unless_locked(client, live, action)
-    progress.info(f"{action} {name}: requested")
-    if not wait:
-        return None
-    watcher = Watcher(client, name, progress, timeout, poll, since)
-    try:
-        if action == "stop":
-            return watcher.until(lambda s: s is not None and s.status == "Stopped")
-        time.sleep(poll.first)  # let the service leave Running before waiting for it
-        return watcher.ready()
-    except NotReady as exc:
-        raise exc.error(name) from None
+    with holding(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock) as held:
+        since = time.time() - 1
+        _unless_locked(client, live, action)
+        progress.info(f"{action} {name}: requested")
+        if not wait:
+            return None
+        watcher = Watcher(client, name, progress, timeout, poll, since)
+        try:
+            if action == "stop":
+                held.seen = watcher.until(lambda s: s is not None and s.status == "Stopped")
+            else:
+                time.sleep(poll.first)  # let the service leave Running before waiting for it
+                held.seen = watcher.ready()
+        except NotReady as exc:
+            raise exc.error(name) from None
+        return held.seen
 
 
-def delete(client: EasClient, name: str, progress: Progress) -> bool:
-    """DeleteService; False when there was nothing to delete."""
+def delete(client: EasClient, name: str, progress: Progress, *, force_unlock: bool = False) -> bool:
+    """DeleteService under the service's lock; False when there was nothing to delete. The lock
+    label goes with the service; a refused delete releases it."""
     live = client.describe(name)
     if live is None:
         progress.info(f"{name} does not exist in {client.region}: nothing to delete")
         return False
-    _unless_locked(client, live, "delete")
+    with holding(client, live, progress, ttl=ttl_for(0, False), force=force_unlock) as held:
+        _unless_locked(client, live, "delete")
+        held.gone = True
     progress.info(f"{name}: deleting")
     return True
 

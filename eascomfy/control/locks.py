@@ -17,6 +17,12 @@ only by the read-back, which sees the later write. Both would go on only if one 
 its own value before the other wrote (the other's read-to-write gap longer than ``settle``): the
 race window docs/control-plane.md describes. A service that does not exist yet has no labels:
 creating it is serialized by EAS itself (a second CreateService of the name answers 409).
+
+Every command that changes a live service takes it (``holding``): deploy and update-image, rollback,
+start, stop, restart, delete. Releasing reads the lock back before it deletes it (a run that broke
+it owns it now); a command that waited passes the service its wait read last (``Holding.seen``),
+so releasing costs one call, DeleteServiceLabel: a changing deploy that waits pays 3 calls for the
+lock (write, read back, delete). ``delete`` releases nothing: the label goes with the service.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import getpass
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from ..adapters.eas import EasClient, LiveService
 from ..core.plan import LOCK_LABEL
@@ -137,13 +144,40 @@ def acquire(
     return mine, back
 
 
-def release(client: EasClient, name: str, mine: Lock) -> None:
-    """Remove the lock if it is still ours (a run that broke it owns it now). Best effort: a lock
-    left behind expires."""
+def release(client: EasClient, name: str, mine: Lock, seen: LiveService | None = None) -> None:
+    """Remove the lock if it is still ours (a run that broke it owns it now). ``seen``: a
+    DescribeService made after this run's last write (a wait's last read) spares reading it again.
+    Best effort: a lock left behind expires."""
     try:
-        live = client.describe(name)
+        live = seen if seen is not None else client.describe(name)
         got = Lock.parse(live.labels.get(LOCK_LABEL)) if live is not None else None
         if got is not None and got.token == mine.token and got.owner == mine.owner:
             client.delete_labels(name, [LOCK_LABEL])
     except Exception:  # noqa: BLE001 - the run's own outcome matters more; the lock expires
         pass
+
+
+@dataclass
+class Holding:
+    """A lock held by one command. ``back``: the service as read back after taking it; ``seen``:
+    set by the command to its last read after its last write (released without another read);
+    ``gone``: the service was deleted, so there is nothing to release."""
+
+    lock: Lock
+    back: LiveService
+    seen: LiveService | None = None
+    gone: bool = False
+
+
+@contextmanager
+def holding(
+    client: EasClient, live: LiveService, progress: Progress, *, ttl: float, force: bool = False
+) -> Iterator[Holding]:
+    """Take the lock on ``live`` for the ``with`` block and release it after, whatever happened."""
+    lock, back = acquire(client, live, progress, ttl=ttl, force=force)
+    held = Holding(lock, back)
+    try:
+        yield held
+    finally:
+        if not held.gone:
+            release(client, live.name, lock, held.seen)

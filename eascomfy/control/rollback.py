@@ -14,8 +14,9 @@ from ..core.guard import choose_env, image_only
 from ..core.limits import check_timeout
 from ..core.plan import APPLIED_SHA_LABEL, config_sha, diff, keep_autoscaled_count, normalize
 from ..core.spec import Spec, known_environments
-from ..errors import CloudError, UsageError
+from ..errors import CloudError, EascomfyError, UsageError
 from ..ports import Progress
+from .locks import holding, ttl_for
 from .wait import DEFAULT_TIMEOUT, NotReady, Poll, Watcher
 
 
@@ -79,6 +80,7 @@ def rollback(
     wait: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     poll: Poll = Poll(),
+    force_unlock: bool = False,
 ) -> int:
     """Move to ``version`` (default: the one before the current), record it as applied, and
     return the version the service then runs. Backwards: UpdateServiceVersion. Forwards: see
@@ -88,7 +90,8 @@ def rollback(
     With the ``spec`` the service was named from, an environment that differs from the one the
     service was deployed with is refused. A version whose config differs from the live one beyond
     the image (instances, resources...) is refused, listing those changes, unless
-    ``allow_other_changes``."""
+    ``allow_other_changes``. The move runs under the service's lock (``control.locks``; ``force_unlock``
+    breaks another run's)."""
     check_timeout(timeout)
     if version is not None and version < 1:
         raise UsageError(f"EAS numbers versions from 1; {version} is no version", param="version")
@@ -108,20 +111,24 @@ def rollback(
         return target
     entry = next((v for v in client.versions(name) if v.version == target), None)
     _check_rollback(name, target, entry.config if entry is not None else {}, live, progress, allow_other_changes)
-    since = time.time() - 1
-    if target < live.current_version:
-        client.switch_version(name, target)
-        progress.info(f"{name}: switching to version {target}")
-        done: Settled = lambda l: l.current_version == target  # noqa: E731
-    else:
-        done = _forward(client, live, target, progress)
-    now = _record_applied(client, name, done)
-    if wait:
-        try:
-            now = Watcher(client, name, progress, timeout, poll, since).ready()
-        except NotReady as exc:
-            raise exc.error(name) from None
-    return now.current_version
+    with holding(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock) as held:
+        if held.back.current_version != live.current_version:
+            raise EascomfyError(f"service {name} changed while eascomfy took its lock (another run moved it to version "
+                                f"{held.back.current_version})", "look at `eascomfy versions` and try again")
+        since = time.time() - 1
+        if target < live.current_version:
+            client.switch_version(name, target)
+            progress.info(f"{name}: switching to version {target}")
+            done: Settled = lambda l: l.current_version == target  # noqa: E731
+        else:
+            done = _forward(client, live, target, progress)
+        now = _record_applied(client, name, done)
+        if wait:
+            try:
+                now = held.seen = Watcher(client, name, progress, timeout, poll, since).ready()
+            except NotReady as exc:
+                raise exc.error(name) from None
+        return now.current_version
 
 
 def _check_rollback(

@@ -6,7 +6,7 @@ rendered again, must be the live config, so a plan right after an import shows n
 
 Three steps, each pure and used by ``control.importer``:
 - ``spec_fields``: the fields eascomfy models (edition, image, storage, resources, queue,
-  autoscaling, health, network, env, pip, wheels, extra_args, labels), each taken only when it renders back to
+  autoscaling, health, network, env, pip, wheels, extra_args, labels, safety_lock), each taken only when it renders back to
   exactly what the service has; what could not be read is said in ``notes``.
 - ``overrides_for``: the merge patch from what those fields render to, to the live config: every
   key eascomfy does not model (or could not map) goes into ``overrides:`` so nothing is lost.
@@ -284,11 +284,23 @@ def _labels(labels: dict[str, str], out: Imported) -> None:
         out.data["labels"] = user
 
 
+def _safety_lock(level: str, out: Imported) -> None:
+    """DescribeService's ``SafetyLock`` (SDK ``models.Service.safety_lock``, the body of
+    DescribeServiceResponse). ``dangerous``/``all`` are written so the spec keeps them (plan stays
+    "no change"); ``none`` and an unreported lock are left out: an absent key leaves the live lock
+    as it is, so a later raise in the console is not lowered by the next deploy."""
+    if level in ("dangerous", "all"):
+        out.data["safety_lock"] = level
+    elif level and level != "none":
+        out.notes.append(f"safety lock {level!r}: not a level eascomfy knows (dangerous, all, none); not imported")
+
+
 def spec_fields(
     name: str, region: str, config: dict[str, Any], labels: dict[str, str], editions: list[Edition],
-    base_scripts: dict[str, str],
+    base_scripts: dict[str, str], safety_lock: str = "",
 ) -> Imported:
-    """``base_scripts``: each edition's run command (the template's, merged with its fragment)."""
+    """``base_scripts``: each edition's run command (the template's, merged with its fragment);
+    ``safety_lock``: the level DescribeService reports ("" when it reports none)."""
     out = Imported({"name": name, "region": region})
     metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
     if metadata.get("workspace_id"):
@@ -304,6 +316,7 @@ def spec_fields(
     _pip(config, out)
     _env(config, out)
     _labels(labels, out)
+    _safety_lock(safety_lock, out)
     return out
 
 
@@ -390,6 +403,7 @@ def spec_text(imported: Imported, overrides: dict[str, Any], lost: list[str]) ->
         ("pip", None),
         ("env", None),
         ("labels", "your labels; eascomfy keeps its own under eascomfy/"),
+        ("safety_lock", "EAS's safety lock, as the service has it: dangerous refuses delete and stop, all every change"),
     ]
     for key, comment in sections:
         if key in data and data[key] not in ({}, [], None):

@@ -326,6 +326,66 @@ def apply_overrides(workflow: Workflow, overrides: Iterable[Override]) -> Workfl
     return result
 
 
+# -- input files: --input NODE.FIELD=FILE, and @FILE as a --set value ---------------------------------
+@dataclass(frozen=True)
+class InputRef:
+    """A local file for one node input, as the user named it; ``param`` is the option it came from."""
+
+    node: str
+    field: str
+    path: str
+    text: str
+    param: str = "inputs"
+
+    @classmethod
+    def parse(cls, text: str) -> "InputRef":
+        """``NODE.FIELD=FILE`` (``NODE.inputs.FIELD=FILE`` too); NODE is a node id or title."""
+        target, eq, path = text.partition("=")
+        node, sep, field = target.partition(".inputs.")
+        if not sep:
+            node, _, field = target.rpartition(".")
+        if not eq or not node.strip() or not field.strip() or not path:
+            raise UsageError(f"{text!r}: expected NODE.INPUT=FILE", "e.g. 10.image=photo.png", param="inputs")
+        return cls(node.strip(), field.strip(), path, text)
+
+
+def split_file_sets(sets: Iterable[str]) -> tuple[list[str], list[InputRef]]:
+    """The ``--set`` items whose VALUE is ``@FILE`` (a local file to upload) apart from the others;
+    ``@@`` at the start of a value sends a literal ``@``."""
+    plain: list[str] = []
+    files: list[InputRef] = []
+    for text in sets:
+        target, eq, raw = text.partition("=")
+        if eq and raw.startswith("@@"):
+            plain.append(f"{target}={raw[1:]}")
+        elif eq and raw.startswith("@") and ".inputs." in target:
+            node, _, field = target.partition(".inputs.")
+            if not raw[1:]:
+                raise UsageError(f"{text!r}: no file after @", "e.g. 10.inputs.image=@photo.png", param="overrides")
+            files.append(InputRef(node.strip(), field.strip(), raw[1:], text, "overrides"))
+        else:
+            plain.append(text)
+    return plain, files
+
+
+def resolve_input(workflow: Workflow, ref: InputRef) -> str:
+    """The id of the node ``ref`` names, refused (with "did you mean") when the node or its input
+    is not in the workflow, or when that input is a link (it takes another node's output)."""
+    try:
+        node_id = resolve_node(workflow, ref.node)
+    except UsageError as exc:
+        raise UsageError(f"{ref.text}: {exc.message}", exc.hint, param=ref.param) from None
+    inputs = workflow[node_id].get("inputs") or {}
+    if ref.field not in inputs:
+        raise UsageError(f"{ref.text}: node {node_id} ({title(workflow[node_id])}) has no input {ref.field!r}; "
+                         f"inputs: {', '.join(inputs) or 'none'}", did_you_mean(ref.field, inputs), param=ref.param)
+    if is_link(inputs[ref.field]):
+        raise UsageError(f"{ref.text}: input {ref.field!r} of node {node_id} ({title(workflow[node_id])}) takes another "
+                         "node's output, not a file", "name an input that takes a file name, such as LoadImage's image",
+                         param=ref.param)
+    return node_id
+
+
 # -- against ComfyUI's /object_info --------------------------------------------------------------------
 # Custom node packs and the node types they provide: shipped as data with its source
 # (eascomfy/data/node-packs.json: the popular packs of ComfyUI-Manager's lists), read once.

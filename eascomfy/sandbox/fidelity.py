@@ -24,6 +24,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # ComfyUI (comfyui/)
     "output_names": ("pai", "comfyui"),
     "interrupt": ("any", "prompt_id"),
+    "gateway_head": ("forwarded", "refused"),
     # EAS control plane (eas/)
     "async_from": ("metadata_type", "image_tag"),
     "version_switch": ("below_current", "up_to_latest"),
@@ -53,6 +54,10 @@ class Fidelity:
     - ``interrupt``: ``any`` is ComfyUI before PR #9607 (2025-08-28): ``POST /interrupt`` ignores
       its body and interrupts whatever runs; ``prompt_id`` is ComfyUI after it: a body
       ``{"prompt_id": X}`` interrupts only X, and only while X runs.
+    - ``gateway_head``: whether the EAS gateway in front of a service passes a ``HEAD`` request on
+      (``forwarded``: ComfyUI answers it, aiohttp serving every ``GET`` route for ``HEAD`` too,
+      ``RouteTableDef.get(..., allow_head=True)``) or answers 405 itself (``refused``). No EAS
+      document says which; eascomfy's input upload works either way.
     - ``async_from``: ``metadata_type`` gives a service the EAS queue (and a sink) when its config
       has ``metadata.type: "Async"`` (alipai ``pai/model/_model.py``, ``pai/predictor.py``);
       ``image_tag`` when the image tag ends in ``-api`` (the emulator's old guess).
@@ -97,6 +102,7 @@ class Fidelity:
 
     output_names: str = "pai"
     interrupt: str = "any"
+    gateway_head: str = "forwarded"
     async_from: str = "metadata_type"
     version_switch: str = "below_current"
     retry_after_unit: str = "ms"

@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..core.comfy_answers import execution_error_line, node_error_lines, output_files, prompt_error_lines
 from ..core.workflow import Workflow, title
@@ -16,6 +16,7 @@ from ..errors import CloudError, UsageError, WaitTimeout
 from ..local.files import folder_problem, safe_local_path
 from ..retry import Backoff, poll
 from .check import JobError, check_workflow, errors_only
+from .inputs import InputFile, bind, names_of, send_to_comfy
 
 if TYPE_CHECKING:
     from ..adapters.comfy_http import EventSocket, ServiceClient
@@ -31,11 +32,12 @@ class RunReport:
     refused: list[str]
     node_errors: list[str]
     unwritable: list[dict[str, Any]] = field(default_factory=list)  # outputs that could not be written locally
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # input files (workflows.inputs.Sent)
 
     def to_dict(self) -> dict[str, Any]:
         return {"prompt_id": self.prompt_id, "status": self.status, "seconds": round(self.seconds, 3),
                 "files": self.files, "refused": self.refused, "unwritable": self.unwritable,
-                "node_errors": self.node_errors}
+                "node_errors": self.node_errors, "inputs": self.inputs}
 
 
 class _Follower:
@@ -169,9 +171,11 @@ def download_outputs(client: "ServiceClient", outputs: Mapping[str, Any], dest: 
 
 
 def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, out_dir: Path, timeout: float,
-        allow_partial: bool = False, check: bool = True, confirm: Callable[[str], bool] = lambda q: True) -> RunReport:
+        allow_partial: bool = False, check: bool = True, confirm: Callable[[str], bool] = lambda q: True,
+        inputs: Sequence[InputFile] = ()) -> RunReport:
     """Send the workflow to ``/prompt``, follow it, download its outputs; ``timeout`` seconds
-    bound all of it, the downloads too."""
+    bound all of it, the downloads too. ``inputs`` (``workflows.inputs.prepare``) are uploaded
+    after the check and before the prompt, and the workflow names them as ComfyUI stored them."""
     if not timeout > 0:  # also refuses NaN
         raise UsageError(f"must be more than 0 (got {timeout})", param="timeout")
     problem = folder_problem(out_dir)  # before any GPU time is spent on outputs that could not be saved
@@ -184,10 +188,14 @@ def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, ou
         if info is None:
             raise UsageError(f"{client.endpoint} serves no /object_info: it is not a Standard/Cluster-edition ComfyUI; "
                              "nothing was sent", "an API-edition service queues work: use eascomfy submit")
-        problems = errors_only(check_workflow(workflow, info=info))
+        pending = {(f.node, f.field) for f in inputs}  # not on the service yet: uploaded next
+        problems = [p for p in errors_only(check_workflow(bind(workflow, inputs), info=info))
+                    if not (p.code == "value_not_in_list" and (p.node, p.input) in pending)]
         if problems:
             raise JobError(f"the workflow cannot run on this service ({len(problems)} problem{'s' if len(problems) != 1 else ''}); "
                            "nothing was sent", [p.line() for p in problems])
+    sent = send_to_comfy(client, inputs, progress) if inputs else []
+    workflow = bind(workflow, inputs, names_of(sent))
     client_id = uuid.uuid4().hex
     events = client.events(client_id, timeout=min(10.0, timeout))
     try:
@@ -232,7 +240,7 @@ def run(client: "ServiceClient", workflow: Workflow, progress: "Progress", *, ou
         raise WaitTimeout(f"prompt {prompt_id} finished, but its outputs were not all downloaded within {timeout:g} s "
                           f"({exc.message}); they stay on the service", "allow it more time", param="timeout") from None
     report = RunReport(prompt_id, "error" if failure else "success", time.monotonic() - started, got.files, got.refused,
-                       partial, got.unwritable)
+                       partial, got.unwritable, [s.to_dict() for s in sent])
     if failure:
         raise JobError(f"prompt {prompt_id} failed", [failure], "see the node above; fix its inputs or the model")
     return report

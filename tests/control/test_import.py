@@ -154,3 +154,36 @@ def test_a_takeover_never_removes_console_keys_unless_the_spec_says_so(sandbox: 
     res = p.cli("deploy")
     assert res.exit_code == 0, res.stderr
     assert "features" not in sandbox.get_service("takeover_svc")["config"]
+
+
+def test_import_keeps_the_live_safety_lock(sandbox: EasSandbox, tmp_path: Path) -> None:
+    """DescribeService's SafetyLock (SDK ``models.Service.safety_lock``) goes into the spec: plan
+    right after stays "no change", and the next deploy keeps the lock instead of ignoring it."""
+    console_create(sandbox, api_console_config("guarded_import"))
+    console(sandbox).update_service_safety_lock(REGION, "guarded_import",
+                                                models.UpdateServiceSafetyLockRequest(lock="dangerous"))
+    res = run_cli("import", "--service", "guarded_import", "--region", REGION, cwd=tmp_path)
+    assert res.exit_code == 0, res.stderr
+    assert load_spec(tmp_path / "eascomfy.yaml").user["safety_lock"] == "dangerous"
+    assert "# EAS's safety lock" in (tmp_path / "eascomfy.yaml").read_text()
+    before = mark(sandbox)
+    res = run_cli("-o", "json", "plan", "--detailed-exitcode", cwd=tmp_path)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert res.json()["data"]["safety_lock"] is None and res.json()["data"]["action"] == "noop"
+    assert [r.action for r in api_calls(sandbox, before)] == ["DescribeService"]
+    # lifting it is a one-line spec change that plan shows
+    spec = tmp_path / "eascomfy.yaml"
+    spec.write_text(spec.read_text().replace("safety_lock: dangerous", "safety_lock: none"))
+    res = run_cli("-o", "json", "plan", cwd=tmp_path)
+    assert res.json()["data"]["safety_lock"] == {"old": "dangerous", "new": "none"}, res.stdout
+
+
+def test_import_leaves_out_a_lock_of_none(sandbox: EasSandbox, tmp_path: Path) -> None:
+    """``none`` is not written: an absent key leaves the live lock alone, so a lock raised later
+    in the console is not lowered by the next deploy."""
+    console_create(sandbox, api_console_config("open_import"))
+    console(sandbox).update_service_safety_lock(REGION, "open_import", models.UpdateServiceSafetyLockRequest(lock="none"))
+    res = run_cli("import", "--service", "open_import", "--region", REGION, cwd=tmp_path)
+    assert res.exit_code == 0, res.stderr
+    assert "safety_lock" not in load_spec(tmp_path / "eascomfy.yaml").user
+    assert run_cli("plan", "--detailed-exitcode", cwd=tmp_path).exit_code == 0

@@ -12,7 +12,7 @@ from alibabacloud_eas20210701 import models
 from alibabacloud_eas20210701.client import Client
 from alibabacloud_tea_openapi.models import Config
 
-from eascomfy.core.plan import APPLIED_SHA_LABEL, config_sha
+from eascomfy.core.plan import APPLIED_SHA_LABEL, LOCK_LABEL, config_sha
 from eascomfy.sandbox.credentials import SANDBOX_ACCESS_KEY_ID, SANDBOX_ACCESS_KEY_SECRET
 from eascomfy.sandbox.eas import EasSandbox
 
@@ -114,8 +114,13 @@ def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Calla
         before = mark(sandbox)
         res = p.cli(action)
         assert res.exit_code == 0, res.stderr
-        assert [r.action for r in api_calls(sandbox, before) if r.method != "GET"] == [call]
+        # under the lock (issue 12): taken, the call, released; the wait's last read spares another
+        calls = [r.action for r in api_calls(sandbox, before)]
+        assert [c for c in calls if not c.startswith(("Describe", "List"))] == [
+            "UpdateServiceLabel", call, "DeleteServiceLabel"], calls
+        assert calls[-2] != "DescribeService", calls  # released on the wait's last read
         assert sandbox.get_service(name)["status"] == expected
+        assert LOCK_LABEL not in sandbox.get_service(name)["labels"]
 
     before = mark(sandbox)
     res = p.cli("delete")  # stdin is not a terminal: refused without --yes
@@ -123,7 +128,7 @@ def test_versions_rollback_status_and_delete(sandbox: EasSandbox, project: Calla
     assert not [r for r in api_calls(sandbox, before) if r.method == "DELETE"]
     res = p.cli("delete", "--yes")
     assert res.exit_code == 0 and f"{name}: deleting" in res.stdout
-    assert [r.action for r in api_calls(sandbox, before) if r.method != "GET"] == ["DeleteService"]
+    assert [r.action for r in api_calls(sandbox, before) if r.method != "GET"] == ["UpdateServiceLabel", "DeleteService"]
     wait_until(lambda: sandbox.get_service(name) is None, what=f"{name} gone from the emulator")
 
 

@@ -261,3 +261,52 @@ def test_interrupt_after_pr_9607_stops_only_the_named_prompt(comfy: Comfy) -> No
         emulator.job_seconds = 0.02
         comfy.std.http.post(control, json={"interrupt": "any"})
     assert comfy.eas.fidelity.interrupt == "any"
+
+
+# -- LoadImage and HEAD /view (input files, issue 14) ----------------------------------------------------
+def test_load_image_lists_input_images_and_refuses_a_missing_one(comfy: Comfy, scratch: list[str]) -> None:
+    """``LoadImage.INPUT_TYPES`` lists the image files directly in input/; on /prompt its
+    ``VALIDATE_INPUTS`` replaces the combo check: a missing file is ``custom_validation_failed``."""
+    put(comfy, scratch, "input/dog.png", PNG_A)
+    put(comfy, scratch, "input/notes.txt", b"not an image")
+    put(comfy, scratch, "input/deep/cat.png", PNG_B)
+    listed = comfy.std.get("/object_info/LoadImage").json()["LoadImage"]
+    assert "dog.png" in listed["input"]["required"]["image"][0]
+    assert not {"notes.txt", "deep/cat.png", "cat.png"} & set(listed["input"]["required"]["image"][0])
+    assert listed["output"] == ["IMAGE", "MASK"]
+
+    def prompt(image: str) -> Any:
+        flow = {"1": {"class_type": "LoadImage", "inputs": {"image": image}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "loaded"}}}
+        return comfy.std.post("/prompt", json={"prompt": flow})
+
+    accepted = [prompt("dog.png"), prompt("deep/cat.png")]  # exists_annotated_filepath: subfolders too
+    assert [a.status_code for a in accepted] == [200, 200]
+    ids = [a.json()["prompt_id"] for a in accepted]
+    for prompt_id in ids:  # finished and gone before the next test looks at the queue or the history
+        wait_history(comfy.std, prompt_id)
+    comfy.std.post("/history", json={"delete": ids})
+    refused = prompt("ghost.png")
+    assert refused.status_code == 400
+    error = refused.json()["node_errors"]["1"]["errors"][0]
+    assert error == {"type": "custom_validation_failed", "message": "Custom validation failed for node",
+                     "details": "image - Invalid image file: ghost.png", "extra_info": {"input_name": "image"}}
+    assert prompt("../models/checkpoints/x.png").status_code == 400
+
+
+@pytest.mark.parametrize("head", ["forwarded", "refused"])
+def test_head_view_says_whether_an_input_is_there(comfy: Comfy, scratch: list[str], head: str) -> None:
+    """aiohttp serves ComfyUI's GET routes for HEAD too; whether the EAS gateway passes HEAD on is
+    the ``gateway_head`` switch (``refused``: 405 from the gateway)."""
+    put(comfy, scratch, "input/here.png", PNG_A)
+    comfy.eas.fidelity.gateway_head = head
+    try:
+        here = comfy.std.http.head(comfy.std.url("/view"), params={"filename": "here.png", "type": "input"}, timeout=10)
+        gone = comfy.std.http.head(comfy.std.url("/view"), params={"filename": "gone.png", "type": "input"}, timeout=10)
+    finally:
+        comfy.eas.fidelity.gateway_head = "forwarded"
+    if head == "forwarded":
+        assert (here.status_code, gone.status_code) == (200, 404)
+        assert here.headers["Content-Type"] == "image/png" and here.content == b""
+    else:
+        assert (here.status_code, gone.status_code) == (405, 405)

@@ -287,7 +287,7 @@ def test_websocket_events_arrive_in_order_through_the_eas_endpoint(comfy: Comfy)
 # -- validation ------------------------------------------------------------------------------------
 def test_object_info_reflects_the_mount(comfy: Comfy) -> None:
     info = comfy.std.get("/object_info").json()
-    assert len(info) == 11 and info["VHS_VideoCombine"]["python_module"] == "custom_nodes.ComfyUI-VideoHelperSuite"
+    assert len(info) == 12 and info["VHS_VideoCombine"]["python_module"] == "custom_nodes.ComfyUI-VideoHelperSuite"
     expected = ["LandscapeBING_v10.safetensors", "svd_xt.safetensors"]
     assert info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] == expected
     one = comfy.std.get("/object_info/ImageOnlyCheckpointLoader").json()

@@ -101,7 +101,7 @@ class ComfyUIEmulator:
         return object_info_for(self.mount)
 
     def validate(self, prompt: Any) -> Validation:
-        return validate_prompt(prompt, self.object_info())
+        return validate_prompt(prompt, self.object_info(), self.mount.has_input)
 
     def close(self) -> None:
         cancel_tasks([self._runner] if self._runner else [])
@@ -111,9 +111,12 @@ class ComfyUIEmulator:
         """Serve ``path`` (the part after ``/api/predict/<svc>``; an ``/api`` prefix is ignored)."""
         if path.startswith("/api/"):
             path = path[len("/api"):]
+        # aiohttp's ``RouteTableDef.get`` registers each GET route with ``allow_head=True`` (its
+        # default), so ComfyUI's GET routes answer HEAD too
+        method_wanted = "GET" if request.method == "HEAD" else request.method
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(path)
-            if match and method == request.method:
+            if match and method == method_wanted:
                 return await handler(request, match)
         return web.Response(status=404, text=NOT_FOUND)
 
@@ -261,6 +264,9 @@ class ComfyUIEmulator:
         reader = self.mount.open(f"{posixpath.relpath(folder, self.mount.path)}/{filename}")
         if reader is None:
             return web.Response(status=404)
+        if request.method == "HEAD":  # the headers of the file's answer, without its body
+            reader.close()
+            return web.Response(headers={"Content-Type": mimetypes.guess_type(filename)[0] or "application/octet-stream"})
         with reader:
             content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
             response = web.StreamResponse(headers={"Content-Type": content_type,

@@ -6,6 +6,8 @@ ComfyUI with that data dir answers (``data/object_info.json`` adjusted to the mo
 from __future__ import annotations
 
 import json
+import mimetypes
+import posixpath
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +69,28 @@ class ServiceMount:
     def models(self, folders: Iterable[str]) -> list[str]:
         return sorted({name for f in folders for name in self.keys(f"models/{f}/") if name.lower().endswith(MODEL_EXTENSIONS)})
 
+    def input_images(self) -> list[str]:
+        """LoadImage's list (ComfyUI ``nodes.py`` ``LoadImage.INPUT_TYPES``): the files directly in
+        ``input/`` whose type is an image (``folder_paths.filter_files_content_types(files, ["image"])``)."""
+        return sorted(name for name in self.children("input/")
+                      if (mimetypes.guess_type(name)[0] or "").startswith("image/"))
+
+    def has_input(self, name: str) -> bool:
+        """``folder_paths.exists_annotated_filepath``: ``name`` (``sub/a.png``, ``a.png [output]``)
+        exists under its folder (``input/`` unless annotated) and does not leave it."""
+        kind = "input"
+        for annotation in ("input", "temp", "output"):
+            if name.endswith(f" [{annotation}]"):
+                name, kind = name[: -len(annotation) - 3], annotation
+        path = posixpath.normpath(posixpath.join(kind, name))
+        if name.startswith("/") or posixpath.commonpath([kind, path]) != kind:
+            return False
+        reader = self.open(path)
+        if reader is None:
+            return False
+        reader.close()
+        return True
+
     def custom_node_packs(self) -> dict[str, str]:
         """Installed packs: lower-case name -> folder (or ``name.py`` module) in ``custom_nodes/``."""
         packs: dict[str, str] = {}
@@ -109,4 +133,6 @@ def object_info_for(mount: ServiceMount) -> Json:
             for name, spec in node["input"].get(section, {}).items():
                 if name in MODEL_FOLDERS and spec and isinstance(spec[0], list):
                     spec[0] = mount.models(MODEL_FOLDERS[name])
+    if "LoadImage" in info:
+        info["LoadImage"]["input"]["required"]["image"][0] = mount.input_images()
     return info

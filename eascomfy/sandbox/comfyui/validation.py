@@ -56,13 +56,29 @@ def _literal_error(name: str, value: Any, spec: list[Any]) -> Json | None:
     return None
 
 
+# Inputs whose node class defines VALIDATE_INPUTS taking them: ComfyUI's ``validate_inputs`` skips
+# the combo check for such an input and calls the class's check instead (``execution.py``: "if x not
+# in validate_function_inputs" guards the list check). LoadImage (``nodes.py``): "Invalid image
+# file: {image}" unless ``folder_paths.exists_annotated_filepath(image)``.
+CUSTOM_CHECKS: dict[tuple[str, str], str] = {("LoadImage", "image"): "Invalid image file: {}"}
+
+
 class _Validator:
     """``validate_inputs``: each node once, following links; like ComfyUI, a lookup that fails (a
     link to a missing node or output) raises, and the node that raised gets the error."""
 
-    def __init__(self, prompt: Json, info: Json) -> None:
+    def __init__(self, prompt: Json, info: Json, input_exists: Callable[[str], bool] | None = None) -> None:
         self.prompt, self.info = prompt, info
+        self.input_exists = input_exists or (lambda name: False)
         self.validated: dict[str, tuple[bool, list[Json]]] = {}
+
+    def _custom(self, class_type: str, name: str, value: Any) -> Json | None:
+        """``execution.py``'s answer when VALIDATE_INPUTS returns a string: ``custom_validation_failed``,
+        details ``"<input> - <returned text>"``, ``extra_info`` the input name."""
+        if self.input_exists(str(value)):
+            return None
+        return error_info("custom_validation_failed", "Custom validation failed for node",
+                          f"{name} - {CUSTOM_CHECKS[(class_type, name)].format(value)}", input_name=name)
 
     def node(self, node_id: str) -> bool:
         if node_id in self.validated:
@@ -78,6 +94,11 @@ class _Validator:
                         errors.append(error_info("required_input_missing", "Required input is missing", name, input_name=name))
                     continue
                 value = inputs[name]
+                if not isinstance(value, list) and (node["class_type"], name) in CUSTOM_CHECKS:
+                    error = self._custom(node["class_type"], name, value)
+                    if error:
+                        errors.append(error)
+                    continue
                 if not isinstance(value, list):
                     error = _literal_error(name, value, input_spec)
                     if error:
@@ -117,9 +138,10 @@ class Validation:
     node_errors: Json
 
 
-def validate_prompt(prompt: Any, info: Json) -> Validation:
+def validate_prompt(prompt: Any, info: Json, input_exists: Callable[[str], bool] | None = None) -> Validation:
     """ComfyUI's checks: every node has a known class_type, there is an output node, and each
-    output's inputs (recursively) are linked and valid. Outputs that pass run even if others fail."""
+    output's inputs (recursively) are linked and valid. Outputs that pass run even if others fail.
+    ``input_exists``: whether a LoadImage name is on the data dir (``CUSTOM_CHECKS``)."""
     if not isinstance(prompt, dict):
         return Validation(False, invalid_prompt("Cannot execute because the prompt is not a JSON object."), [], {})
     outputs = []
@@ -135,7 +157,7 @@ def validate_prompt(prompt: Any, info: Json) -> Validation:
             outputs.append(node_id)
     if not outputs:
         return Validation(False, error_info("prompt_no_outputs", "Prompt has no outputs"), [], {})
-    checker = _Validator(prompt, info)
+    checker = _Validator(prompt, info, input_exists)
     good: list[str] = []
     failed: list[Json] = []
     node_errors: Json = {}

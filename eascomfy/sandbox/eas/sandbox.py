@@ -301,6 +301,9 @@ class EasSandbox(ServerBacked):
             return web.Response(status=401, text="Unauthorized")
         if rec is None:
             return web.Response(status=503, text="no healthy upstream")
+        if request.method == "HEAD" and self.fidelity.gateway_head == "refused":
+            # whether the EAS gateway forwards HEAD to the service is undocumented (fidelity switch)
+            return web.Response(status=405, text="Method Not Allowed")
         return await self._serve(request, rec, "predict")
 
     async def _signed_visit(self, request: web.Request) -> web.StreamResponse:
