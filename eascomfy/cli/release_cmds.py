@@ -144,8 +144,14 @@ def _canary(ref: SpecRef, out: Any, percent: int, checks: list[Path], max_slowdo
         flows = [(str(path), load_with_overrides(path, [])) for path in checks]
         checker = WorkflowChecker(flows, out, out_dir=out_dir, timeout=seconds, max_slowdown=max_slowdown,
                                   edition=spec.edition)
+    warm_up = None
+    if spec.data.get("warmup"):  # the canary's config names the request file: it must be there first
+        from ..storage.warmup import put_request_file
+
+        def warm_up() -> None:
+            put_request_file(spec, out)
     result = rel.start(spec, connect(spec.region, out), out, percent=percent, checker=checker, mirror=mirror,
-                       max_slowdown=max_slowdown, timeout=timeout)
+                       max_slowdown=max_slowdown, timeout=timeout, prepare=warm_up)
     return result.to_dict()
 
 

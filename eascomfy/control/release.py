@@ -215,12 +215,14 @@ def start(
     max_slowdown: float = 1.2,
     timeout: float = DEFAULT_TIMEOUT,
     poll: Poll = Poll(),
+    prepare: Callable[[], None] | None = None,
 ) -> CanaryResult:
     """Deploy the spec as the canary of its live service, check it (``checker``) against the live
     one before any traffic moves, then give it ``percent`` of the group's traffic (and a mirror of
     ``mirror`` percent of the live requests). A failed check, a canary that does not get ready, or
     anything that stops the release before the weights are set deletes the canary: the live
-    service's traffic is never touched."""
+    service's traffic is never touched. ``prepare`` runs right before the canary is created (the
+    CLI writes the warm-up request file its config names there, as deploy does)."""
     started = time.monotonic()
     group = check_request(spec, percent, mirror=mirror, max_slowdown=max_slowdown)
     name = canary_name(spec.name)
@@ -238,6 +240,8 @@ def start(
     if mirror:
         labels[MIRROR_LABEL] = str(mirror)
     sha = config_sha(config)
+    if prepare is not None:
+        prepare()
     progress.info(f"{name}: creating the canary of {spec.name} in group {group} (no traffic yet)")
     client.create(config, labels, applied=lambda l: config_sha(l.config) == sha)
     traffic = _traffic(client)

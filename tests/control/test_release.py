@@ -13,7 +13,7 @@ import pytest
 
 from eascomfy.sandbox.fidelity import Fidelity
 from eascomfy.sandbox.stack import SandboxStack
-from tests.conftest import Result, clean_emulators, run_cli
+from tests.conftest import TESTS, Result, clean_emulators, run_cli
 from tests.control.conftest import REGION, Project
 from tests.workflows.conftest import FAST, MODELS, VHS_PACK, WORKFLOW
 
@@ -129,6 +129,25 @@ def test_good_canary_is_checked_before_it_gets_its_weight(live: Live, stack: San
     res = live.cli("release", "--status")
     assert res.exit_code == 0, res.stderr
     assert f"group grp_{live.name}" in res.stdout and "weight 10" in res.stdout and "weight 90" in res.stdout
+
+
+def test_a_canary_with_a_new_warmup_gets_its_request_file_first(live: Live, stack: SandboxStack) -> None:
+    """The live service was deployed without ``warmup:``; the canary's config names a request file
+    nobody wrote yet: release writes it before it creates the canary, which then warms up."""
+    shutil.copy(TESTS / "fixtures" / "warmup-tiny.api.json", live.dir / "flows" / "tiny.json")
+    live.spec.write_text(live.spec.read_text().replace("environments:", "warmup:\n  workflow: flows/tiny.json\n"
+                                                       "environments:", 1))
+    res = live.cli("release", "--canary", "10", "-o", "json")
+    assert res.exit_code == 0, res.stderr
+    canary = live.record(live.canary)
+    assert canary is not None and (canary["traffic_state"], canary["weight"]) == ("grouping", 10)
+    path = canary["config"]["warm_up_data_path"]
+    key = path.removeprefix(f"oss://{BUCKET}/")
+    assert path != key and stack.oss.object_bytes(BUCKET, key)  # on the mount, where the config points
+    puts = [r for r in stack.oss.recorder.all() if r.method == "PUT" and r.path.endswith(key.rsplit("/", 1)[1])]
+    creates = [r for r in stack.eas.recorder.all() if r.action == "CreateService"]
+    assert len(puts) == 1 and len(creates) == 1 and puts[0].time <= creates[0].time
+    assert live.record()["config"].get("warm_up_data_path") is None  # the live service is not changed
 
 
 # -- failed checks abort by themselves -------------------------------------------------------------
