@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..server import SandboxServer
 from .errors import EasError, api_not_found, invalid, new_request_id, not_found
+from .capacity import Capacity
 from .ops_api import OpsApi
 from .scalers import ScalerApi
 from .params import Call, bool_param, config_json, int_param, json_param, page_of, time_param
@@ -71,6 +72,7 @@ class OpenApi:
         self._server = server
         self._nonces = NonceCache()
         self.foreign: set[str] = set()  # names another account owns (a test hook)
+        self.capacity = Capacity(region)  # DescribeMachineSpec, DescribeSpotDiscountHistory
         self._service_ops: dict[tuple[str, str], Callable[[Call], dict[str, Any]]] = {
             ("GET", ""): self._describe,
             ("PUT", ""): self._update,
@@ -126,6 +128,8 @@ class OpenApi:
             handler = {"POST": self._create, "GET": self._list}.get(method)
         elif raw_path.rstrip("/") == "/api/v2/regions":
             handler = {"GET": self._regions}.get(method)
+        elif raw_path.startswith("/api/v2/public/"):
+            handler = self.capacity.routes().get((method, raw_path.rstrip("/")))
         elif m := SERVICE_PATH.match(raw_path):
             op = f"{m['op']}/{m['sub']}" if m["sub"] else m["op"] or ""
             handler = self._service_ops.get((method, op))
