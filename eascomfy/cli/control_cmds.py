@@ -57,26 +57,51 @@ def plan_cmd(
     plan_file: Annotated[
         Optional[Path], typer.Option("--out", help="Also save the plan to FILE, for `deploy --plan FILE`.", metavar="FILE")
     ] = None,
+    prices: Annotated[
+        Optional[Path],
+        typer.Option("--prices", help="Hourly prices per instance type (YAML, docs/cost.md): the API has no list price.",
+                     metavar="FILE"),
+    ] = None,
     output: PlanOutputOpt = None,
 ) -> None:
-    """Show what deploy would change on the live service (one read call)."""
+    """Show what deploy would change on the live service (one read call), and what it costs.
+
+    When the change touches instance types or the instance count, the plan also shows each type's
+    stock (DescribeMachineSpec), spot discount, hourly price (from --prices) and the monthly
+    difference; a type out of stock is a warning that names the spec's fallback types.
+
+    \b
+    Example:
+      eascomfy plan --prices prices.yaml -o json
+    """
     changed = False
     markdown = output == "markdown"  # a pull request comment on stdout (docs/gitops.md)
     with session("plan", None if markdown else output) as out:
+        from ..control.cost import Capacity, cost_of_plan, load_prices
         from ..control.deploy import connect, plan_service, save_plan
         from ..core.planreport import plan_json, plan_markdown
+        from .cost_views import plan_cost_markdown, plan_cost_text
 
         spec = SpecRef(out, file, env, edition).spec
         if plan_file is not None:  # a folder, the spec, a name that cannot be written: before the call
             from ..local.files import check_output_file
 
             check_output_file(plan_file, force=True, inputs=spec.files, param="out")
-        plan, _ = plan_service(spec, connect(spec.region, out))
+        price_table = load_prices(prices)  # a bad prices file is refused before any call
+        client = connect(spec.region, out)
+        plan, live = plan_service(spec, client)
+        cost = cost_of_plan(plan, live.config if live else None, client, price_table, Capacity())
+        for warning in cost.warnings if cost else []:
+            out.warn(warning)
         changed = plan.has_changes
         if plan_file is not None:
             save_plan(plan, plan_file)
             out.info(f"plan saved to {plan_file}; apply exactly it with `eascomfy deploy --plan {plan_file}`")
-        out.emit(plan_json(plan), plan_markdown(plan) if markdown else plan_text(plan))
+        if markdown:
+            text = plan_markdown(plan) + plan_cost_markdown(cost)
+        else:
+            text = "\n".join(t for t in (plan_text(plan), plan_cost_text(cost)) if t)
+        out.emit(plan_json(plan, cost), text)
     if detailed_exitcode and changed:
         from ..errors import EXIT_PLAN_CHANGES
 
