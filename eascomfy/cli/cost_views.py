@@ -21,12 +21,13 @@ def _signed(value: float | None, currency: str) -> str:
 
 
 def _type_line(row: dict[str, Any], currency: str) -> str:
-    parts = [f"  {row['role']:<9}{row['instance_type']:<28}", _price(row["hourly"], currency, "/h")]
+    parts = [_price(row["hourly"], currency, "/h")]
     if row["spot_discount"] is not None:
         spot = f"spot x{row['spot_discount']:g}"
         parts.append(f"{spot} = {_price(row['spot_hourly'], currency, '/h')}" if row["spot_hourly"] is not None else spot)
-    parts.append(f"stock {row['stock']}" if row["offered"] else "not offered in the region")
-    return ", ".join(parts)
+    if row["offered"] is not None:
+        parts.append(f"stock {row['stock']}" if row["offered"] else "not offered in the region")
+    return f"  {row['role']:<9}{row['instance_type']:<28}" + ", ".join(parts)
 
 
 def plan_cost_text(cost: "PlanCost | None") -> str:
@@ -51,7 +52,7 @@ def plan_cost_markdown(cost: "PlanCost | None") -> str:
     for r in cost.types:
         spot = "" if r["spot_discount"] is None else f"x{r['spot_discount']:g}"
         rows.append(f"| {r['role']} | `{r['instance_type']}` | {_price(r['hourly'], cost.currency)} | {spot} | "
-                    f"{r['stock'] if r['offered'] else 'not offered'} |")
+                    f"{r['stock'] if r['offered'] else 'not offered' if r['offered'] is False else 'unknown'} |")
     rows += ["", f"Monthly difference: **{_signed(cost.monthly_difference, cost.currency)}** "
              f"({cost.instances} instance(s), {cost.hours_per_month:g} h a month)"]
     rows += [f"> **Warning**: {w}" for w in cost.warnings]
