@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
+from .options import (DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, PricesOpt, RegionOpt, ServiceOpt, SpecRef,
+                      session)
 from .views import deploy_text, lifecycle_text, plan_text, status_text, versions_text
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
@@ -57,11 +58,7 @@ def plan_cmd(
     plan_file: Annotated[
         Optional[Path], typer.Option("--out", help="Also save the plan to FILE, for `deploy --plan FILE`.", metavar="FILE")
     ] = None,
-    prices: Annotated[
-        Optional[Path],
-        typer.Option("--prices", help="Hourly prices per instance type (YAML, docs/cost.md): the API has no list price.",
-                     metavar="FILE"),
-    ] = None,
+    prices: PricesOpt = None,
     output: PlanOutputOpt = None,
 ) -> None:
     """Show what deploy would change on the live service (one read call), and what it costs.

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, SpecRef, session
+from .options import DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, PricesOpt, SpecRef, session
 
 
 def cost_cmd(
@@ -24,9 +24,7 @@ def cost_cmd(
     price: Annotated[
         Optional[float], typer.Option("--price", help="Hourly price of one instance of that type.", metavar="AMOUNT")
     ] = None,
-    prices: Annotated[
-        Optional[Path], typer.Option("--prices", help="Hourly prices per instance type (YAML, docs/cost.md).", metavar="FILE")
-    ] = None,
+    prices: PricesOpt = None,
     instances: Annotated[
         Optional[int],
         typer.Option("--instances", help="Instances that worked the queue (default: the live service's, or 1).", metavar="N"),
@@ -51,16 +49,14 @@ def cost_cmd(
       eascomfy cost --journal jobs.jsonl --prices prices.yaml --spot -o json
     """
     with session("cost", output) as out:
-        from ..control.cost import cost_of_jobs, current_placement, latest_spot_discount, load_prices, read_jobs
+        from ..control.cost import (check_instances, cost_of_jobs, current_placement, latest_spot_discount, load_prices,
+                                    read_jobs)
         from ..core.cost import one_price
         from .cost_views import jobs_cost_text
 
         jobs = read_jobs(journal)  # bad input is refused before anything connects
         table = load_prices(prices)
-        if instances is not None and instances < 1:
-            from ..errors import UsageError
-
-            raise UsageError(f"instances must be 1 or more, got {instances}", param="instances")
+        check_instances(instances)
         discount = None
         count = instances or 1
         if instance_type is None or spot:

@@ -110,6 +110,12 @@ def read_jobs(path: Path) -> list[JobTime]:
     return journal_jobs(read_journal(path), str(path))
 
 
+def check_instances(instances: int | None) -> None:
+    """A count of workers to price: 1 or more (None: not given)."""
+    if instances is not None and instances < 1:
+        raise UsageError(f"instances must be 1 or more, got {instances}", param="instances")
+
+
 def cost_of_jobs(
     jobs: list[JobTime],
     instance_type: str,
@@ -118,7 +124,6 @@ def cost_of_jobs(
     spot_discount: float | None = None,
 ) -> JobsCost:
     """``eascomfy cost``: GPU time and cost of the finished jobs on ``instances`` x ``instance_type``."""
-    if instances < 1:
-        raise UsageError(f"instances must be 1 or more, got {instances}", param="instances")
+    check_instances(instances)
     return jobs_cost(jobs, instance_type, instances, prices.of(instance_type), prices.currency,
                      spot_discount=spot_discount)

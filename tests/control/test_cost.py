@@ -241,3 +241,13 @@ def test_monthly_difference_is_new_minus_old(new_count: int, old_count: int, new
     expected = (new_price * new_count - old_price * old_count) * HOURS_PER_MONTH
     assert abs(cost.monthly_difference - expected) <= 1e-9 * max(1.0, abs(expected))
     assert [r["role"] for r in cost.types] == ["planned", "live"]
+
+
+def test_cost_refuses_zero_instances_before_any_call(sandbox: EasSandbox, tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    path = journal(tmp_path / "jobs.jsonl", JOBS)
+    before = mark(sandbox)
+    res = run_cli("cost", "--journal", str(path), "--instances", "0", cwd=tmp_path)
+    assert res.exit_code == 2 and "--instances: instances must be 1 or more, got 0" in res.stderr, res.stderr
+    assert api_calls(sandbox, before) == []
