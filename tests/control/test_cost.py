@@ -251,3 +251,18 @@ def test_cost_refuses_zero_instances_before_any_call(sandbox: EasSandbox, tmp_pa
     res = run_cli("cost", "--journal", str(path), "--instances", "0", cwd=tmp_path)
     assert res.exit_code == 2 and "--instances: instances must be 1 or more, got 0" in res.stderr, res.stderr
     assert api_calls(sandbox, before) == []
+
+
+def test_a_refused_stock_read_leaves_the_plan_standing(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("cost_denied")
+    prices_file(p)
+    sandbox.faults.add(kind="status", status=403, code="Forbidden.RAM", message="no permission",
+                       action="DescribeMachineSpec", times=-1)
+    res = p.cli("plan", "--prices", "prices.yaml", "-o", "json")
+    assert res.exit_code == 0, res.stdout
+    data = res.json()["data"]
+    assert data["action"] == "create"
+    cost = data["cost"]
+    assert cost["monthly"] == round(13.5 * HOURS_PER_MONTH, 4)  # prices still shown
+    assert cost["types"][0]["stock"] is None and cost["types"][0]["offered"] is None
+    assert any(w.startswith(f"stock unknown in {REGION}: DescribeMachineSpec failed: Forbidden.RAM") for w in cost["warnings"])
