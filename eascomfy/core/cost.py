@@ -133,6 +133,8 @@ def placement(config: Mapping[str, Any] | None) -> Placement | None:
     computing = (config.get("cloud") or {}).get("computing") if isinstance(config.get("cloud"), dict) else None
     items = computing.get("instances") if isinstance(computing, dict) else None
     types = tuple(str(i.get("type")) for i in items or [] if isinstance(i, dict) and i.get("type"))
+    if not types and isinstance(computing, dict) and computing.get("instance_type"):
+        types = (str(computing["instance_type"]),)  # the single-type form a console service may have
     return Placement(types, int(count) if isinstance(count, int) and not isinstance(count, bool) else 0,
                      str(metadata.get("resource") or ""))
 
@@ -239,9 +241,10 @@ def plan_cost(
     else:
         warnings = _stock_warnings(region, new.types, facts) if new.types else []
     unknown = sorted({t for t in [*new.types[:1], *(old.types[:1] if old else ())] if prices.of(t) is None})
-    if unknown:
-        warnings.append(f"price unknown for {', '.join(unknown)}: the API gives no list price; "
-                        "give hourly prices in a prices file (docs/cost.md)")
+    for t in unknown:
+        close = did_you_mean(t, prices.hourly) if prices.hourly else None
+        warnings.append(f"price unknown for {t}: " + (f"{prices.source} has no price for it ({close})" if close else
+                        "the API gives no list price; give hourly prices in a prices file (docs/cost.md)"))
     if new.group:
         warnings.append(f"a dedicated resource group ({new.group}) is billed by the group, not per instance: not priced")
     new_monthly = monthly(prices.of(new.types[0]), new.instances) if new.types and not new.group else None

@@ -266,3 +266,21 @@ def test_a_refused_stock_read_leaves_the_plan_standing(sandbox: EasSandbox, proj
     assert cost["monthly"] == round(13.5 * HOURS_PER_MONTH, 4)  # prices still shown
     assert cost["types"][0]["stock"] is None and cost["types"][0]["offered"] is None
     assert any(w.startswith(f"stock unknown in {REGION}: DescribeMachineSpec failed: Forbidden.RAM") for w in cost["warnings"])
+
+
+def test_a_misspelt_type_in_the_prices_file_is_pointed_at(sandbox: EasSandbox, project: Callable[..., Project]) -> None:
+    p = project("cost_typo")
+    prices_file(p, "hourly:\n  ml.gu7i.c16m60.1-gu3: 13.5\n")
+    cost = p.cli("plan", "--prices", "prices.yaml", "-o", "json").json()["data"]["cost"]
+    assert f"price unknown for {MAIN}: prices.yaml has no price for it (did you mean 'ml.gu7i.c16m60.1-gu3'?)" in cost["warnings"]
+
+
+def test_placement_reads_both_instance_type_forms() -> None:
+    from eascomfy.core.cost import placement
+
+    listed = {"metadata": {"instance": 2}, "cloud": {"computing": {"instances": [{"type": MAIN}, {"type": FALLBACK}]}}}
+    single = {"metadata": {"instance": 1}, "cloud": {"computing": {"instance_type": MAIN}}}
+    group = {"metadata": {"instance": 1, "resource": "eas-r-abc"}}
+    assert (placement(listed).types, placement(listed).instances) == ((MAIN, FALLBACK), 2)
+    assert placement(single).types == (MAIN,)
+    assert placement(group).group == "eas-r-abc" and placement(None) is None
