@@ -18,7 +18,7 @@ from ..core.cost import (JobsCost, JobTime, PlanCost, Prices, costs_money, journ
                          placement, plan_cost)
 from ..core.plan import Plan
 from ..core.spec import Spec
-from ..core.yamlio import read_text
+from ..core.yamlio import not_regular, read_text
 from ..errors import CloudError, UsageError
 
 
@@ -77,6 +77,11 @@ def current_placement(spec: Spec, client: EasClient) -> tuple[str, int]:
 
 
 def read_journal(path: Path) -> bytes:
+    """The journal's bytes; a FIFO or a device is refused without opening it (it would block or
+    never end)."""
+    what = not_regular(path)
+    if what is not None:
+        raise UsageError(f"{path}: is {what}, not a journal file", param="journal")
     try:
         return path.read_bytes()
     except FileNotFoundError:

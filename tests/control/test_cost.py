@@ -7,6 +7,7 @@ spot discount from DescribeSpotDiscountHistory)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -207,6 +208,10 @@ def test_a_bad_journal_line_is_one_line_with_file_and_line(sandbox: EasSandbox, 
     path.write_text('{"event":"result","task_id":"a","time":"noon"}\n')
     res = run_cli("cost", "--journal", str(path), cwd=tmp_path)
     assert f"{path}:1: a result line needs a number in \"time\"" in res.stderr
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would block until a writer comes
+    res = run_cli("cost", "--journal", str(fifo), cwd=tmp_path)
+    assert res.exit_code == 2 and f"{fifo}: is a FIFO, not a journal file" in res.stderr, res.stderr
     assert api_calls(sandbox, before) == []
 
 
