@@ -338,6 +338,9 @@ REGRESSIONS = [
     regression("submit", ["{workflow}", "--matrix", "{junk}/fifo"], 2, "is a FIFO, not a matrix file"),
     regression("deploy", ["--plan", "{junk}/fifo"], 2, "is a FIFO, not a plan file"),
     regression("models push", ["{junk}/model.safetensors", "--for", "{junk}/fifo"], 2, "is a FIFO, not a workflow file"),
+    # a FIFO where a file is written: write_atomic replaced it with the plan (and later reads found a file)
+    regression("plan", ["--out", "{junk}/fifo"], 2, "is a FIFO, not a regular file"),
+    regression("cost", ["--journal", "{junk}/fifo"], 2, "is a FIFO, not a journal file"),
     # output paths that are folders, too long, symlink loops, files where a folder goes
     regression("plan", ["--out", "{junk}/dir"], 2, "is a directory; give a file name"),
     regression("plan", ["--out", "{spec}"], 2, "is the spec being rendered"),

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .options import DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, RegionOpt, ServiceOpt, SpecRef, session
+from .options import (DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, PricesOpt, RegionOpt, ServiceOpt, SpecRef,
+                      session)
 from .views import deploy_text, lifecycle_text, plan_text, rollback_text, status_text, storage_plan_text, versions_text
 
 if TYPE_CHECKING:
@@ -66,17 +67,29 @@ def plan_cmd(
     plan_file: Annotated[
         Optional[Path], typer.Option("--out", help="Also save the plan to FILE, for `deploy --plan FILE`.", metavar="FILE")
     ] = None,
+    prices: PricesOpt = None,
     output: PlanOutputOpt = None,
 ) -> None:
     """Show what deploy would change on the live service (one read call) and on its mount (the
-    spec's models and wheels and the lock's custom nodes against one listing of the bucket).
+    spec's models and wheels and the lock's custom nodes against one listing of the bucket), and
+    what it costs.
 
-    Example: eascomfy plan --detailed-exitcode --out plan.json"""
+    When the change touches instance types or the instance count, the plan also shows each type's
+    stock (DescribeMachineSpec), spot discount, hourly price (from --prices) and the monthly
+    difference; a type out of stock is a warning that names the spec's fallback types.
+
+    \b
+    Examples:
+      eascomfy plan --detailed-exitcode --out plan.json
+      eascomfy plan --prices prices.yaml -o json
+    """
     changed = False
     markdown = output == "markdown"  # a pull request comment on stdout (docs/gitops.md)
     with session("plan", None if markdown else output) as out:
+        from ..control.cost import Capacity, cost_of_plan, load_prices
         from ..control.deploy import connect, plan_service, save_plan
         from ..core.planreport import plan_json, plan_markdown
+        from .cost_views import plan_cost_markdown, plan_cost_text
 
         spec = SpecRef(out, file, env, edition).spec
         if plan_file is not None:  # a folder, the spec, a name that cannot be written: before the call
@@ -84,17 +97,25 @@ def plan_cmd(
 
             check_output_file(plan_file, force=True, inputs=spec.files, param="out")
         wants_mount = _wants_mount(spec)  # a damaged lockfile is refused before any call
-        plan, _ = plan_service(spec, connect(spec.region, out))
+        price_table = load_prices(prices)  # a bad prices file is refused before any call
+        client = connect(spec.region, out)
+        plan, live = plan_service(spec, client)
+        cost = cost_of_plan(plan, live.config if live else None, client, price_table, Capacity())
+        for warning in cost.warnings if cost else []:
+            out.warn(warning)
         found = _storage_plan(out, spec) if wants_mount else None
         storage = found[1] if found else None
         changed = plan.has_changes or bool(storage and storage.changes)
         if plan_file is not None:
             save_plan(plan, plan_file, storage.saved() if storage else None)
             out.info(f"plan saved to {plan_file}; apply exactly it with `eascomfy deploy --plan {plan_file}`")
-        text = plan_markdown(plan) if markdown else plan_text(plan)
+        if markdown:
+            text = plan_markdown(plan) + plan_cost_markdown(cost)
+        else:
+            text = "\n".join(t for t in (plan_text(plan), plan_cost_text(cost)) if t)
         if found is not None:
             text += storage_plan_text(found[0], found[1], markdown)
-        out.emit(plan_json(plan, storage.to_dict() if storage else None), text)
+        out.emit(plan_json(plan, storage.to_dict() if storage else None, cost), text)
     if detailed_exitcode and changed:
         from ..errors import EXIT_PLAN_CHANGES
 

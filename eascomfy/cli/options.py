@@ -35,6 +35,11 @@ EditionOpt = Annotated[
     typer.Option("--edition", help="Override the spec's edition: standard, api, cluster, serverless.", metavar="EDITION"),
 ]
 DEFAULT_SPEC = Path("eascomfy.yaml")
+PricesOpt = Annotated[
+    Optional[Path],
+    typer.Option("--prices", help="Hourly prices per instance type (YAML, docs/cost.md): the API has no list price.",
+                 metavar="FILE"),
+]
 
 
 ServiceOpt = Annotated[

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .cost import PlanCost
 from .plan import Change, Plan
 from .secrets import MASK, mask_config
 
@@ -33,9 +34,11 @@ def summary(plan: Plan) -> dict[str, int]:
     }
 
 
-def plan_json(plan: Plan, storage: dict[str, Any] | None = None) -> dict[str, Any]:
+def plan_json(plan: Plan, storage: dict[str, Any] | None = None, cost: PlanCost | None = None) -> dict[str, Any]:
     """The documented, versioned JSON form of a plan (docs/json-output.md); ``storage``: the
-    bucket's part (``storage.lock.StoragePlan.to_dict``), null when deploy does not touch it."""
+    bucket's part (``storage.lock.StoragePlan.to_dict``), null when deploy does not touch it;
+    ``cost``: the cost section (``core.cost``), null when the change pays for nothing new or it
+    was not asked."""
     hide = plan.has_secrets
     return {
         "storage": storage,
@@ -46,6 +49,7 @@ def plan_json(plan: Plan, storage: dict[str, Any] | None = None) -> dict[str, An
         "desired_sha": MASK if hide else plan.desired_sha,
         "live_sha": MASK if hide and plan.live_sha else plan.live_sha,
         "live_version": plan.live_version,
+        "cost": cost.to_dict() if cost is not None else None,
     }
 
 

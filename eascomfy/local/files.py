@@ -44,6 +44,8 @@ def check_output_file(path: Path, *, force: bool = False, inputs: Iterable[Path]
     found = probe(path, param)
     if found is not None and stat.S_ISDIR(found.st_mode):
         raise UsageError(f"{path} is a directory; give a file name", param=param)
+    if found is not None and not stat.S_ISREG(found.st_mode):  # write_atomic would replace the FIFO or device
+        raise UsageError(f"{path} is {file_type(found.st_mode)}, not a regular file; give a file name", param=param)
     if found is not None:
         for source in inputs:
             if Path(source).exists() and os.path.samefile(path, source):

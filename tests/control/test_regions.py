@@ -31,7 +31,8 @@ def test_a_known_region_costs_no_describe_regions(sandbox: EasSandbox, project: 
     p = project("region_known_svc")
     before = mark(sandbox)
     assert p.cli("plan").exit_code == 0
-    assert _actions(sandbox, before) == ["DescribeService"]
+    # a new service's plan also reads its instance types' stock (docs/cost.md): still no DescribeRegions
+    assert _actions(sandbox, before) == ["DescribeService", "DescribeMachineSpec"]
 
 
 def test_region_check_false_asks_eas_and_refuses_what_it_does_not_offer(

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..server import SandboxServer
 from .errors import EasError, api_not_found, invalid, new_request_id, not_found
+from .capacity import Capacity
 from .ops_api import OpsApi
 from .groups import GroupApi
 from .scalers import ScalerApi
@@ -73,6 +74,7 @@ class OpenApi:
         self._server = server
         self._nonces = NonceCache()
         self.foreign: set[str] = set()  # names another account owns (a test hook)
+        self.capacity = Capacity(region)  # DescribeMachineSpec, DescribeSpotDiscountHistory
         self._service_ops: dict[tuple[str, str], Callable[[Call], dict[str, Any]]] = {
             ("GET", ""): self._describe,
             ("PUT", ""): self._update,
@@ -130,6 +132,8 @@ class OpenApi:
             handler = {"POST": self._create, "GET": self._list}.get(method)
         elif raw_path.rstrip("/") == "/api/v2/regions":
             handler = {"GET": self._regions}.get(method)
+        elif raw_path.startswith("/api/v2/public/"):
+            handler = self.capacity.routes().get((method, raw_path.rstrip("/")))
         elif raw_path.rstrip("/") == "/api/v2/groups":
             handler = {"GET": self.groups.list_groups}.get(method)
         elif (g := GROUP_PATH.match(raw_path)) and method == "GET":
