@@ -168,7 +168,7 @@ class SpecRef:
         if self.file != DEFAULT_SPEC:
             specs = load_specs(self.file, env=self.env, edition=self.edition)
         else:
-            specs = load_fleet(Path.cwd(), env=self.env, edition=self.edition)
+            specs = load_fleet(Path("."), env=self.env, edition=self.edition)  # paths shown relative
         return [self._adopt(s) for s in choose(specs, selector)]
 
     def load(self, env: str | None) -> "Spec":

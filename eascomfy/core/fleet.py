@@ -189,10 +189,10 @@ def select(members: Sequence[Member], selector: Selector) -> list[int]:
             "region", did_you_mean(selector.region, regions)
     else:
         missing = [f"{k}={v}" for k, v in selector.labels if f"{k}={v}" not in labels]
-        param = "label"
         if missing:
-            what = f"no service of the fleet has label {missing[0]} (labels: {', '.join(labels) or 'none'})"
+            what, param = f"no service of the fleet has label {missing[0]} (labels: {', '.join(labels) or 'none'})", "label"
             hint = did_you_mean(missing[0], labels)
-        else:
-            what = f"no service of the fleet matches {selector.describe()} together"
+        else:  # each selector matches something, not all at once
+            what, param = f"no service of the fleet matches {selector.describe()} together", None
+            hint = "; ".join(f"{m.name} is in {m.region}" for m in members if m.name == selector.service) or None
     raise UsageError(what, hint, param=param)
