@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..redact import redact
+
 if TYPE_CHECKING:
     from ..control.fleet import FleetRun
 
@@ -19,4 +21,4 @@ def fleet_text(fleet: "FleetRun", notes: "list[str] | None" = None) -> str:
     lines.append(f"{len(fleet.outcomes)} service{'s' if len(fleet.outcomes) != 1 else ''}: {counts}")
     lines += [f"{o.service} ({o.region}): error: {o.error}" for o in fleet.outcomes if o.error is not None]
     lines += notes or []
-    return "\n".join(lines)
+    return redact("\n".join(lines))  # errors are printed here, not through Out's stderr (which redacts)

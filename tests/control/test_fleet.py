@@ -128,6 +128,7 @@ def test_selectors_pick_and_a_selector_matching_nothing_names_what_exists(sandbo
         (("--service", "fl_single", "--region", HZ), "error: no service of the fleet matches service fl_single, "
                                                      "region cn-hangzhou together (fl_single is in ap-southeast-1)"),
         (("--label", "team"), "--label: expected KEY=VALUE, got 'team'"),
+        (("--all", "--parallel", "0"), "--parallel: expected at least 1, got 0"),
     ]:
         res = cli(fleet, "deploy", *args)
         assert res.exit_code == 2, (args, res.stderr)
@@ -265,3 +266,20 @@ def test_a_service_defined_twice_and_region_with_regions(sandbox: EasSandbox, fl
     res = cli(fleet, "plan", "--all")
     assert res.exit_code == 3 and "set exactly one of 'region' or 'regions', not both" in res.stderr
     assert mark(sandbox) == before
+
+
+def test_secrets_stay_out_of_the_fleet_summary(sandbox: EasSandbox, fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "tok-Fleet-5ecret-0123456789"
+    monkeypatch.setenv("FLEET_TOKEN", secret)
+    with (fleet / "eascomfy.yaml").open("a") as fh:
+        fh.write("env:\n  HF_TOKEN: \"${env:FLEET_TOKEN}\"\n")
+    sandbox.faults.add(kind="status", status=400, code="InvalidParameter", message=f"bad value {secret}",
+                       method="GET", path="/fl_main$", action="DescribeService", times=-1)
+    for args in (("--verbose", "plan", "--all"), ("-o", "json", "deploy", "--all"), ("--verbose", "deploy", "--all")):
+        res = cli(fleet, *args)
+        assert res.exit_code == 4, res.stdout
+        assert secret not in res.stdout + res.stderr, args
+    sandbox.faults.clear()
+    assert cli(fleet, "deploy", "--all").exit_code == 0
+    config = sandbox.get_service("fl_main", region=HZ)["config"]
+    assert any(e.get("value") == secret for e in config["containers"][0].get("env", []))  # it was sent, not shown
