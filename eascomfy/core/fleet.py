@@ -118,7 +118,7 @@ def fleet_files(root: Path) -> list[Path]:
             found.append(p)
     if not found:
         raise UsageError(f"no fleet in {root}: expected {DEFAULT_FILE} or {SERVICES_DIR}/*.yaml there",
-                         "write specs with `eascomfy init services/NAME` and move them, or run from the project folder")
+                         "put one spec per service in services/NAME.yaml (`eascomfy init` writes one), or run from the project folder")
     return found
 
 
