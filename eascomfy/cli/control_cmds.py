@@ -232,7 +232,7 @@ def update_image_cmd(
             work = update_image_work(version, edition, allow_other_changes=allow_other_changes, force=force,
                                      dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback,
                                      force_unlock=force_unlock)
-            after = None if no_write or dry_run else (lambda fleet: write_versions(specs, fleet, version, out))
+            after = None if no_write or dry_run else (lambda fleet: write_versions(specs, fleet, version))
             if max_unavailable is not None:
                 if max_unavailable < 1:
                     from ..errors import UsageError

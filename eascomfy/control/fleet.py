@@ -224,24 +224,26 @@ def update_image_work(version: str, edition: str | None, **options: Any) -> Work
     return work
 
 
-def write_versions(specs: Sequence[Spec], fleet: FleetRun, version: str, progress: Progress) -> list[str]:
+def write_versions(specs: Sequence[Spec], fleet: FleetRun, version: str) -> list[str]:
     """Record ``version`` in each spec file whose every selected service was updated: a file never
-    claims a version one of its services failed or was skipped on (running again finishes them)."""
+    claims a version one of its services failed or was skipped on (running again finishes them).
+    Each updated service's data says whether its file was written; returns a line per file."""
     from ..core.image import with_image_version
     from ..local.specfile import write_image_version
 
-    written, by_file = [], {}
+    notes, by_file = [], {}
     for spec, outcome in zip(specs, fleet.outcomes):
         by_file.setdefault(spec.file, []).append((spec, outcome))
     for file, pairs in by_file.items():
         if not all(o.result == OK for _, o in pairs):
-            progress.info(f"{file}: image.version not written (not every service of it was updated)")
+            notes.append(f"{file}: image.version not written (not every service of it was updated)")
             continue
         path = write_image_version(with_image_version(pairs[0][0], version), version)
+        for _, outcome in pairs:
+            outcome.data.update(file_written=path is not None, file=str(path) if path else None)
         if path:
-            written.append(str(path))
-            progress.info(f"wrote image.version {version} to {path}")
-    return written
+            notes.append(f"wrote image.version {version} to {path}")
+    return notes
 
 
 def status_work() -> Work:

@@ -192,6 +192,8 @@ def test_rolling_update_stops_at_the_first_failure(sandbox: EasSandbox, fleet: P
     assert not [r for r in api_calls(sandbox, before) if r.site == SG]
     # the file of a service that was updated everywhere says 2.2; the others keep 1.9
     assert '"2.2"  # the image' in (fleet / "eascomfy.yaml").read_text()
+    assert "wrote image.version 2.2 to eascomfy.yaml" in res.stdout
+    assert "services/multi.yaml: image.version not written (not every service of it was updated)" in res.stdout
     assert '"1.9"' in (fleet / "services" / "multi.yaml").read_text()
     assert '"1.9"' in (fleet / "services" / "single.yaml").read_text()
 
