@@ -157,6 +157,12 @@ class SpecRef:
                 self.out.warn(warning)
         return spec
 
+    def every_region(self) -> "list[Spec]":
+        """The spec once per region (one for a single-region spec): for checking them all."""
+        from ..core.spec import load_specs
+
+        return [self._adopt(s) for s in load_specs(self.file, env=self.env, edition=self.edition)]
+
     def fleet(self, service: str | None, region: str | None, labels: "list[str] | None") -> "list[Spec]":
         """The fleet's services the selectors pick (``control.fleet``): the project in the current
         folder, or the one --file named (all its regions); every spec checked before any call."""

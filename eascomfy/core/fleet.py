@@ -92,9 +92,10 @@ def for_region(user: dict[str, Any], positions: Positions, region: str) -> tuple
 
 def pick_region(regions: Sequence[str], region: str | None, file: str) -> str:
     """The region of a multi-region spec a single-service command works on."""
-    if region is None:
+    if region is None:  # no param: not every command that gets here has a --region
         raise UsageError(f"{file} names several regions ({', '.join(regions)}): name the one to work on",
-                         f"e.g. --region {regions[0]}, or --all for every one", param="region")
+                         f"a command on one service takes --region {regions[0]}; plan, deploy, status, "
+                         "update-image and delete take --all for every one")
     if region not in regions:
         guess = did_you_mean(region, regions)
         raise UsageError(f"{file} does not deploy to {region} (its regions: {', '.join(regions)})", guess, param="region")

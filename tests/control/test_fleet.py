@@ -226,8 +226,13 @@ def test_a_multi_region_spec_alone(sandbox: EasSandbox, tmp_path: Path) -> None:
     before = mark(sandbox)
     res = cli(tmp_path, "plan")  # a single-service command needs the region
     assert res.exit_code == 2
-    assert ("--region: eascomfy.yaml names several regions (cn-hangzhou, cn-shanghai, ap-southeast-1): name the "
-            "one to work on (e.g. --region cn-hangzhou, or --all for every one)") in res.stderr
+    assert ("error: eascomfy.yaml names several regions (cn-hangzhou, cn-shanghai, ap-southeast-1): name the one "
+            "to work on (a command on one service takes --region cn-hangzhou; plan, deploy, status, update-image "
+            "and delete take --all for every one)") in res.stderr
+    res = cli(tmp_path, "-o", "json", "validate")  # every region checked, offline
+    assert res.exit_code == 0 and res.json()["data"]["regions"] == [HZ, SH, SG]
+    res = cli(tmp_path, "-o", "json", "render", "--region", SH)
+    assert res.json()["data"]["service"]["storage"][0]["oss"]["path"] == "oss://b-cn-shanghai/fl_alone/"
     assert mark(sandbox) == before
     res = cli(tmp_path, "deploy", "--all")
     assert res.exit_code == 0, res.stdout
