@@ -290,3 +290,23 @@ def test_secrets_stay_out_of_the_fleet_summary(sandbox: EasSandbox, fleet: Path,
     assert cli(fleet, "deploy", "--all").exit_code == 0
     config = sandbox.get_service("fl_main", region=HZ)["config"]
     assert any(e.get("value") == secret for e in config["containers"][0].get("env", []))  # it was sent, not shown
+
+
+def test_one_client_per_region_serves_all_its_services(sandbox: EasSandbox, fleet: Path) -> None:
+    """The runner makes one EAS client per region, shared by that region's services' threads."""
+    from eascomfy.control.deploy import connect
+    from eascomfy.control.fleet import Clients, load_fleet, plan_work, run
+    from eascomfy.ports import SILENT
+
+    made: list[str] = []
+
+    def counted(region: str, progress: object) -> object:
+        made.append(region)
+        return connect(region, SILENT)
+
+    specs = load_fleet(fleet)
+    before = mark(sandbox)
+    outcome = run(specs, plan_work(), SILENT, parallel=4, clients=Clients(SILENT, make=counted))  # type: ignore[arg-type]
+    assert outcome.exit_code(detailed=True) == 2 and len(outcome.outcomes) == 4
+    assert sorted(made) == sorted({HZ, SH, SG})  # 4 services, 3 regions, 3 clients
+    assert len(api_calls(sandbox, before)) == 4
