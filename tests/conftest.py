@@ -3,14 +3,16 @@ environment; putting shared emulators back as they were made."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -18,6 +20,7 @@ from typer.testing import CliRunner
 if TYPE_CHECKING:
     from eascomfy.sandbox.comfyui import Attachment
     from eascomfy.sandbox.server import ServerBacked
+    from eascomfy.sandbox.stack import SandboxStack
 
 TESTS = Path(__file__).resolve().parent
 
@@ -43,6 +46,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from the shell that runs pytest leaks into what the tests see or touch."""
     if config.getoption("--update-golden") and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         raise pytest.UsageError("--update-golden rewrites the expected files; it is refused when CI=true")
+    # A shell starts a background job (`pytest ... &`, nohup) with SIGINT ignored, and children
+    # keep an ignored signal across exec: the Ctrl-C tests' CLI would then never see their SIGINT.
+    # A handler (unlike SIG_IGN) is reset to the default at exec, so Python installs its own.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     saved = dict(os.environ)
     root = Path(tempfile.mkdtemp(prefix="eascomfy-tests-"))
     for name in list(os.environ):
@@ -113,6 +121,18 @@ def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "con
         assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
         time.sleep(0.02)
     return result
+
+
+@contextlib.contextmanager
+def stack_environment(stack: SandboxStack, root: Path) -> Iterator[dict[str, str]]:
+    """For a module-scoped fixture: point the CLI at ``stack`` (its endpoints and keys), with its own
+    client state under ``root`` and a quick deploy-lock read-back, until the block ends. Yields the
+    variables, for an autouse fixture to set again per test (a test's monkeypatch may change them)."""
+    env = {**stack.env(), "EASCOMFY_STATE_DIR": str(root / "client-state"), "EASCOMFY_LOCK_SETTLE": "0.05"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield env
 
 
 def clean_emulators(servers: Iterable[ServerBacked], attachment: Attachment | None = None, *,

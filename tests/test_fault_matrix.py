@@ -35,7 +35,7 @@ from eascomfy.crc64 import crc64
 from eascomfy.sandbox.eas import Timings
 from eascomfy.sandbox.server import RecordedRequest
 from eascomfy.sandbox.stack import SandboxStack
-from tests.conftest import TESTS, Result, clean_emulators, run_cli, wait_until
+from tests.conftest import TESTS, Result, clean_emulators, run_cli, stack_environment, wait_until
 
 REGION = "cn-hangzhou"
 BUCKET = "fault-data"
@@ -72,13 +72,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.oss.create_bucket(BUCKET, region=REGION)
         for key in MOUNTED:  # what the seed workflow needs on the API service's mount
             stack.oss.put_object(BUCKET, "fm_api/" + key, b"# stand-in\n")
-        env = {**stack.env(), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-               "EASCOMFY_STATE_DIR": str(root / "client-state"), "EASCOMFY_LOCK_SETTLE": "0.05"}
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in env.items():
-                mp.setenv(key, value)
-            for key in ("EASCOMFY_OUTPUT", "EASCOMFY_SERVICE_URL", "EASCOMFY_SERVICE_TOKEN"):
-                mp.delenv(key, raising=False)
+        with stack_environment(stack, root) as env:
             api = _spec(root / "fm_api", "fm_api", "api")
             res = run_cli("deploy", "--timeout", "30", cwd=api)
             assert res.exit_code == 0, res.stderr

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from eascomfy.sandbox.eas import Timings
 from eascomfy.sandbox.stack import SandboxStack
-from tests.conftest import TESTS, Result, clean_emulators, run_cli
+from tests.conftest import TESTS, Result, clean_emulators, run_cli, stack_environment
 
 REGION = "cn-hangzhou"
 BUCKET = "fuzz-data"
@@ -171,13 +171,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("fuzz")
     with SandboxStack(root / "state", timings=FAST, region=REGION, job_seconds=0.02) as stack:
         stack.oss.create_bucket(BUCKET, region=REGION)
-        env = {**stack.env(), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-               "EASCOMFY_STATE_DIR": str(root / "client-state"), "EASCOMFY_LOCK_SETTLE": "0.05"}
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in env.items():
-                mp.setenv(key, value)
-            for key in ("EASCOMFY_OUTPUT", "EASCOMFY_SERVICE_URL", "EASCOMFY_SERVICE_TOKEN"):
-                mp.delenv(key, raising=False)
+        with stack_environment(stack, root) as env:
             std, api = _deploy(root, "fz_std", "standard"), _deploy(root, "fz_api", "api")
             junk = _junk(root)
             specs = {d / "eascomfy.yaml": (d / "eascomfy.yaml").read_text() for d in (std, api)}

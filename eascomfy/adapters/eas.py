@@ -174,6 +174,9 @@ class LiveService:
     update_time: str
     access_token: str = field(default="", repr=False)
     safety_lock: str = ""  # DescribeService SafetyLock: all | dangerous | none ("" when not reported)
+    group: str = ""  # DescribeService ServiceGroup: the service group it is in ("" none)
+    traffic_state: str = ""  # TrafficState: standalone | grouping ("" when not reported)
+    weight: int | None = None  # Weight: its share of the group's traffic, relative to the others'
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> "LiveService":
@@ -197,6 +200,9 @@ class LiveService:
             update_time=str(body.get("UpdateTime") or ""),
             access_token=token,
             safety_lock=str(body.get("SafetyLock") or ""),
+            group=str(body.get("ServiceGroup") or ""),
+            traffic_state=str(body.get("TrafficState") or ""),
+            weight=int(body["Weight"]) if isinstance(body.get("Weight"), int) else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

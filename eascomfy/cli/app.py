@@ -94,9 +94,9 @@ def _argv_output(argv: list[str]) -> str | None:
 
 # -- every command group registers itself; each keeps its imports lazy -------------------------------
 def _register() -> None:
-    from . import control_cmds, gitops_cmds, ops_cmds, sandbox_cmds, spec_cmds, storage_cmds, workflow_cmds
+    from . import control_cmds, gitops_cmds, ops_cmds, release_cmds, sandbox_cmds, spec_cmds, storage_cmds, workflow_cmds
 
-    for module in (spec_cmds, control_cmds, gitops_cmds, ops_cmds, storage_cmds, workflow_cmds, sandbox_cmds):
+    for module in (spec_cmds, control_cmds, gitops_cmds, ops_cmds, release_cmds, storage_cmds, workflow_cmds, sandbox_cmds):
         module.register(app)
 
 

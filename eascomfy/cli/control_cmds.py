@@ -170,6 +170,7 @@ def deploy_cmd(
     with session("deploy", output) as out:
         from ..control.deploy import connect, deploy
         from ..core.planfile import read_plan
+        from ..storage.warmup import writer
 
         if all_ or service or region or label:
             _not_with_fleet(plan=plan_file)
@@ -184,7 +185,7 @@ def deploy_cmd(
         saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
         result = deploy(spec, connect(spec.region, out), out, dry_run=dry_run, wait=wait, timeout=timeout,
-                        rollback=not no_rollback, saved=saved, force_unlock=force_unlock)
+                        rollback=not no_rollback, saved=saved, force_unlock=force_unlock, prepare=writer(spec, out))
         out.emit(result.to_dict(), deploy_text(result))
 
 
@@ -295,16 +296,16 @@ def status_cmd(
             specs = SpecRef(out, file, env).fleet(service, region, label)
             _run_fleet(out, specs, status_work(), parallel, False)
             return
-        from ..control.diagnose import instance_states
+        from ..control.diagnose import restart_diagnosis
         from ..control.lifecycle import status
 
         name, region_id = _target(SpecRef(out, file, env), service, region)
         client = connect(region_id, out)
         live, events = status(client, name)
-        instances = instance_states(client, name)
+        instances, report = restart_diagnosis(client, live, progress=out)
         data = {**live.to_dict(), "region": region_id, "events": [e.__dict__ for e in events],
-                "instances": [i.to_dict() for i in instances]}
-        out.emit(data, status_text(live, region_id, events, instances))
+                "instances": [i.to_dict() for i in instances], "diagnosis": report.to_dict() if report else None}
+        out.emit(data, status_text(live, region_id, events, instances, report))
 
 
 def versions_cmd(

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from ..adapters.eas import Event, LiveService
     from ..adapters.eas_ops import Instance
     from ..control.deploy import DeployResult
+    from ..control.diagnose import Report
     from ..control.lifecycle import Versions
     from ..control.logs import LogLine
     from ..core.plan import Plan
@@ -42,7 +43,8 @@ def _vpc_host(live: "LiveService") -> bool:
     return ".vpc." in f".{host}."
 
 
-def status_text(live: "LiveService", region: str, events: "list[Event]", instances: "list[Instance]" = ()) -> str:
+def status_text(live: "LiveService", region: str, events: "list[Event]", instances: "list[Instance]" = (),
+                report: "Report | None" = None) -> str:
     lines = [
         f"service {live.name} ({region}): {live.status}, {live.running}/{live.total} instances running",
         f"image: {live.image}",
@@ -54,6 +56,8 @@ def status_text(live: "LiveService", region: str, events: "list[Event]", instanc
         lines.append(f"reason: {live.reason}: {live.message}")
     if instances:
         lines += ["instances:", *instance_lines(instances)]
+    if report is not None:
+        lines += ["last failure (an instance restarted):", *(f"  {line}" for line in report.lines())]
     if events:
         lines += ["last events:", *events_lines(events)]
     return "\n".join(lines)

@@ -165,10 +165,13 @@ def deploy(
     poll: Poll = Poll(),
     saved: dict[str, Any] | None = None,
     force_unlock: bool = False,
+    prepare: Callable[[], None] | None = None,
 ) -> DeployResult:
     """Create or update the service, wait until ready, roll back a failed update (unless
     ``rollback`` is False). With ``saved`` (a plan file, ``core.planfile``), refuse before any
     write unless it still holds. A ``timeout`` of 0 or less is refused before any call.
+    ``prepare`` runs after the lock is taken, right before a config is sent (e.g. writing the
+    warm-up request file the config names: ``storage.warmup``); never on a dry run or no change.
 
     When the config already is the spec's but a change is still rolling out (another deploy's
     update, a create), there is nothing to send, yet the service is not ready: deploy says so
@@ -181,7 +184,7 @@ def deploy(
     if not dry_run and not plan.managed and plan.action == "update":
         _refuse_takeover_removals(plan, spec)
     return execute(plan, live, client, progress, started, dry_run=dry_run, wait=wait, timeout=timeout,
-                   rollback=rollback, poll=poll, force_unlock=force_unlock)
+                   rollback=rollback, poll=poll, force_unlock=force_unlock, prepare=prepare)
 
 
 def execute(
@@ -197,6 +200,7 @@ def execute(
     rollback: bool,
     poll: Poll,
     force_unlock: bool = False,
+    prepare: Callable[[], None] | None = None,
 ) -> DeployResult:
     """Carry out a plan made against ``live``: print it, take the service's deploy lock
     (``control.locks``; a service that exists and changes), apply, wait, roll back on failure,
@@ -229,7 +233,7 @@ def execute(
             )
     try:
         return _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
-                          rollback=rollback, poll=poll)
+                          rollback=rollback, poll=poll, prepare=prepare)
     finally:
         if lock is not None:
             release(client, plan.service, lock)
@@ -248,9 +252,12 @@ def _carry_out(
     timeout: float,
     rollback: bool,
     poll: Poll,
+    prepare: Callable[[], None] | None = None,
 ) -> DeployResult:
     applied_at = time.time()
     if plan.has_changes:
+        if prepare is not None and plan.action in ("create", "update"):
+            prepare()
         apply(plan, client)
         result.applied = True
     if busy and wait:

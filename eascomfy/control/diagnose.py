@@ -3,7 +3,7 @@
 log lines of the troubled instances (the previous container's when one restarted) and the known
 causes they show, named in ComfyUI terms by ``core.causes``.
 
-Used by ``status`` (the instances) and by the waiter when a deploy, start or rollback fails
+Used by ``status`` (the instances, and the diagnosis when one restarted) and by the waiter when a deploy, start or rollback fails
 (``control.wait``). A diagnosis never hides the failure it explains: a call that fails here is
 reported at debug level and left out.
 """
@@ -80,9 +80,21 @@ class Report:
         return "; ".join(f"{c.summary}: {c.advice}" for c in self.causes) or None
 
 
+def restart_diagnosis(client: EasClient, live: LiveService, *, progress: Progress = SILENT,
+                      last: int = LAST_LINES) -> tuple[list[Instance], Report | None]:
+    """The instances of a service, and, when one of them restarted (outside any wait: the
+    kernel killed ComfyUI, a node failed to import...), the diagnosis of its last failure with
+    its previous container's last log lines; None when no instance restarted. For ``status``."""
+    instances = instance_states(client, live.name)
+    if not any(i.restarts > 0 for i in instances):
+        return instances, None
+    return instances, diagnose(client, live.name, live, progress=progress, last=last, instances=instances)
+
+
 def diagnose(client: EasClient, name: str, live: LiveService | None = None, *, progress: Progress = SILENT,
-             last: int = LAST_LINES) -> Report:
-    """Everything EAS says about why ``name`` is not well, and the known causes in it."""
+             last: int = LAST_LINES, instances: list[Instance] | None = None) -> Report:
+    """Everything EAS says about why ``name`` is not well, and the known causes in it
+    (``instances``: ListServiceInstances already read by the caller)."""
     ops = EasOps(client)
     report = Report(name)
 
@@ -94,7 +106,8 @@ def diagnose(client: EasClient, name: str, live: LiveService | None = None, *, p
             return default
 
     report.diagnosis = list(attempt("DescribeServiceDiagnosis", lambda: ops.diagnosis(name), []))
-    report.instances = list(attempt("ListServiceInstances", lambda: ops.instances(name), []))
+    report.instances = list(instances) if instances is not None else list(
+        attempt("ListServiceInstances", lambda: ops.instances(name), []))
     for item in [i for i in report.instances if troubled(i)][:MAX_INSTANCES]:
         own = attempt("DescribeServiceInstanceDiagnosis", lambda: ops.instance_diagnosis(name, item.name), None)
         if own is not None and all((own.error, own.causes) != (d.error, d.causes) for d in report.diagnosis):

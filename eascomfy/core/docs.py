@@ -38,16 +38,22 @@ def _type(schema: dict[str, Any]) -> str:
     return t
 
 
-def _rows(schema: dict[str, Any], prefix: str = "") -> list[str]:
+def _rows(schema: dict[str, Any], prefix: str = "", root: dict[str, Any] | None = None) -> list[str]:
+    root = schema if root is None else root
     rows = []
     for name, sub in schema.get("properties", {}).items():
+        if "$ref" in sub:  # a shared definition (#/$defs/...), under this field's own words
+            target: Any = root
+            for part in sub["$ref"][2:].split("/"):
+                target = target[part]
+            sub = {**target, **{k: v for k, v in sub.items() if k != "$ref"}}
         path = f"{prefix}{name}"
         default = json.dumps(sub["default"]) if "default" in sub else ""
         required = " (required)" if name in schema.get("required", []) else ""
         desc = sub.get("description", "").replace("|", "\\|")
         eas = sub.get("x-eas", "").replace("|", "\\|")
         rows.append(f"| `{path}`{required} | {_type(sub)} | {default} | {eas} | {desc} |")
-        rows += _rows(sub, path + ".")
+        rows += _rows(sub, path + ".", root)
     return rows
 
 

@@ -31,7 +31,7 @@ def regions_problems(user: dict[str, Any]) -> list[Violation]:
     """What is wrong with the ``regions``/``storage.oss`` pair of a schema-valid spec: a per-region
     mapping without ``regions``; with ``regions``, one bucket for all (a bucket lives in one
     region), a region without a bucket, a bucket for a region not listed, one bucket for two
-    regions, NAS or a fixed endpoint (both belong to one region)."""
+    regions, NAS, a fixed endpoint or a VPC network (each belongs to one region)."""
     regions = user.get("regions")
     storage = user.get("storage") or {}
     oss = storage.get("oss") if isinstance(storage, dict) else None
@@ -47,6 +47,10 @@ def regions_problems(user: dict[str, Any]) -> list[Violation]:
     if "endpoint" in storage:
         problems.append(Violation(("storage", "endpoint"), "an OSS endpoint names one region; with regions, each "
                                   "service mounts its bucket through its own region's endpoint (leave it out)"))
+    if user.get("network"):
+        problems.append(Violation(("network",), "a VPC, its vSwitches and security group are in one region; a spec "
+                                  "with regions cannot give one network to all (write one spec per region for VPC "
+                                  "services)"))
     if isinstance(oss, str):
         problems.append(Violation(("storage", "oss"), "with regions, storage.oss maps each region to a bucket in it, "
                                   f"e.g. {{{regions[0]}: {oss}}}: a bucket lives in one region and EAS mounts "

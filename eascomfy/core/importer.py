@@ -6,7 +6,7 @@ rendered again, must be the live config, so a plan right after an import shows n
 
 Three steps, each pure and used by ``control.importer``:
 - ``spec_fields``: the fields eascomfy models (edition, image, storage, resources, queue,
-  autoscaling, env, pip, wheels, extra_args, labels), each taken only when it renders back to
+  autoscaling, health, network, env, pip, wheels, extra_args, labels), each taken only when it renders back to
   exactly what the service has; what could not be read is said in ``notes``.
 - ``overrides_for``: the merge patch from what those fields render to, to the live config: every
   key eascomfy does not model (or could not map) goes into ``overrides:`` so nothing is lost.
@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from . import wire
+from . import health as health_checks, network as networking, wire
 from .secrets import looks_secret
 from .editions import Edition
 
@@ -221,6 +221,25 @@ def _queue(config: dict[str, Any], edition: str, out: Imported) -> None:
     out.data["queue"] = spec
 
 
+def _health(config: dict[str, Any], edition: Edition | None, out: Imported) -> None:
+    """The container's probes; a probe the edition would add and the service has not is null."""
+    found, notes = health_checks.read_back(_container(config))
+    out.notes += notes
+    defaults = (edition.defaults.get("health") if edition is not None else None) or {}
+    for kind in health_checks.KINDS:
+        if kind in defaults and kind not in found and wire.HEALTH_KEYS[kind] not in _container(config):
+            found[kind] = None
+    if found:
+        out.data["health"] = found
+
+
+def _network(config: dict[str, Any], out: Imported) -> None:
+    found, notes = networking.read_back(config)
+    out.notes += notes
+    if found:
+        out.data["network"] = found
+
+
 def _autoscaling(config: dict[str, Any], out: Imported) -> None:
     """An autoscaler embedded in the service JSON stays there (in overrides): eascomfy's
     ``autoscaling:`` is applied through the AutoScaler API, another form (docs/control-plane.md)."""
@@ -279,6 +298,8 @@ def spec_fields(
     _resources(config, out)
     _queue(config, out.data["edition"], out)
     _autoscaling(config, out)
+    _health(config, next((e for e in editions if e.name == out.data["edition"]), None), out)
+    _network(config, out)
     _script(config, base_scripts.get(out.data["edition"], ""), out)
     _pip(config, out)
     _env(config, out)
@@ -362,6 +383,8 @@ def spec_text(imported: Imported, overrides: dict[str, Any], lost: list[str]) ->
         ("resources", "instance types (the first, then fallbacks in order) or a dedicated resource group"),
         ("queue", "the API edition's queue sub-service"),
         ("autoscaling", None),
+        ("health", "health checks of the ComfyUI container (null: none of this kind)"),
+        ("network", "the VPC the instances run in"),
         ("wheels", "installed from <mount>/models/whl/ before ComfyUI starts"),
         ("extra_args", "appended to ComfyUI's command line"),
         ("pip", None),

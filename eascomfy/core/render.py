@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from . import wire
+from . import health, network, wire
 from .editions import load_template
 from .merge import canonical, deep_merge, merge_all
 from .secrets import env_text
@@ -70,8 +70,17 @@ def _storage(spec: Spec) -> list[dict[str, Any]]:
     ]
 
 
+def _base_container(template: dict[str, Any], edition_fragment: dict[str, Any]) -> dict[str, Any]:
+    return merge_all((template.get("containers") or [{}])[0], (edition_fragment.get("containers") or [{}])[0])
+
+
+def container_port(spec: Spec) -> Any:
+    """The port ComfyUI listens on (the template's, or the edition's), before ``overrides``."""
+    return _base_container(load_template(spec.project_dir), spec.edition.service).get("port")
+
+
 def _container(spec: Spec, template: dict[str, Any], edition_fragment: dict[str, Any]) -> dict[str, Any]:
-    base = merge_all((template.get("containers") or [{}])[0], (edition_fragment.get("containers") or [{}])[0])
+    base = _base_container(template, edition_fragment)
     container = dict(base)
     container["image"] = image_uri(spec)
     container["script"] = run_command(spec, base.get("script", ""))
@@ -81,6 +90,7 @@ def _container(spec: Spec, template: dict[str, Any], edition_fragment: dict[str,
     if spec.data.get("pip"):
         outer, inner = wire.PIP_REQUIREMENTS
         container[outer] = {inner: list(spec.data["pip"])}
+    container.update(health.render(spec.data))
     return container
 
 
@@ -115,6 +125,14 @@ def _queue(spec: Spec) -> dict[str, Any]:
     return {wire.QUEUE_KEY: block}
 
 
+def _warmup(spec: Spec) -> dict[str, Any]:
+    if not spec.data.get("warmup"):
+        return {}
+    from .warmup import oss_path
+
+    return {wire.WARMUP_KEY: oss_path(spec)}
+
+
 def render(spec: Spec) -> dict[str, Any]:
     """The CreateService body for ``spec``; for console-only editions, what the console needs.
     It carries the secret env values (``core.secrets.mask_config`` hides them for people)."""
@@ -139,6 +157,8 @@ def render(spec: Spec) -> dict[str, Any]:
         {"containers": [_container(spec, template, fragment)]},
         {"storage": _storage(spec)} if data.get("storage") else {},
         _queue(spec),
+        network.render(data),
+        _warmup(spec),
     )
     base = deep_merge(template, {k: v for k, v in fragment.items() if k != "containers"})
     doc = deep_merge(deep_merge(base, derived), data.get("overrides") or {})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import Location, SpecError, UsageError
+from . import health
 from .editions import Edition, UnknownEdition, load_edition
 from .fleet import for_region, pick_region, regions_problems
 from .instances import gpu_count
@@ -202,6 +203,7 @@ def resolve(file: str, user: dict[str, Any], positions: Positions, edition: Edit
     """The spec from what the user set (already schema-valid): the edition's defaults and the
     schema's under it, then the rules (``finish``). ``load_spec`` and ``core.image`` both end here."""
     data = apply_defaults(deep_merge(edition.defaults, user), _spec_schema())
+    health.settle(data, user)
     spec = Spec(file=file, data=data, edition=edition, env=env, user=user, positions=positions)
     finish(spec)
     return spec
@@ -279,6 +281,16 @@ def check_rules(spec: Spec) -> None:
         from .render import comfy_container  # render builds on Spec: imported when needed
 
         problems += override_problems(data["overrides"], comfy_container(spec), {"name": spec.name, "region": spec.region})
+    if data.get("health") and ed.can("api_deploy"):
+        from .render import container_port
+
+        port = container_port(spec)
+        problems += health.problems(data, port)
+        spec.warnings += health.warnings(data, port)
+    if data.get("warmup"):
+        from .warmup import problems as warmup_problems
+
+        problems += warmup_problems(spec)
     raise_first(problems, spec.positions, spec.file)
 
 

@@ -33,3 +33,17 @@ NFS_KEY = "nfs"
 
 # Extra Python packages installed by EAS before start (alipai's container spec; medium).
 PIP_REQUIREMENTS = ("prepare", "pythonRequirements")
+
+# Health checks on containers[0] (Kubernetes-style probes): key names from Alibaba's agent playbooks
+# (aiops-skills health-check.md, config-schema.md) and a public third-party config; medium confidence.
+HEALTH_KEYS = {"startup": "startup_check", "liveness": "liveness_check", "readiness": "readiness_check"}
+
+# The VPC settings: cloud.networking {vpc_id, vswitch_id, security_group_id}, seen in real configs,
+# alipai and the official Terraform module (high confidence); a comma-separated vswitch_id list is
+# from one secondary source (medium).
+NETWORKING_KEY = "networking"
+
+# Warm-up: the top-level warm_up_data_path (an oss:// file) is documented
+# (https://www.alibabacloud.com/help/en/pai/user-guide/warm-up-model-services); that a custom
+# image's warm-up line is POSTed to the container's /prompt as it is is UNVERIFIED.
+WARMUP_KEY = "warm_up_data_path"

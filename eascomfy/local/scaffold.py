@@ -39,6 +39,9 @@ resources:
 # env: {{TZ: Asia/Shanghai}}
 # labels: {{team: creative}}
 # autoscaling: {{min: 1, max: 4, metric: qps, threshold: 10}}
+# health: {{startup: {{failure_threshold: 120}}}}   # probes; the edition sets ComfyUI's defaults
+# warmup: {{workflow: flows/tiny.json, count: 1}}   # run on new instances before they take traffic
+# network: {{vpc_id: vpc-xxxxxxxx, vswitch_id: vsw-xxxxxxxx, security_group_id: sg-xxxxxxxx}}   # your VPC
 # overrides: {{}}                  # raw EAS service JSON, deep-merged last
 
 # Environment overlays, picked with --env NAME (or a file eascomfy.NAME.yaml beside this one):

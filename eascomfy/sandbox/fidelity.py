@@ -33,6 +33,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "event_order": ("oldest_first", "newest_first"),
     "intranet_endpoint": ("host", "path"),
     "autoscaler_update_min": ("positive", "zero_ok"),
+    "group_join": ("standalone", "grouping"),
+    "warmup_failure": ("fail", "proceed"),
+    "warmup_repeat": ("once", "five_times"),
     # OSS (oss/)
     "bucket_location": ("any_endpoint", "bucket_endpoint"),
     "signature_v1": ("refused", "accepted"),
@@ -73,6 +76,17 @@ class Fidelity:
     - ``autoscaler_update_min``: ``positive`` refuses UpdateServiceAutoScaler with ``min: 0``, as
       its docstring and API page say ("must be greater than 0"); ``zero_ok`` accepts it, as
       Create, the console's HPA doc and the async scaling doc (``-Dmin=0``) do.
+    - ``group_join``: the traffic state of a service created in a group (``metadata.group``).
+      ``standalone``: it takes no group traffic until ReleaseService ``TrafficState=grouping``
+      (the manage-service-groups doc: a new member gets no traffic until traffic is enabled;
+      that ReleaseService is the switch is an inference); ``grouping``: it joins the group's
+      traffic at once, with its default Weight (100, the Go SDK's DescribeService example).
+    - ``warmup_failure``: a warm-up whose request file is missing or whose request the container
+      refuses makes the service Failed (``fail``, reason ``WarmUpFailed``), or is logged as a
+      Warning event and the instances go ready anyway (``proceed``); the EAS warm-up doc does not
+      say (``sandbox/eas/warmup.py``).
+    - ``warmup_repeat``: each warm-up request is sent once (``once``), or the whole file five times
+      in a row (``five_times``), as an older version of the EAS warm-up doc says.
     - ``bucket_location``: whether GetBucketLocation answers through any region's endpoint
       (``any_endpoint``, unverified) or only through the bucket's own (``bucket_endpoint``).
     - ``signature_v1``: ``refused`` answers a Signature V1 request 403 with EC 0002-00000080, as
@@ -91,6 +105,9 @@ class Fidelity:
     event_order: str = "oldest_first"
     intranet_endpoint: str = "host"
     autoscaler_update_min: str = "positive"
+    group_join: str = "standalone"
+    warmup_failure: str = "fail"
+    warmup_repeat: str = "once"
     bucket_location: str = "any_endpoint"
     signature_v1: str = "refused"
 

@@ -4,10 +4,9 @@ on ComfyUI's websocket (or by polling ``/history``), download its outputs throug
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -15,7 +14,7 @@ from ..core.comfy_answers import execution_error_line, node_error_lines, output_
 from ..core.workflow import Workflow, title
 from ..errors import CloudError, UsageError, WaitTimeout
 from ..local.files import folder_problem, safe_local_path
-from ..retry import Retry
+from ..retry import Backoff, poll
 from .check import JobError, check_workflow, errors_only
 
 if TYPE_CHECKING:
@@ -93,28 +92,20 @@ def _timeout_error(prompt_id: str, timeout: float, client: "ServiceClient") -> W
                        param="timeout")
 
 
-# /history is polled from 0.1 s up to 2 s apart; the deadline ends the wait, never the attempt count.
-HISTORY_POLL = Retry(attempts=sys.maxsize, base=0.1, cap=2.0)
-
-
-class _NotYet(Exception):
-    """The prompt has no history entry yet: look again."""
+# /history is polled from 0.1 s up to 2 s apart; the deadline ends the wait, never a count.
+HISTORY_POLL = Backoff(first=0.1, factor=2.0, cap=2.0)
 
 
 def wait_history(client: "ServiceClient", prompt_id: str, deadline: float, timeout: float,
-                 policy: Retry = HISTORY_POLL) -> dict[str, Any]:
-    """Poll ``/history/<id>`` on ``policy``'s backoff until the entry is there; past ``deadline``
-    the prompt is interrupted on the server and the wait ends in ``WaitTimeout``."""
-    def look() -> dict[str, Any]:
-        entry = client.history(prompt_id)
-        if entry is not None:
-            return entry
-        if _left(deadline) <= 0:
-            raise _timeout_error(prompt_id, timeout, client)
-        raise _NotYet
-
-    until_deadline = replace(policy, sleep=lambda wait: policy.sleep(max(0.0, min(wait, _left(deadline)))))
-    return until_deadline.call(look, lambda exc: isinstance(exc, _NotYet))
+                 delays: Backoff = HISTORY_POLL, sleep: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Poll ``/history/<id>`` on ``delays`` until the entry is there; past ``deadline`` (a
+    ``time.monotonic()`` time) the prompt is interrupted on the server and the wait ends in
+    ``WaitTimeout``."""
+    entry, done = poll(lambda: client.history(prompt_id), lambda found: found is not None, delays.delays(), deadline,
+                       sleep=sleep)
+    if not done:
+        raise _timeout_error(prompt_id, timeout, client)
+    return entry
 
 
 def _follow(client: "ServiceClient", events: "EventSocket | None", follower: _Follower, deadline: float,

@@ -58,6 +58,10 @@ def test_a_mapping_needs_regions_and_regions_need_one_of_them() -> None:
     path = write("name: fleet_prop\nregions: [cn-hangzhou]\nedition: standard\nstorage:\n  nas: {server: a.nas.aliyuncs.com}\n")
     with pytest.raises(SpecError, match="a NAS file system is in one region"):
         load_spec(path)
+    path = write("name: fleet_prop\nregions: [cn-hangzhou]\nedition: standard\nnetwork: {vpc_id: vpc-abcdefgh12, "
+                 "vswitch_id: vsw-abcdefgh12, security_group_id: sg-abcdefgh12}\n")
+    with pytest.raises(SpecError, match="a VPC, its vSwitches and security group are in one region"):
+        load_spec(path)
     path = write("name: fleet_prop\nregions: [cn-hangzhou, cn-hangzhou]\nedition: standard\n")
     with pytest.raises(SpecError, match="listed twice"):
         load_spec(path)

@@ -29,6 +29,7 @@ CASES = [
     ("serverless", None, None),
     ("sibling-overlay", None, None),
     ("sibling-overlay", "staging", None),
+    ("health-network", None, None),
 ]
 
 

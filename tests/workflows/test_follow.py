@@ -1,4 +1,4 @@
-"""The run's /history poll on the shared Retry policy, without a service: its waits, a poll that
+"""The run's /history poll on the shared polling loop (retry.poll), without a service: its waits, a poll that
 outlasts a thousand attempts, and the deadline that ends it."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from eascomfy.errors import WaitTimeout
-from eascomfy.retry import Retry
-from eascomfy.workflows.run import HISTORY_POLL, wait_history
+from eascomfy.workflows.run import wait_history
 
 
 class SlowHistory:
@@ -28,13 +27,13 @@ class SlowHistory:
         return "interrupted"  # as ServiceClient.cancel says when the prompt was running
 
 
-def test_history_is_polled_on_the_policy_until_it_is_there() -> None:
+def test_history_is_polled_on_the_backoff_until_it_is_there() -> None:
     waits: list[float] = []
     client = SlowHistory(polls=2000)  # past 2**1024: the backoff must not overflow
-    entry = wait_history(client, "p1", time.monotonic() + 3600, 3600,  # type: ignore[arg-type]
-                         policy=Retry(attempts=HISTORY_POLL.attempts, base=0.1, cap=2.0, sleep=waits.append))
+    entry = wait_history(client, "p1", time.monotonic() + 3600, 3600, sleep=waits.append)  # type: ignore[arg-type]
     assert entry["status"]["status_str"] == "success" and client.looked == 2001 and not client.cancelled
-    assert len(waits) == 2000 and 0.05 <= waits[0] <= 0.1 and all(1.0 <= w <= 2.0 for w in waits[5:])
+    assert len(waits) == 2000 and waits[:5] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
+    assert set(waits[5:]) == {2.0}
 
 
 def test_the_deadline_ends_the_poll_and_interrupts_the_prompt() -> None:

@@ -15,6 +15,7 @@ again.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import uuid
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..fidelity import Fidelity
+from ..eas.warmup import KEY as WARMUP_KEY
 from ..queue import EasQueue
 from .emulator import ComfyUIEmulator, cancel_tasks
 from .mount import ServiceMount
@@ -123,6 +125,7 @@ class Attachment:
         self._job_seconds = job_seconds
         self._previous = eas.default_backend
         self._services: dict[tuple[str, str], ServiceBackend] = {}  # (region, name) -> backend
+        self._delays: dict[str, float] = {}  # service -> its own job seconds (``delay``)
         self._lock = threading.Lock()
 
     @property
@@ -131,14 +134,53 @@ class Attachment:
 
     @job_seconds.setter
     def job_seconds(self, seconds: float) -> None:
-        """How long a job takes, on every service (``comfyui(name).job_seconds`` sets one)."""
+        """How long a job takes, on every service (``comfyui(name).job_seconds`` sets one); it
+        also forgets every ``delay``."""
         with self._lock:
             self._job_seconds = seconds
+            self._delays.clear()
             for backend in self._services.values():
                 backend.comfyui.job_seconds = seconds
 
+    def delay(self, service: str, seconds: float) -> None:
+        """How long a job takes on ``service`` (in every region), also on a service that does not
+        exist yet: a canary made by the command under test is slow from its first job."""
+        with self._lock:
+            self._delays[service] = seconds
+            for (_, name), backend in self._services.items():
+                if name == service:
+                    backend.comfyui.job_seconds = seconds
+
     async def handle(self, request: web.Request, ctx: PredictContext) -> web.StreamResponse:
         return await self._backend(ctx.service, ctx.config, ctx.service_uid, ctx.region).handle(request, ctx)
+
+    async def warm_up(self, service: str, region: str, config: Json, uid: str) -> tuple[bool, str, int]:
+        """EAS's warm-up of ``service``'s new instances (``sandbox/eas/warmup.py``): every line of
+        the request file on the OSS emulator, sent to the container one after the other, each run
+        to its end. UNVERIFIED: the container path a line goes to (here ComfyUI's ``POST
+        /prompt``, or ``/api_prompt`` for the API image)."""
+        url = str(config.get(WARMUP_KEY))
+        bucket, _, key = url.removeprefix("oss://").partition("/")
+        try:
+            data = await asyncio.to_thread(self.oss.object_bytes, bucket, key)
+        except KeyError:
+            return False, f"the warm-up request file {url} does not exist", 0
+        lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+        if self.eas.fidelity.warmup_repeat == "five_times":  # an older doc: each file five times in a row
+            lines *= 5
+        comfy = self._backend(service, config, uid, region).comfyui
+        path = "/api_prompt" if comfy.api_image else "/prompt"
+        for n, line in enumerate(lines, 1):
+            code, answer = await comfy.container_answer(path, line.encode())
+            if code == 200 and not comfy.api_image:  # ComfyUI queued it: wait for its end
+                prompt_id = json.loads(answer)["prompt_id"]
+                while prompt_id not in comfy.history:
+                    await asyncio.sleep(0.02)
+                if comfy.history[prompt_id]["status"]["status_str"] != "success":
+                    code = 500
+            if code != 200:
+                return False, f"warm-up request {n} of {url} failed ({code}): {_why(answer)}", n
+        return True, f"{len(lines)} warm-up request(s) from {url} sent", len(lines)
 
     def comfyui(self, service: str, region: str | None = None) -> ComfyUIEmulator:
         """The service's ComfyUI (made now if needed), e.g. to set ``job_seconds`` or ``fail``."""
@@ -155,6 +197,7 @@ class Attachment:
     def close(self) -> None:
         """Detach: the EAS sandbox gets its previous backend back; workers stop."""
         self.eas.default_backend = self._previous
+        self.eas.warmer = None
         with self._lock:
             backends, self._services = list(self._services.values()), {}
         for backend in backends:
@@ -183,10 +226,27 @@ class Attachment:
                 if backend is not None:
                     backend.close()
                 queue_dir = self.eas.state_dir / "queue" / uid if uid else None
-                backend = self._services[(region, service)] = ServiceBackend(service, edition, mount, instances, self._job_seconds,
+                seconds = self._delays.get(service, self._job_seconds)
+                backend = self._services[(region, service)] = ServiceBackend(service, edition, mount, instances, seconds,
                                                                    self.eas.fidelity, uid, queue_dir, asynchronous)
             backend.instances = instances
             return backend
+
+
+def _why(answer: bytes) -> str:
+    """ComfyUI's refusal in one line: its error message and the first node error's details."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return answer[:200].decode(errors="replace")
+    if not isinstance(data, dict) or not isinstance(data.get("error"), dict):
+        return answer[:200].decode(errors="replace")
+    why = str(data["error"].get("message", ""))
+    for node, errors in (data.get("node_errors") or {}).items():
+        for error in errors.get("errors", [])[:1]:
+            why += f"; node {node}: {error.get('message', '')} {error.get('details', '')}".rstrip()
+        break
+    return why
 
 
 def attach(eas: EasSandbox, oss: OssSandbox, job_seconds: float = 0.2) -> Attachment:
@@ -194,4 +254,5 @@ def attach(eas: EasSandbox, oss: OssSandbox, job_seconds: float = 0.2) -> Attach
     the service's OSS mount on ``oss``. Call it after both are started; ``close()`` detaches."""
     attachment = Attachment(eas, oss, job_seconds)
     eas.default_backend = attachment.handle
+    eas.warmer = attachment.warm_up
     return attachment

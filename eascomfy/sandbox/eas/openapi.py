@@ -19,6 +19,7 @@ from aiohttp import web
 from ..server import SandboxServer
 from .errors import EasError, api_not_found, invalid, new_request_id, not_found
 from .ops_api import OpsApi
+from .groups import GroupApi
 from .scalers import ScalerApi
 from .params import Call, bool_param, config_json, int_param, json_param, page_of, time_param
 from .signing import NonceCache, verify_signature
@@ -45,6 +46,7 @@ SERVICE_PATH = re.compile(
     r"^/api/v2/services/(?P<cluster>[^/]+)/(?P<service>[^/]+)"
     r"(?:/(?P<op>[a-z_]+)(?:/(?P<instance>[^/]+)/(?P<sub>[a-z_]+))?)?/?$"
 )
+GROUP_PATH = re.compile(r"^/api/v2/groups/(?P<cluster>[^/]+)/(?P<group>[^/]+)/?$")
 PENDING_STATUSES = (CREATING, UPDATING, STARTING, WAITING)
 
 # What a safety lock refuses (SDK ``UpdateServiceSafetyLockRequest.lock`` docstring: "all: locks
@@ -89,6 +91,8 @@ class OpenApi:
         }
         self._service_ops.update(OpsApi(store).routes())  # instances, logs, diagnosis
         self._service_ops.update(ScalerApi(store).routes())  # autoscaler, cronscaler
+        self.groups = GroupApi(store, lambda name, internal: (self.intranet_endpoint if internal else self.internet_endpoint)(name))
+        self._service_ops.update(self.groups.service_routes())  # release, mirror
 
     def internet_endpoint(self, name: str) -> str:
         """The sandbox's reachable stand-in for ``http://<uid>.<region>.pai-eas.aliyuncs.com``."""
@@ -126,6 +130,13 @@ class OpenApi:
             handler = {"POST": self._create, "GET": self._list}.get(method)
         elif raw_path.rstrip("/") == "/api/v2/regions":
             handler = {"GET": self._regions}.get(method)
+        elif raw_path.rstrip("/") == "/api/v2/groups":
+            handler = {"GET": self.groups.list_groups}.get(method)
+        elif (g := GROUP_PATH.match(raw_path)) and method == "GET":
+            if unquote(g["cluster"]) != self.region:
+                raise not_found()
+            group = unquote(g["group"])
+            handler = lambda c: self.groups.describe_group(group)  # noqa: E731
         elif m := SERVICE_PATH.match(raw_path):
             op = f"{m['op']}/{m['sub']}" if m["sub"] else m["op"] or ""
             handler = self._service_ops.get((method, op))
@@ -339,6 +350,8 @@ class OpenApi:
             "AccessToken": rec.access_token,
             "Labels": [{"LabelKey": k, "LabelValue": v} for k, v in sorted(rec.labels.items())],
             "SafetyLock": rec.safety_lock,
+            "TrafficState": rec.traffic_state,  # Go SDK service_model.go (groups.py)
+            "Weight": rec.weight,
         }
 
 

@@ -7,6 +7,7 @@ hook the ComfyUI emulator attaches to.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -25,6 +26,7 @@ from .errors import EasError, api_not_found, eas_error_response
 from .openapi import OpenApi, intranet_host
 from .params import config_json
 from .images import ImageCatalogue
+from . import warmup
 from .state import WAITING, ServiceRecord, ServiceStore, Timings, split_single_region_state
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ class PredictContext:
 
 
 Backend = Callable[[web.Request, PredictContext], Awaitable[web.StreamResponse]]
+Warmer = Callable[[str, str, dict[str, Any], str], Awaitable[tuple[bool, str, int]]]
+WARMUP_POLL = 0.05  # seconds between looks for a version that came up and needs its warm-up
+WARMUPS = web.AppKey("warmups", asyncio.Task)
 
 
 def action_of(request: web.Request) -> str | None:
@@ -87,6 +92,10 @@ class EasSandbox(ServerBacked):
         }
         self.backends: dict[str, Backend] = {}
         self.default_backend: Backend | None = None
+        # Who sends a service's warm-up requests (``warmup.py``): (service, region, config, uid) ->
+        # (ok, message, requests sent); the ComfyUI attachment sets it. None: warm-ups never end.
+        self.warmer: Warmer | None = None
+        self._warming: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         controls = {"fidelity": fidelity_control(self.fidelity), "foreign": self._foreign_control}
         sites = {r: (ports or {}).get(r, port if r == region else 0) for r in self.regions}
         self._server = SandboxServer(self._build_app, self.error_response, action_of, name="eas",
@@ -221,7 +230,41 @@ class EasSandbox(ServerBacked):
         for prefix in ("", "/vpc"):
             app.router.add_route("*", prefix + "/api/predict/{service}{subpath:.*}", self._predict)
             app.router.add_route("*", prefix + "/{kind:webview|monitor}/{service}{subpath:.*}", self._signed_visit)
+        app.on_startup.append(self._start_warmups)
+        app.on_cleanup.append(self._stop_warmups)
         return app
+
+    # -- warm-up (warmup.py): the engine sends a new version's warm-up requests ------------------
+    async def _start_warmups(self, app: web.Application) -> None:
+        app[WARMUPS] = asyncio.get_running_loop().create_task(self._watch_warmups())
+
+    async def _stop_warmups(self, app: web.Application) -> None:
+        for task in [app[WARMUPS], *self._warming.values()]:
+            task.cancel()
+        await asyncio.gather(app[WARMUPS], *self._warming.values(), return_exceptions=True)
+        self._warming.clear()
+
+    async def _watch_warmups(self) -> None:
+        while True:
+            await asyncio.sleep(WARMUP_POLL)
+            if self.warmer is None:
+                continue
+            for region, store in self.stores.items():
+                for rec in store.all():
+                    key = (region, rec.name, json.dumps(warmup.generation(rec)))
+                    if warmup.pending(rec) and key not in self._warming:
+                        self._warming[key] = asyncio.get_running_loop().create_task(self._warm(region, rec))
+
+    async def _warm(self, region: str, rec: ServiceRecord) -> None:
+        assert self.warmer is not None
+        try:
+            ok, message, sent = await self.warmer(rec.name, region, rec.config, rec.service_uid)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a sandbox bug: fail the warm-up visibly
+            log.exception("EAS sandbox warm-up of %s failed", rec.name)
+            ok, message, sent = False, f"warm-up failed: {exc}", 0
+        self.stores[region].warmed(rec.name, warmup.generation(rec), ok, message, sent)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
@@ -245,12 +288,19 @@ class EasSandbox(ServerBacked):
 
     # -- service endpoints -----------------------------------------------------------------------
     async def _predict(self, request: web.Request) -> web.StreamResponse:
-        rec = self.stores[self.region_of(request)].find(request.match_info["service"])
-        if rec is None:
-            return web.Response(status=404, text="service not found")
+        region, name = self.region_of(request), request.match_info["service"]
+        rec = self.stores[region].find(name)
+        expected = rec.access_token if rec is not None else ""
+        if rec is None:  # a group's endpoint: one of its members serves (sandbox/eas/groups.py)
+            groups = self.openapis[region].groups
+            if not groups.members(name):
+                return web.Response(status=404, text="service not found")
+            expected, rec = groups.token(name), groups.route(name)
         token = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(token.encode(), rec.access_token.encode()):
+        if not hmac.compare_digest(token.encode(), expected.encode()):
             return web.Response(status=401, text="Unauthorized")
+        if rec is None:
+            return web.Response(status=503, text="no healthy upstream")
         return await self._serve(request, rec, "predict")
 
     async def _signed_visit(self, request: web.Request) -> web.StreamResponse:

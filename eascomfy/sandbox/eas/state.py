@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from ..fidelity import Fidelity
 from . import instances as inst
+from . import warmup
 from .errors import invalid, not_found
 from .images import ImageCatalogue
 
@@ -95,6 +96,10 @@ class ServiceRecord:
     cronscaler: dict[str, Any] | None = None
     ops: dict[str, Any] = field(default_factory=dict)  # instances, logs, crash (see instances.py)
     safety_lock: str = "none"  # UpdateServiceSafetyLock: all | dangerous | none (default unverified)
+    # ReleaseService (groups.py): TrafficState standalone | grouping, Weight in [-1, 1000]
+    traffic_state: str = "standalone"
+    weight: int = 100
+    mirror: dict[str, Any] | None = None  # CreateServiceMirror: {"Ratio": int, "Target": [service]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ServiceRecord":
@@ -109,6 +114,12 @@ class ServiceRecord:
     def image(self) -> str:
         containers = self.config.get("containers") or [{}]
         return str(containers[0].get("image", ""))
+
+    @property
+    def group(self) -> str:
+        """The service group its config names (``metadata.group``), or ""."""
+        metadata = self.config.get("metadata")
+        return str(metadata.get("group") or "") if isinstance(metadata, dict) else ""
 
 
 def merge_update(config: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +265,28 @@ class ServiceStore:
             and rec.instance > 0
             and rec.ready_at is not None
             and self.clock() >= rec.ready_at
+            and not warmup.pending(rec)
         )
+
+    def warmed(self, name: str, generation: list[Any], ok: bool, message: str, sent: int) -> None:
+        """The warm-up of a ``generation`` of instances ended (``sandbox/eas/warmup.py``): ready
+        after the ready delay, or, when it failed, Failed (``WarmUpFailed``; with
+        ``Fidelity.warmup_failure`` ``proceed``: a Warning event, then ready). Instances replaced
+        meanwhile are left alone."""
+        with self._lock:
+            rec = self.find(name)
+            if rec is None or warmup.generation(rec) != generation or not warmup.pending(rec):
+                return
+            now = self.clock()
+            warmup.record(rec, ok, message, sent, now)
+            if ok or self.fidelity.warmup_failure == "proceed":
+                rec.ready_at = max(rec.ready_at or now, now + self.timings.ready)
+                self._event(rec, "Normal" if ok else "Warning", "WarmUpCompleted" if ok else "WarmUpFailed", message, now)
+            else:
+                rec.status, rec.reason, rec.message = FAILED, "WarmUpFailed", message
+                rec.update_time, rec.ready_at = now, None
+                self._event(rec, "Warning", "WarmUpFailed", message, now)
+            self._save()
 
     # -- writes ----------------------------------------------------------------------------------
     def create(self, config: dict[str, Any], labels: dict[str, str], workspace_id: str) -> ServiceRecord:
@@ -279,6 +311,8 @@ class ServiceStore:
                 status=CREATING,
                 labels=dict(labels),
             )
+            if rec.group and self.fidelity.group_join == "grouping":
+                rec.traffic_state = "grouping"  # Fidelity.group_join (groups.py)
             self._services[name] = rec
             self._new_version(rec, "Service created")
             self._begin(rec, CREATING, self.timings.creating, "Creating", "Creating the service")
@@ -386,6 +420,25 @@ class ServiceStore:
             detail = "deleted" if body is None else (
                 f"min={body['min']} max={body['max']}" if kind == "autoscaler" else f"{len(body['ScaleJobs'])} job(s)")
             self._touch(rec, f"{kind.capitalize()}Updated", f"{kind.capitalize()} {detail}")
+
+    def release(self, name: str, traffic_state: str | None, weight: int | None) -> ServiceRecord:
+        """ReleaseService (checked by ``groups.py``): the traffic state and weight, in place."""
+        with self._lock:
+            rec = self._writable(name)
+            if traffic_state is not None:
+                rec.traffic_state = traffic_state
+            if weight is not None:
+                rec.weight = weight
+            self._touch(rec, "ServiceReleased", f"Traffic state {rec.traffic_state}, weight {rec.weight}")
+            return copy.deepcopy(rec)
+
+    def set_mirror(self, name: str, mirror: dict[str, Any] | None) -> None:
+        """Create/Update (a body) or Delete (None) the service's traffic mirror."""
+        with self._lock:
+            rec = self._writable(name)
+            rec.mirror = copy.deepcopy(mirror)
+            state = "OFF" if mirror is None else f"ON, ratio {mirror['Ratio']}%"
+            self._touch(rec, "MirrorUpdated", f"Traffic mirroring is {state}")
 
     # -- instances and logs (test hooks; see instances.py) ---------------------------------------
     def plan_crash(self, name: str, plan: dict[str, Any] | None) -> None:
