@@ -14,8 +14,25 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .options import (DEFAULT_SPEC, EditionOpt, EnvOpt, FileOpt, OutputOpt, PricesOpt, RegionOpt, ServiceOpt, SpecRef,
-                      session)
+from .options import (
+    DEFAULT_PARALLEL,
+    DEFAULT_SPEC,
+    AllOpt,
+    EditionOpt,
+    EnvOpt,
+    FailFastOpt,
+    FileOpt,
+    LabelOpt,
+    OutputOpt,
+    ParallelOpt,
+    PricesOpt,
+    RegionOpt,
+    SelectRegionOpt,
+    SelectServiceOpt,
+    ServiceOpt,
+    SpecRef,
+    session,
+)
 from .views import deploy_text, lifecycle_text, plan_text, rollback_text, status_text, storage_plan_text, versions_text
 
 if TYPE_CHECKING:
@@ -46,7 +63,9 @@ DEFAULT_TIMEOUT = 1800.0  # control.wait.DEFAULT_TIMEOUT, spelled here so --help
 
 
 def _target(ref: SpecRef, service: str | None, region: str | None) -> tuple[str, str]:
-    """(service name, region): from --service/--region, or from the spec."""
+    """(service name, region): from --service/--region, or from the spec (--region picks one of a
+    multi-region spec's regions)."""
+    ref.region = ref.region or region
     if service:
         if not region:
             from ..errors import UsageError
@@ -54,6 +73,29 @@ def _target(ref: SpecRef, service: str | None, region: str | None) -> tuple[str,
             raise UsageError("--service needs --region", "e.g. --service comfy_dev --region cn-hangzhou")
         return service, region
     return ref.spec.name, region or ref.spec.region
+
+
+# -- fleets (docs/gitops.md "Fleets") --------------------------------------------------------------
+def _run_fleet(out, specs, work, parallel: int, fail_fast: bool, detailed: bool = False, after=None) -> None:  # type: ignore[no-untyped-def]
+    """Run ``work`` on the selected services, print the one summary, exit with the worst code."""
+    from ..control.fleet import run
+    from .fleet_views import fleet_text
+
+    fleet = run(specs, work, out, parallel=parallel, fail_fast=fail_fast)
+    notes = after(fleet) if after is not None else []
+    out.emit(fleet.to_list(), fleet_text(fleet, notes))
+    code = fleet.exit_code(detailed)
+    if code:
+        raise typer.Exit(code)
+
+
+def _not_with_fleet(**given: object) -> None:
+    """Options that are about one service's file or answer, refused with a fleet selector."""
+    from ..errors import UsageError
+
+    for param, value in given.items():
+        if value:
+            raise UsageError("works on one service, not with --all or a fleet selector", param=param)
 
 
 # -- plan / deploy / update-image ------------------------------------------------------------------
@@ -69,6 +111,12 @@ def plan_cmd(
     ] = None,
     prices: PricesOpt = None,
     output: PlanOutputOpt = None,
+    all_: AllOpt = False,
+    service: SelectServiceOpt = None,
+    region: SelectRegionOpt = None,
+    label: LabelOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
+    fail_fast: FailFastOpt = False,
 ) -> None:
     """Show what deploy would change on the live service (one read call) and on its mount (the
     spec's models and wheels and the lock's custom nodes against one listing of the bucket), and
@@ -78,16 +126,28 @@ def plan_cmd(
     stock (DescribeMachineSpec), spot discount, hourly price (from --prices) and the monthly
     difference; a type out of stock is a warning that names the spec's fallback types.
 
+    A fleet: `eascomfy plan --all --detailed-exitcode` plans every service of the project (exit 2
+    when any would change); `--service/--region/--label k=v` pick some.
+
     \b
     Examples:
       eascomfy plan --detailed-exitcode --out plan.json
       eascomfy plan --prices prices.yaml -o json
+      eascomfy plan --all --region cn-shanghai
     """
     changed = False
     markdown = output == "markdown"  # a pull request comment on stdout (docs/gitops.md)
     with session("plan", None if markdown else output) as out:
         from ..control.cost import Capacity, cost_of_plan, load_prices
         from ..control.deploy import connect, plan_service, save_plan
+
+        if all_ or service or region or label:
+            _not_with_fleet(out=plan_file, output=markdown)
+            from ..control.fleet import plan_work
+
+            specs = SpecRef(out, file, env, edition).fleet(service, region, label)
+            _run_fleet(out, specs, plan_work(), parallel, fail_fast, detailed=detailed_exitcode)
+            return
         from ..core.planreport import plan_json, plan_markdown
         from .cost_views import plan_cost_markdown, plan_cost_text
 
@@ -152,15 +212,34 @@ def deploy_cmd(
     ] = None,
     force_unlock: ForceUnlockOpt = False,
     output: OutputOpt = None,
+    all_: AllOpt = False,
+    service: SelectServiceOpt = None,
+    region: SelectRegionOpt = None,
+    label: LabelOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
+    fail_fast: FailFastOpt = False,
 ) -> None:
     """Sync the mount (models, wheels) first, then create or update the service, wait until it
     answers, roll back a failed update; record what runs in eascomfy.lock beside the spec.
+
+    A fleet: `eascomfy deploy --all --parallel 8` deploys every service of the project (each
+    failed update rolled back on its own); `--service/--region/--label k=v` pick some.
 
     Example: eascomfy deploy --plan plan.json"""
     with session("deploy", output) as out:
         from ..control.deploy import connect, deploy
         from ..core.planfile import check_saved_storage, read_plan
         from ..storage.warmup import writer
+
+        if all_ or service or region or label:
+            _not_with_fleet(plan=plan_file)
+            from ..control.fleet import deploy_work
+
+            specs = SpecRef(out, file, env, edition).fleet(service, region, label)
+            work = deploy_work(dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback,
+                               force_unlock=force_unlock)
+            _run_fleet(out, specs, work, parallel, fail_fast)
+            return
 
         saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
@@ -229,12 +308,43 @@ def update_image_cmd(
     ] = False,
     force_unlock: ForceUnlockOpt = False,
     output: OutputOpt = None,
+    all_: AllOpt = False,
+    service: SelectServiceOpt = None,
+    region: SelectRegionOpt = None,
+    label: LabelOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
+    fail_fast: FailFastOpt = False,
+    max_unavailable: Annotated[
+        Optional[int],
+        typer.Option("--max-unavailable", help="Fleet: a rolling update, N services at a time, stopping at the first "
+                     "failure (the rest left untouched, reported skipped).", metavar="N"),
+    ] = None,
 ) -> None:
     """Switch the service to another official image version, through the same path as deploy.
 
-    Without --env, the environment the service was deployed with (its labels) is used."""
+    Without --env, the environment the service was deployed with (its labels) is used.
+    A rolling fleet update: `eascomfy update-image 2.2 --all --max-unavailable 1`."""
     with session("update-image", output) as out:
         from ..control.deploy import check_update_image, connect, update_image
+
+        if all_ or service or region or label or max_unavailable is not None:
+            from ..control.fleet import update_image_work, write_versions
+
+            specs = SpecRef(out, file, env, edition).fleet(service, region, label)
+            for one in specs:  # every refusal before anything connects
+                check_update_image(one, version, force)
+            work = update_image_work(version, edition, allow_other_changes=allow_other_changes, force=force,
+                                     dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback,
+                                     force_unlock=force_unlock)
+            after = None if no_write or dry_run else (lambda fleet: write_versions(specs, fleet, version))
+            if max_unavailable is not None:
+                if max_unavailable < 1:
+                    from ..errors import UsageError
+
+                    raise UsageError(f"expected at least 1, got {max_unavailable}", param="max_unavailable")
+                parallel, fail_fast = max_unavailable, True
+            _run_fleet(out, specs, work, parallel, fail_fast, after=after)
+            return
 
         ref = SpecRef(out, file, env, edition)
         spec = ref.spec
@@ -273,10 +383,22 @@ def status_cmd(
     service: ServiceOpt = None,
     region: RegionOpt = None,
     output: OutputOpt = None,
+    all_: AllOpt = False,
+    label: LabelOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
 ) -> None:
-    """State, instances, endpoints, image and the last events of the service."""
+    """State, instances, endpoints, image and the last events of the service.
+
+    A fleet: `eascomfy status --all` (one row per service; --service/--region/--label narrow it)."""
     with session("status", output) as out:
         from ..control.deploy import connect
+
+        if all_ or label:
+            from ..control.fleet import status_work
+
+            specs = SpecRef(out, file, env).fleet(service, region, label)
+            _run_fleet(out, specs, status_work(), parallel, False)
+            return
         from ..control.diagnose import restart_diagnosis
         from ..control.lifecycle import status
 
@@ -391,12 +513,30 @@ def delete_cmd(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     force_unlock: ForceUnlockOpt = False,
     output: OutputOpt = None,
+    all_: AllOpt = False,
+    label: LabelOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
+    fail_fast: FailFastOpt = False,
 ) -> None:
-    """Delete the service (asks first unless --yes)."""
+    """Delete the service (asks first unless --yes).
+
+    A fleet: `eascomfy delete --all --label stage=dev --yes` (always needs --yes; a service's
+    safety lock still refuses)."""
     with session("delete", output) as out:
         from ..control.deploy import connect
         from ..control.lifecycle import delete
         from ..errors import EascomfyError, UsageError
+
+        if all_ or label:
+            from ..control.fleet import delete_work
+
+            specs = SpecRef(out, file, env).fleet(service, region, label)
+            if not yes:
+                names = ", ".join(f"{s.name} ({s.region})" for s in specs)
+                raise UsageError(f"refusing to delete {len(specs)} service(s) without --yes: {names}",
+                                 "pass --yes to delete them all")
+            _run_fleet(out, specs, delete_work(), parallel, fail_fast)
+            return
 
         name, region_id = _target(SpecRef(out, file, env), service, region)
         if not yes:

@@ -49,6 +49,30 @@ RegionOpt = Annotated[
     Optional[str], typer.Option("--region", help="Region of the service, e.g. cn-hangzhou.", metavar="REGION")
 ]
 
+# Fleets (docs/gitops.md "Fleets"): which services of the project a command works on, and how.
+AllOpt = Annotated[
+    bool,
+    typer.Option("--all", help="Every service of the fleet: eascomfy.yaml and services/*.yaml here (or the --file given), "
+                 "one per region of a spec's regions."),
+]
+SelectServiceOpt = Annotated[
+    Optional[str], typer.Option("--service", help="Fleet: only the service of this name.", metavar="NAME")
+]
+SelectRegionOpt = Annotated[
+    Optional[str], typer.Option("--region", help="Fleet: only the services in this region.", metavar="REGION")
+]
+LabelOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--label", help="Fleet: only services whose spec labels have KEY=VALUE (repeatable, all must match).",
+                 metavar="KEY=VALUE"),
+]
+ParallelOpt = Annotated[int, typer.Option("--parallel", help="Fleet: how many services are worked on at once.", metavar="N")]
+FailFastOpt = Annotated[
+    bool, typer.Option("--fail-fast", help="Fleet: after the first failure start no other service (they are reported skipped).")
+]
+DEFAULT_PARALLEL = 4  # control.fleet.DEFAULT_PARALLEL, spelled here so --help imports nothing
+
+
 # The library names its parameters; the CLI names its flags. Errors that carry ``param`` are shown
 # with the flag that sets it (``--part-size: must be ...``). Unlisted params map to --param-name.
 FLAGS = {
@@ -112,8 +136,10 @@ class SpecRef:
     else in the CLI calls ``load_spec``.
     """
 
-    def __init__(self, out: "Out", file: Path = DEFAULT_SPEC, env: str | None = None, edition: str | None = None) -> None:
+    def __init__(self, out: "Out", file: Path = DEFAULT_SPEC, env: str | None = None, edition: str | None = None,
+                 region: str | None = None) -> None:
         self.out, self.file, self.env, self.edition = out, Path(file), env, edition
+        self.region = region  # which of a multi-region spec's regions (a single-region spec ignores it)
 
     @property
     def given(self) -> bool:
@@ -124,14 +150,38 @@ class SpecRef:
     def spec(self) -> "Spec":
         from ..core.spec import load_spec
 
-        spec = load_spec(self.file, env=self.env, edition=self.edition)
+        spec = load_spec(self.file, env=self.env, edition=self.edition, region=self.region)
+        return self._adopt(spec)
+
+    def _adopt(self, spec: "Spec") -> "Spec":
         from ..redact import register_secret
 
         for value in spec.secrets.values:  # no log line or error may show them from here on
             register_secret(value)
         for warning in spec.warnings:
-            self.out.warn(warning)
+            if warning not in self.out.warnings:  # once, also for a spec's several regions
+                self.out.warn(warning)
         return spec
+
+    def every_region(self) -> "list[Spec]":
+        """The spec once per region (one for a single-region spec): for checking them all."""
+        from ..core.spec import load_specs
+
+        return [self._adopt(s) for s in load_specs(self.file, env=self.env, edition=self.edition)]
+
+    def fleet(self, service: str | None, region: str | None, labels: "list[str] | None") -> "list[Spec]":
+        """The fleet's services the selectors pick (``control.fleet``): the project in the current
+        folder, or the one --file named (all its regions); every spec checked before any call."""
+        from ..control.fleet import choose, load_fleet
+        from ..core.fleet import Selector
+        from ..core.spec import load_specs
+
+        selector = Selector.parse(service, region, labels or [])
+        if self.file != DEFAULT_SPEC:
+            specs = load_specs(self.file, env=self.env, edition=self.edition)
+        else:
+            specs = load_fleet(Path("."), env=self.env, edition=self.edition)  # paths shown relative
+        return [self._adopt(s) for s in choose(specs, selector)]
 
     def load(self, env: str | None) -> "Spec":
         """The same file (and --edition) under another environment: the one a live service was
@@ -140,7 +190,7 @@ class SpecRef:
 
         if env == self.env:
             return self.spec
-        spec = load_spec(self.file, env=env, edition=self.edition)
+        spec = load_spec(self.file, env=env, edition=self.edition, region=self.region)
         for warning in spec.warnings:
             if warning not in self.out.warnings:
                 self.out.warn(warning)

@@ -45,13 +45,16 @@ def validate(
     edition: EditionOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Check a spec (and an environment overlay) without calling the cloud."""
+    """Check a spec (and an environment overlay) without calling the cloud; a spec with several
+    regions is checked for each."""
     with session("validate", output) as out:
-        spec = SpecRef(out, file, env, edition).spec
-        summary = f"{spec.file}: valid ({spec.edition.name} edition, service {spec.name} in {spec.region}"
+        specs = SpecRef(out, file, env, edition).every_region()
+        spec, regions = specs[0], [s.region for s in specs]
+        summary = f"{spec.file}: valid ({spec.edition.name} edition, service {spec.name} in {', '.join(regions)}"
         summary += f", environment {env})" if env else ")"
         out.emit(
-            {"file": spec.file, "valid": True, "name": spec.name, "region": spec.region, "edition": spec.edition.name, "env": env},
+            {"file": spec.file, "valid": True, "name": spec.name, "region": spec.region, "regions": regions,
+             "edition": spec.edition.name, "env": env},
             summary,
         )
 
@@ -66,6 +69,9 @@ def render(
         bool, typer.Option("--show-secrets", help="Print secret env values instead of *** (text and --out; JSON output stays masked).")
     ] = False,
     output: OutputOpt = None,
+    region: Annotated[
+        Optional[str], typer.Option("--region", help="Which region of a spec with several (regions:).", metavar="REGION")
+    ] = None,
 ) -> None:
     """Print the EAS service JSON (the exact CreateService body) for a spec; secret env values
     are masked unless --show-secrets."""
@@ -73,7 +79,7 @@ def render(
         from ..core.render import dumps, labels, render as render_doc
         from ..core.secrets import mask_config
 
-        spec = SpecRef(out, file, env, edition).spec
+        spec = SpecRef(out, file, env, edition, region).spec
         if out_file is not None:
             from ..local.files import check_output_file
 

@@ -7,6 +7,8 @@ same names beside its ``eascomfy.yaml``. Adding an edition is adding a file.
 
 from __future__ import annotations
 
+import copy
+
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,12 +143,21 @@ class UnknownEdition(KeyError):
         return f"unknown edition {self.name!r}; expected one of {', '.join(self.known)}"
 
 
+# Parsed templates by (path, mtime, size): a fleet renders the same template for every service,
+# and parsing it was the largest part of planning one (bench/fleet.py). A changed file is re-read.
+_TEMPLATES: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
 def load_template(project_dir: Path | None = None, name: str = "service.yaml") -> dict[str, Any]:
     for d in search_dirs("templates", project_dir):
         path = d / name
         if path.is_file():
-            data, _ = load_yaml(read_text(path), str(path))
-            if not isinstance(data, dict):
-                raise SpecError("expected an EAS service document (a mapping)", location=Location(str(path)))
-            return data
+            info = path.stat()
+            key = (str(path), info.st_mtime_ns, info.st_size)
+            if key not in _TEMPLATES:
+                data, _ = load_yaml(read_text(path), str(path))
+                if not isinstance(data, dict):
+                    raise SpecError("expected an EAS service document (a mapping)", location=Location(str(path)))
+                _TEMPLATES[key] = data
+            return copy.deepcopy(_TEMPLATES[key])  # the caller's to change
     raise SpecError(f"template {name} not found", hint="reinstall eascomfy")

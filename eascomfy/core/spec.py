@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from ..errors import Location, SpecError, UsageError
 from . import health
 from .editions import Edition, UnknownEdition, load_edition
+from .fleet import for_region, pick_region, regions_problems
 from .instances import gpu_count
 from .merge import apply_defaults, deep_merge
 from .overrides import override_problems
@@ -116,9 +117,30 @@ def load_spec(
     path: str | Path = DEFAULT_FILE,
     env: str | None = None,
     edition: str | None = None,
+    region: str | None = None,
 ) -> Spec:
-    """Load, overlay, validate and resolve a spec file. Raises ``SpecError`` or ``UsageError``."""
-    path = Path(path)
+    """Load, overlay, validate and resolve a spec file. Raises ``SpecError`` or ``UsageError``.
+
+    A spec that names several ``regions`` resolves for one of them: ``region`` (refused when
+    missing or not listed; ``load_specs`` gives them all). A single-region spec ignores ``region``."""
+    user, user_pos, ed = _load_user(Path(path), env, edition)
+    if "regions" in user:
+        region = pick_region(user["regions"], region, str(path))
+        return resolve(str(path), *for_region(user, user_pos, region), ed, env)
+    return resolve(str(path), user, user_pos, ed, env)
+
+
+def load_specs(path: str | Path = DEFAULT_FILE, env: str | None = None, edition: str | None = None) -> list[Spec]:
+    """A spec file's services: one, or one per region of ``regions`` (in the order listed); every
+    one checked before any is returned."""
+    user, user_pos, ed = _load_user(Path(path), env, edition)
+    if "regions" not in user:
+        return [resolve(str(path), user, user_pos, ed, env)]
+    return [resolve(str(path), *for_region(user, user_pos, r), ed, env) for r in user["regions"]]
+
+
+def _load_user(path: Path, env: str | None, edition: str | None) -> tuple[dict[str, Any], Positions, Edition]:
+    """What the file (its environment overlay, ``--edition``) sets, schema-checked, and its edition."""
     base, positions = _read(path)
     schema = _spec_schema()
     _partial_problems(base, positions, str(path))
@@ -163,6 +185,7 @@ def load_spec(
         user = {**user, "edition": edition}
     problems = Validator(schema, user_pos.plain).problems(user)
     raise_first(problems, user_pos, str(path))
+    raise_first(regions_problems(user), user_pos, str(path))
 
     project_dir = path.parent
     try:
@@ -173,8 +196,7 @@ def load_spec(
         raise SpecError(
             exc.message(), location=user_pos.location(("edition",)), path="edition", hint=exc.hint
         ) from None
-
-    return resolve(str(path), user, user_pos, ed, env)
+    return user, user_pos, ed
 
 
 def resolve(file: str, user: dict[str, Any], positions: Positions, edition: Edition, env: str | None) -> Spec:

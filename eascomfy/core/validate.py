@@ -163,10 +163,15 @@ class Validator:
             self._check_array(value, schema, path, out)
         elif isinstance(value, dict):
             self._check_object(value, schema, path, out)
-        if "oneOf" in schema:
+        if "oneOf" in schema and not self._choice_left_open(schema["oneOf"], path):
             passing = [s for s in schema["oneOf"] if not self._collect(value, s, path)]
             if len(passing) != 1:
                 out.append(Violation(path, _one_of_message(schema["oneOf"], len(passing))))
+
+    def _choice_left_open(self, branches: list[dict[str, Any]], path: PathT) -> bool:
+        """A partial document (a base before its overlay, an overlay) may leave a choice between
+        required fields (region or regions) to the other part, as it may leave a required field."""
+        return not self.required and path == self._top and bool(_required_names(branches))
 
     def _check_string(self, value: str, schema: dict[str, Any], path: PathT, out: list[Violation]) -> None:
         if "minLength" in schema and len(value) < schema["minLength"]:
@@ -226,6 +231,12 @@ class Validator:
                 self._check(item, extra, path + (key,), out)
 
 
+def _required_names(branches: list[dict[str, Any]]) -> list[str]:
+    """The field names of a ``oneOf`` whose branches each only require one field ([] otherwise)."""
+    names = [b["required"][0] for b in branches if list(b) == ["required"] and len(b["required"]) == 1]
+    return names if len(names) == len(branches) else []
+
+
 def field_problem(value: Any, *path: str) -> str | None:
     """What is wrong with ``value`` as the spec field at ``path`` (``"image", "version"``;
     ``"wheels", "items"`` for a list's items), by the spec schema's own rule, or None: a value
@@ -239,8 +250,10 @@ def field_problem(value: Any, *path: str) -> str | None:
 
 
 def _one_of_message(branches: list[dict[str, Any]], passing: int) -> str:
-    names = [b["required"][0] for b in branches if list(b) == ["required"] and len(b["required"]) == 1]
-    if len(names) == len(branches):
+    names = _required_names(branches)
+    if names and passing == 0:  # the first is the usual one (region), the others the alternatives
+        return f"missing required field {names[0]!r} (or {' or '.join(repr(n) for n in names[1:])})"
+    if names:
         choice = " or ".join(repr(n) for n in names)
         return f"set exactly one of {choice}" + (", not both" if passing > 1 else "")
     return "matches none of the allowed forms" if passing == 0 else "is ambiguous between allowed forms"
