@@ -89,6 +89,21 @@ def _run_fleet(out, specs, work, parallel: int, fail_fast: bool, detailed: bool 
         raise typer.Exit(code)
 
 
+def _without_mounts(specs: "list[Spec]", verb: str) -> "list[Spec]":
+    """A fleet run plans and deploys services, not their mounts: a spec whose deploy would sync
+    files (models, wheels, nodes its lockfile records) is refused before any call rather than
+    deployed without them."""
+    from ..errors import UsageError
+
+    for spec in specs:
+        if _wants_mount(spec):
+            raise UsageError(f"{spec.file}: {spec.name} ({spec.region}) lists files for its mount (models, wheels or "
+                             f"locked custom nodes), which `{verb} --all` does not sync yet",
+                             f"{verb} it on its own (`eascomfy {verb} -f {spec.file}`), or leave it out with a selector",
+                             param="all")
+    return specs
+
+
 def _not_with_fleet(**given: object) -> None:
     """Options that are about one service's file or answer, refused with a fleet selector."""
     from ..errors import UsageError
@@ -145,7 +160,7 @@ def plan_cmd(
             _not_with_fleet(out=plan_file, output=markdown)
             from ..control.fleet import plan_work
 
-            specs = SpecRef(out, file, env, edition).fleet(service, region, label)
+            specs = _without_mounts(SpecRef(out, file, env, edition).fleet(service, region, label), "plan")
             _run_fleet(out, specs, plan_work(), parallel, fail_fast, detailed=detailed_exitcode)
             return
         from ..core.planreport import plan_json, plan_markdown
@@ -235,9 +250,9 @@ def deploy_cmd(
             _not_with_fleet(plan=plan_file)
             from ..control.fleet import deploy_work
 
-            specs = SpecRef(out, file, env, edition).fleet(service, region, label)
-            work = deploy_work(dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback,
-                               force_unlock=force_unlock)
+            specs = _without_mounts(SpecRef(out, file, env, edition).fleet(service, region, label), "deploy")
+            work = deploy_work(prepare_for=writer, dry_run=dry_run, wait=wait, timeout=timeout,
+                               rollback=not no_rollback, force_unlock=force_unlock)
             _run_fleet(out, specs, work, parallel, fail_fast)
             return
 

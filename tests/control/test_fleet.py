@@ -310,3 +310,18 @@ def test_one_client_per_region_serves_all_its_services(sandbox: EasSandbox, flee
     assert outcome.exit_code(detailed=True) == 2 and len(outcome.outcomes) == 4
     assert sorted(made) == sorted({HZ, SH, SG})  # 4 services, 3 regions, 3 clients
     assert len(api_calls(sandbox, before)) == 4
+
+
+@pytest.mark.parametrize("command", ["plan", "deploy"])
+def test_a_service_with_files_for_its_mount_is_refused_before_any_call(sandbox: EasSandbox, fleet: Path,
+                                                                      command: str) -> None:
+    """A fleet run does not sync mounts: a spec listing models is refused, never deployed without them."""
+    spec = fleet / "services" / "single.yaml"
+    spec.write_text(spec.read_text() + "models:\n  - {kind: checkpoints, name: a.safetensors, size: 3}\n")
+    before = mark(sandbox)
+    res = cli(fleet, command, "--all")
+    assert res.exit_code == 2, res.stdout + res.stderr
+    assert "fl_single" in res.stderr and f"`{command} --all` does not sync yet" in res.stderr
+    assert "Traceback" not in res.stderr and api_calls(sandbox, before) == []
+    res = cli(fleet, command, "--all", "--service", "fl_main")  # the others still go
+    assert res.exit_code in (0, 2) and rows(res) and api_calls(sandbox, before)
