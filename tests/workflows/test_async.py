@@ -26,7 +26,18 @@ with warnings.catch_warnings():
 
 
 def journal_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The journal's complete records: a line without its newline may still be being written by
+    a running ``results``, and one cut short by a SIGKILL stays behind (the journal starts the next
+    record on a fresh line), as eascomfy's own reader has it."""
+    records = []
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.endswith("\n") or not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
 
 
 def results_of(path: Path) -> Counter[str]:
