@@ -1,0 +1,114 @@
+"""A pull killed mid-way (SIGKILL) resumes on both sides: the parts OSS has are not sent again
+(the OSS emulator's recorder), the source is asked only for the missing ranges (the model-source
+emulator's log of the bytes it served), and the object's SHA-256 and CRC64 are still verified,
+because the hash's running state was saved with the parts (``storage.resumable_hash``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from eascomfy.crc64 import crc64
+from eascomfy.sandbox.models import ModelSourceSandbox
+from tests.conftest import run_cli
+from tests.storage.conftest import BUCKET, write_spec
+
+MiB = 1024 * 1024
+PARTS = 12
+DATA = os.urandom(PARTS * MiB - 5000)
+SHA = hashlib.sha256(DATA).hexdigest()
+KEY = "p/models/vae/big.safetensors"
+ARGS = ("--part-size", "1", "--workers", "2", "-o", "json")
+
+
+@pytest.fixture
+def hub(tmp_path: Path, env: dict[str, str]) -> Iterator[ModelSourceSandbox]:
+    with ModelSourceSandbox(tmp_path / "hub") as sandbox:
+        sandbox.add_file("org/repo", "vae/big.safetensors", DATA)
+        sandbox.add_ms_file("owner/repo", "vae/big.safetensors", DATA)
+        yield sandbox
+
+
+def _uploaded(oss) -> set[int]:
+    return {int(r.query["partNumber"]) for r in oss.requests("UploadPart") if r.status == 200}
+
+
+def _kill_mid_way(oss, hub, env, spec: Path, source: str, at_least: int = 3) -> set[int]:
+    """Run the pull in a child process, slowed down, and SIGKILL it once ``at_least`` parts are in OSS."""
+    hub.switches.bytes_per_second = 2 * MiB  # per connection: about half a second a part
+    child_env = {**os.environ, **env, "EASCOMFY_HF_ENDPOINT": hub.url, "EASCOMFY_MODELSCOPE_ENDPOINT": hub.url}
+    proc = subprocess.Popen([sys.executable, "-m", "eascomfy", "models", "pull", source, "-f", str(spec), *ARGS],
+                            env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_uploaded(oss)) < at_least:
+            assert proc.poll() is None and time.monotonic() < deadline, "the pull ended before it was killed"
+            time.sleep(0.02)
+        proc.kill()
+    finally:
+        proc.wait(10)
+    hub.switches.bytes_per_second = 0
+    return _uploaded(oss)
+
+
+def _part_range(n: int) -> tuple[int, int]:
+    return (n - 1) * MiB, min(n * MiB, len(DATA)) - 1
+
+
+@pytest.mark.parametrize("source", ["hf://org/repo/vae/big.safetensors", "ms://owner/repo/vae/big.safetensors"])
+def test_a_killed_pull_resumes_without_sending_or_fetching_parts_twice(oss, hub, env, tmp_path, monkeypatch, source) -> None:
+    spec = write_spec(tmp_path)
+    first = _kill_mid_way(oss, hub, env, spec, source)
+    assert KEY not in oss.list_keys(BUCKET, "p/")
+    (upload,) = oss.multipart_uploads(BUCKET)
+    kept = set(upload["parts"])
+    assert kept and kept <= first and len(kept) < PARTS
+    checkpoint = json.loads(next((tmp_path / "state" / "uploads").glob("*.json")).read_text())
+    assert checkpoint["digest"]["next"] > max(int(n) for n in checkpoint["parts"])  # the hash covers the saved parts
+
+    before_parts = len(oss.requests("UploadPart"))
+    before_served = len(hub.served(SHA))
+    monkeypatch.setenv("EASCOMFY_HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("EASCOMFY_MODELSCOPE_ENDPOINT", hub.url)
+    res = run_cli("models", "pull", source, "-f", str(spec), *ARGS)
+    assert res.exit_code == 0, res.stdout + res.stderr
+
+    sent_again = {int(r.query["partNumber"]) for r in oss.requests("UploadPart")[before_parts:]}
+    saved = {int(n) for n in checkpoint["parts"]} & kept
+    assert sent_again == set(range(1, PARTS + 1)) - saved  # OSS side: only the missing parts
+    fetched_again = set(hub.served(SHA)[before_served:])
+    assert fetched_again == {_part_range(n) for n in sent_again}  # source side: only their ranges
+    assert oss.object_bytes(BUCKET, KEY) == DATA
+    assert oss.object_info(BUCKET, KEY)["crc64"] == crc64(DATA)
+    result = res.json()["data"]
+    assert result["files"][0]["resumed_parts"] == len(saved)
+    assert result["sources"][0]["sha256"] == SHA
+    assert oss.multipart_uploads(BUCKET) == []
+    assert list((tmp_path / "state" / "uploads").glob("*.json")) == []
+
+
+def test_a_resume_still_verifies_the_whole_hash(oss, hub, env, tmp_path, monkeypatch) -> None:
+    """The saved hash state is trusted only as far as the final comparison: a state that does not
+    match the bytes (here: altered in the checkpoint) fails the resumed pull, and the upload is
+    aborted, leaving no object and no upload behind."""
+    spec = write_spec(tmp_path)
+    source = "ms://owner/repo/vae/big.safetensors"
+    _kill_mid_way(oss, hub, env, spec, source)
+    path = next((tmp_path / "state" / "uploads").glob("*.json"))
+    checkpoint = json.loads(path.read_text())
+    state = checkpoint["digest"]["state"]
+    checkpoint["digest"]["state"] = ("0" if state[0] != "0" else "1") + state[1:]  # one word of the state
+    path.write_text(json.dumps(checkpoint))
+    monkeypatch.setenv("EASCOMFY_MODELSCOPE_ENDPOINT", hub.url)
+    res = run_cli("models", "pull", source, "-f", str(spec), *ARGS)
+    assert res.exit_code == 4 and "SHA256 mismatch" in res.stdout + res.stderr
+    assert KEY not in oss.list_keys(BUCKET, "p/") and oss.multipart_uploads(BUCKET) == []
+    assert list((tmp_path / "state" / "uploads").glob("*.json")) == []
