@@ -239,7 +239,10 @@ def guess_kind(path: str) -> str | None:
 
 
 class RemoteSource:
-    """A remote file as the upload engine's ``Source``: each part one ranged GET."""
+    """A remote file as the upload engine's ``Source``: each part one ranged GET, pipelined with
+    the uploads (half the workers download while the other half upload)."""
+
+    pipelined = True
 
     def __init__(self, ref: SourceRef, remote: "RemoteFile", http: "HttpSource") -> None:
         self.ref, self.remote, self.http = ref, remote, http

@@ -30,7 +30,7 @@ import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol
@@ -308,11 +308,19 @@ class Uploader:
             source.read_into(offset, view)
             return view
 
+        # A remote source (``pipelined``) is read over the network as slowly as OSS is written:
+        # half the workers download while the other half upload, so each side keeps its streams
+        # busy (``workers // 2`` per side) and memory stays ``workers * part_size``.
+        stages = max(1, self.workers // 2) if getattr(source, "pipelined", False) and self.workers > 1 else 0
+        reading = threading.BoundedSemaphore(stages) if stages else nullcontext()
+        sending = threading.BoundedSemaphore(stages) if stages else nullcontext()
+
         def send(n: int) -> None:
             offset = (n - 1) * self.part_size
             length = min(self.part_size, size - offset)
             try:
-                data = read(offset, length)
+                with reading:
+                    data = read(offset, length)
                 if digest is not None:
                     digest.feed(n, data)  # in part order, whichever part arrives first
                     if n in done:  # resumed without a saved hash state: read again for the hash only
@@ -327,7 +335,8 @@ class Uploader:
                 etag, remote = self.bucket.upload_part(key, upload_id, n, data)
                 return remote, etag
 
-            etag = self._verified(f"{key} part {n}", local, part)
+            with sending:
+                etag = self._verified(f"{key} part {n}", local, part)
             with lock:
                 done[n] = {"etag": etag, "crc64": local, "size": length}
                 save()
@@ -363,6 +372,8 @@ class Source(Protocol):
 
     name: str  # shown and recorded (``PushResult.file``)
     size: int
+    # (optional) ``pipelined = True``: reads are network transfers too; half the workers read
+    # while half send (``_send_parts``)
     ident: str  # what an interrupted upload's checkpoint is found by
 
     def opened(self) -> ContextManager[Any]: ...
