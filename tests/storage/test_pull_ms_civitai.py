@@ -158,3 +158,17 @@ def test_storage_sync_pulls_ms_and_civitai_models(oss, hub, tmp_path) -> None:
     assert oss.object_bytes(BUCKET, "p/models/loras/detail.safetensors") == DATA[:500_000]
     again = run_cli("storage", "sync", "-f", str(spec), "-o", "json")
     assert [i["action"] for i in again.json()["data"]["plan"]] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("source,ok", [
+    ("ms://owner/name/unet/model.safetensors@v1.0", True), ("civitai://128713", True),
+    ("civitai://dreamshaper", False), ("ms://owner/model.safetensors", False),
+])
+def test_validate_checks_source_forms_offline(tmp_path: Path, source: str, ok: bool) -> None:
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text() + f"models:\n  - kind: checkpoints\n    source: {source}\n")
+    res = run_cli("validate", "-f", str(spec))
+    assert (res.exit_code == 0) is ok, res.stdout + res.stderr
+    if not ok:
+        text = res.stdout + res.stderr
+        assert "models[0].source" in text and "civitai://VERSION_ID" in text and "Traceback" not in text
