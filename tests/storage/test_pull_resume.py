@@ -112,3 +112,19 @@ def test_a_resume_still_verifies_the_whole_hash(oss, hub, env, tmp_path, monkeyp
     assert res.exit_code == 4 and "SHA256 mismatch" in res.stdout + res.stderr
     assert KEY not in oss.list_keys(BUCKET, "p/") and oss.multipart_uploads(BUCKET) == []
     assert list((tmp_path / "state" / "uploads").glob("*.json")) == []
+
+
+def test_a_pull_downloads_with_half_the_workers_while_the_other_half_upload(oss, hub, env, tmp_path, monkeypatch) -> None:
+    """The pipeline: with --workers 4 and both sides paced, at most two GETs are in flight (the
+    other two workers upload meanwhile), and uploads start before the downloads are over."""
+    hub.switches.bytes_per_second = 4 * MiB
+    oss.faults.add(kind="slow", per_mib=0.25, times=-1, action="UploadPart")  # 4 MiB/s a connection
+    monkeypatch.setenv("EASCOMFY_HF_ENDPOINT", hub.url)
+    res = run_cli("models", "pull", "hf://org/repo/vae/big.safetensors", "-f", str(write_spec(tmp_path)),
+                  "--part-size", "1", "--workers", "4", "-o", "json")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert oss.object_bytes(BUCKET, KEY) == DATA
+    assert hub.peak_bodies_in_flight == 2
+    first_upload = min(r.time for r in oss.requests("UploadPart"))
+    last_get = max(r.time for r in hub.requests("CdnGet"))
+    assert first_upload < last_get  # the two sides overlapped

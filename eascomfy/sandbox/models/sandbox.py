@@ -118,6 +118,8 @@ class ModelSourceSandbox(ServerBacked):
         self._served_lock = threading.Lock()
         self._served: list[tuple[str, int, int]] = []  # (sha256, first, last byte) of each body sent
         self.cdn_with_credentials = 0  # CDN requests that carried Authorization or a cookie (never their values)
+        self.bodies_in_flight = 0
+        self.peak_bodies_in_flight = 0  # the most bodies sent at once: a client's parallel streams
         self._server = SandboxServer(self._application, error_response, _action_of, name="models",
                                      sites={HUB: port, CDN: cdn_port}, controls={"models": self._control})
 
@@ -302,12 +304,18 @@ class ModelSourceSandbox(ServerBacked):
             return resp
         with self._served_lock:
             self._served.append((blob.sha256, start, end))
-        rate = self.switches.bytes_per_second
-        for chunk in self._chunks(blob, start, length):
-            await resp.write(chunk)
-            if rate:
-                await asyncio.sleep(len(chunk) / rate)
-        await resp.write_eof()
+            self.bodies_in_flight += 1
+            self.peak_bodies_in_flight = max(self.peak_bodies_in_flight, self.bodies_in_flight)
+        try:
+            rate = self.switches.bytes_per_second
+            for chunk in self._chunks(blob, start, length):
+                await resp.write(chunk)
+                if rate:
+                    await asyncio.sleep(len(chunk) / rate)
+            await resp.write_eof()
+        finally:
+            with self._served_lock:
+                self.bodies_in_flight -= 1
         return resp
 
     @staticmethod
