@@ -172,3 +172,18 @@ def test_validate_checks_source_forms_offline(tmp_path: Path, source: str, ok: b
     if not ok:
         text = res.stdout + res.stderr
         assert "models[0].source" in text and "civitai://VERSION_ID" in text and "Traceback" not in text
+
+
+def test_a_wrong_token_is_not_printed_in_the_error(oss, hub, tmp_path, monkeypatch) -> None:
+    hub.add_civitai_version(98, [{"name": "early.safetensors", "data": DATA[:200_000]}], early_access=True)
+    wrong = "civitai_wrong_token_0123456789abcdef"
+    monkeypatch.setenv("CIVITAI_API_TOKEN", wrong)
+    monkeypatch.setenv("MODELSCOPE_API_TOKEN", wrong)
+    spec = write_spec(tmp_path)
+    for source in ("civitai://98", "ms://owner/private/vae/ae.safetensors@v1.0"):
+        for args in (("--verbose", "models", "pull", source, "-f", str(spec)),
+                     ("models", "pull", source, "-f", str(spec), "-o", "json")):
+            res = run_cli(*args)
+            assert res.exit_code == 4, res.stdout + res.stderr
+            assert wrong not in res.stdout + res.stderr and "401" in res.stdout + res.stderr
+    assert oss.requests("InitiateMultipartUpload") == []
