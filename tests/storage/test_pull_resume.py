@@ -59,6 +59,30 @@ def _kill_mid_way(oss, hub, env, spec: Path, source: str, at_least: int = 3) -> 
     return _uploaded(oss)
 
 
+def _resume_and_check(oss, hub, tmp_path: Path, spec: Path, source: str, monkeypatch) -> None:
+    """Run the pull again: only the parts OSS lacks are fetched and sent; the object is verified."""
+    (upload,) = oss.multipart_uploads(BUCKET)
+    checkpoint = json.loads(next((tmp_path / "state" / "uploads").glob("*.json")).read_text())
+    saved = {int(n) for n in checkpoint["parts"]} & set(upload["parts"])
+    assert saved and len(saved) < PARTS
+    assert checkpoint["digest"]["next"] > max(saved)  # the saved hash covers the saved parts
+    before_parts, before_served = len(oss.requests("UploadPart")), len(hub.served(SHA))
+    monkeypatch.setenv("EASCOMFY_HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("EASCOMFY_MODELSCOPE_ENDPOINT", hub.url)
+    res = run_cli("models", "pull", source, "-f", str(spec), *ARGS)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    sent_again = {int(r.query["partNumber"]) for r in oss.requests("UploadPart")[before_parts:]}
+    assert sent_again == set(range(1, PARTS + 1)) - saved  # OSS side: only the missing parts
+    assert set(hub.served(SHA)[before_served:]) == {_part_range(n) for n in sent_again}  # source side: their ranges
+    assert oss.object_bytes(BUCKET, KEY) == DATA
+    assert oss.object_info(BUCKET, KEY)["crc64"] == crc64(DATA)
+    result = res.json()["data"]
+    assert result["files"][0]["resumed_parts"] == len(saved)
+    assert result["sources"][0]["sha256"] == SHA
+    assert oss.multipart_uploads(BUCKET) == []
+    assert list((tmp_path / "state" / "uploads").glob("*.json")) == []
+
+
 def _part_range(n: int) -> tuple[int, int]:
     return (n - 1) * MiB, min(n * MiB, len(DATA)) - 1
 
@@ -69,30 +93,35 @@ def test_a_killed_pull_resumes_without_sending_or_fetching_parts_twice(oss, hub,
     first = _kill_mid_way(oss, hub, env, spec, source)
     assert KEY not in oss.list_keys(BUCKET, "p/")
     (upload,) = oss.multipart_uploads(BUCKET)
-    kept = set(upload["parts"])
-    assert kept and kept <= first and len(kept) < PARTS
-    checkpoint = json.loads(next((tmp_path / "state" / "uploads").glob("*.json")).read_text())
-    assert checkpoint["digest"]["next"] > max(int(n) for n in checkpoint["parts"])  # the hash covers the saved parts
+    assert set(upload["parts"]) <= first
+    _resume_and_check(oss, hub, tmp_path, spec, source, monkeypatch)
 
-    before_parts = len(oss.requests("UploadPart"))
-    before_served = len(hub.served(SHA))
-    monkeypatch.setenv("EASCOMFY_HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("EASCOMFY_MODELSCOPE_ENDPOINT", hub.url)
-    res = run_cli("models", "pull", source, "-f", str(spec), *ARGS)
-    assert res.exit_code == 0, res.stdout + res.stderr
 
-    sent_again = {int(r.query["partNumber"]) for r in oss.requests("UploadPart")[before_parts:]}
-    saved = {int(n) for n in checkpoint["parts"]} & kept
-    assert sent_again == set(range(1, PARTS + 1)) - saved  # OSS side: only the missing parts
-    fetched_again = set(hub.served(SHA)[before_served:])
-    assert fetched_again == {_part_range(n) for n in sent_again}  # source side: only their ranges
-    assert oss.object_bytes(BUCKET, KEY) == DATA
-    assert oss.object_info(BUCKET, KEY)["crc64"] == crc64(DATA)
-    result = res.json()["data"]
-    assert result["files"][0]["resumed_parts"] == len(saved)
-    assert result["sources"][0]["sha256"] == SHA
-    assert oss.multipart_uploads(BUCKET) == []
-    assert list((tmp_path / "state" / "uploads").glob("*.json")) == []
+def test_a_pull_cut_off_by_the_source_resumes(oss, hub, env, tmp_path, monkeypatch) -> None:
+    """The source drops every connection once some parts are in OSS: the pull fails after its
+    retries (exit 4, the upload and its checkpoint kept), and the next run resumes it."""
+    spec = write_spec(tmp_path)
+    source = "hf://org/repo/vae/big.safetensors"
+    hub.switches.bytes_per_second = 2 * MiB
+    proc = subprocess.Popen([sys.executable, "-m", "eascomfy", "models", "pull", source, "-f", str(spec), *ARGS],
+                            env={**os.environ, **env, "EASCOMFY_HF_ENDPOINT": hub.url},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_uploaded(oss)) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, "the pull ended before the source failed"
+            time.sleep(0.02)
+        hub.faults.add(kind="drop", action="CdnGet", times=-1)
+        stdout, stderr = proc.communicate(timeout=90)  # the retries back off for about 15 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 4, stdout + stderr
+    assert json.loads(stdout)["error"]["code"] == "ConnectionError"
+    hub.faults.clear()
+    hub.switches.bytes_per_second = 0
+    _resume_and_check(oss, hub, tmp_path, spec, source, monkeypatch)
 
 
 def test_a_resume_still_verifies_the_whole_hash(oss, hub, env, tmp_path, monkeypatch) -> None:
