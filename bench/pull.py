@@ -101,22 +101,22 @@ def main() -> None:
 
         label = f"{size / 2**20:,.0f} MiB at {args.mbps:g} MB/s per connection" if rate else f"{size / 2**20:,.0f} MiB, unthrottled"
         print(f"pull of {label}")
-        print(f"{'path':<58} {'seconds':>8} {'MB/s':>8} {'RSS MB':>7}")
+        print(f"{'path':<58} {'seconds':>8} {'MB/s':>8} {'RSS MB':>7} {'CPU ms/MiB':>11}")
         cmd = [py, "-m", "eascomfy", "models", "pull", f"hf://{REPO}/{PATH}", "-f", str(spec), "-o", "json",
                "--part-size", str(args.part_size), "--workers", str(2 * args.streams)]
-        t_ours, rss_ours, out, _ = run_measured(cmd, env)
+        t_ours, rss_ours, out, cpu_ours = run_measured(cmd, env)
         result = json.loads(out)["data"]
         assert result["sources"][0]["sha256"] == info["sha256"] and result["files"][0]["size"] == size
         name = f"eascomfy models pull ({args.streams} streams a side, {args.part_size} MiB parts)"
-        print(f"{name:<58} {t_ours:>8.2f} {size / 1e6 / t_ours:>8.1f} {rss_ours / 1e6:>7.1f}")
+        print(f"{name:<58} {t_ours:>8.2f} {size / 1e6 / t_ours:>8.1f} {rss_ours / 1e6:>7.1f} {1000 * cpu_ours / (size / 2**20):>11.2f}")
         t_transfer = result["files"][0]["seconds"]  # without the interpreter's start and the probe
         print(f"{'  of which the transfer (parts in, verified, completed)':<58} {t_transfer:>8.2f} {size / 1e6 / t_transfer:>8.1f}")
 
         url = f"{info['hub']}/{REPO}/resolve/main/{PATH}"
-        t_script, rss_script, out, _ = run_measured([py, "-c", SCRIPTED, url, str(work / "download.bin"), "scripted/m", BUCKET], env)
+        t_script, rss_script, out, cpu_script = run_measured([py, "-c", SCRIPTED, url, str(work / "download.bin"), "scripted/m", BUCKET], env)
         phases = json.loads(out)
         print(f"{'requests to disk, then oss2.resumable_upload (defaults)':<58} {t_script:>8.2f} {size / 1e6 / t_script:>8.1f} "
-              f"{rss_script / 1e6:>7.1f}")
+              f"{rss_script / 1e6:>7.1f} {1000 * cpu_script / (size / 2**20):>11.2f}")
         for phase in ("download", "upload"):  # one connection each: what one stream of that side really gets
             print(f"{'  of which the ' + phase + ' (one connection)':<58} {phases[phase]:>8.2f} {size / 1e6 / phases[phase]:>8.1f}")
 

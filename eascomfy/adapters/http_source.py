@@ -223,7 +223,7 @@ class HttpSource:
                 raise SourceError(f"{what}: unexpected HTTP {response.status_code}", status=response.status_code)
             got = 0
             try:
-                for chunk in response.iter_bytes(1024 * 1024):
+                for chunk in response.iter_bytes():  # as they come: a chunk_size would copy each byte 3 more times
                     n = min(len(chunk), len(view) - got)
                     view[got:got + n] = chunk[:n]
                     got += n
