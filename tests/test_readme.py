@@ -35,6 +35,8 @@ SKIP = {
         "in tests/storage/test_check_fix.py",
     "eascomfy models pull hf://": "needs the Hugging Face hub; the pull itself runs against the emulated hub in "
         "tests/storage/test_models_pull.py",
+    "eascomfy models pull ms://": "needs ModelScope; runs against the emulated API in tests/storage/test_pull_ms_civitai.py",
+    "eascomfy models pull civitai://": "needs Civitai; runs against the emulated API in tests/storage/test_pull_ms_civitai.py",
     "eascomfy wheels push insightface": "needs a wheel file of the reader's",
     "eascomfy check workflow_api.json": "needs the reader's exported workflow (and its models on the mount)",
     "eascomfy run workflow_api.json": "needs the reader's exported workflow and a Standard-edition service",

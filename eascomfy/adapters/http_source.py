@@ -10,6 +10,11 @@ ModelScope, Civitai or a plain URL (httpx).
 - ``read_into`` fetches one byte range (``Range: bytes=a-b``, 206 with ``Content-Range``
   checked) straight into the caller's buffer: no copy on disk, memory bounded by the buffer.
   A 200 to a range request (a server may ignore Range) is refused unless it is the whole file.
+- ``get_json`` reads a source's metadata API (ModelScope's file listing, Civitai's model
+  version) with the token, retried like the rest.
+- The token goes as ``Authorization: Bearer`` (Hugging Face, Civitai); ModelScope's SDK also sends
+  it as the cookie ``m_session_id`` (modelscope-hub ``_legacy_api.py`` _headers), so a
+  ``cookie`` name adds that.
 - 408/429/5xx and dropped connections are retried with the shared backoff, never sooner than an
   integer ``Retry-After`` says (huggingface_hub ``http_backoff``); other errors become
   ``CloudError`` with the Hub's ``X-Error-Code`` when there is one, never with the token.
@@ -71,10 +76,12 @@ class HttpSource:
     """One pooled httpx client for one source URL's probe and its ranged reads."""
 
     def __init__(self, token: str | None = None, *, retry: Retry = RETRY, timeout: float = 60.0,
-                 connections: int = 16) -> None:
+                 connections: int = 16, token_env: str = "HF_TOKEN", cookie: str | None = None) -> None:
         import httpx
 
         self._token = token
+        self._token_env = token_env  # named in the hint of a 401/403
+        self._cookie = cookie
         self._retry = retry
         self._client = httpx.Client(follow_redirects=False, timeout=httpx.Timeout(timeout, connect=15.0),
                                     limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
@@ -90,6 +97,8 @@ class HttpSource:
         headers = {"Accept-Encoding": "identity", "User-Agent": "eascomfy", **extra}
         if self._token and token_origin is not None and _origin(url) == token_origin:
             headers["Authorization"] = f"Bearer {self._token}"
+            if self._cookie:
+                headers["Cookie"] = f"{self._cookie}={self._token}"
         return headers
 
     def _send(self, method: str, url: str, what: str, headers: dict[str, str], stream: bool = False) -> Any:
@@ -113,25 +122,40 @@ class HttpSource:
                 self._retry.sleep(self._retry.delay(attempt, exc.retry_after))
                 attempt += 1
 
-    @staticmethod
-    def _error(response: Any, what: str) -> SourceError:
+    def _error(self, response: Any, what: str) -> SourceError:
         status = response.status_code
         code = response.headers.get("X-Error-Code")
         message = response.headers.get("X-Error-Message") or ""
         if not message:
             try:
                 body = response.json()
-                message = body.get("error", "") if isinstance(body, dict) else ""
+                # Hugging Face and Civitai: {"error": ...}; ModelScope: {"Code", "Message", "Success"}
+                message = str(body.get("error") or body.get("Message") or "") if isinstance(body, dict) else ""
             except (ValueError, UnicodeDecodeError):
                 message = ""
         hint = None
         if status in (401, 403) or code in ("GatedRepo", "RepoNotFound"):
-            hint = "a private or gated model needs a token with access: set HF_TOKEN (Hugging Face)"
+            hint = f"a private or gated model needs a token with access: set {self._token_env}"
         elif status == 404:
             hint = "check the repository, revision and file path"
         text = f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
         return SourceError(text, status=status, code=code or f"HTTP{status}", hint=hint,
                            retry_after=_retry_after(response.headers.get("Retry-After")))
+
+    # -- metadata --------------------------------------------------------------------------------
+    def get_json(self, url: str, what: str) -> Any:
+        """The JSON a source's API answers at ``url`` (the token goes to that origin only)."""
+        return self._retrying(lambda: self._get_json(url, what))
+
+    def _get_json(self, url: str, what: str) -> Any:
+        response = self._send("GET", url, what, self._headers(url, _origin(url), {"Accept": "application/json"}))
+        if response.status_code >= 400 or response.is_redirect:
+            raise self._error(response, what)
+        try:
+            return response.json()
+        except (ValueError, UnicodeDecodeError):
+            raise SourceError(f"{what}: the source's API did not answer JSON (HTTP {response.status_code})",
+                              code="BadAnswer") from None
 
     # -- probe -----------------------------------------------------------------------------------
     def probe(self, url: str, what: str) -> RemoteFile:
@@ -199,7 +223,7 @@ class HttpSource:
                 raise SourceError(f"{what}: unexpected HTTP {response.status_code}", status=response.status_code)
             got = 0
             try:
-                for chunk in response.iter_bytes(1024 * 1024):
+                for chunk in response.iter_bytes():  # as they come: a chunk_size would copy each byte 3 more times
                     n = min(len(chunk), len(view) - got)
                     view[got:got + n] = chunk[:n]
                     got += n

@@ -270,7 +270,9 @@ def wheels_push_cmd(
 
 
 def models_pull_cmd(
-    sources: Annotated[list[str], typer.Argument(help="hf://org/repo/path/file[@revision] or https://... (token: HF_TOKEN).", metavar="SOURCE...")],
+    sources: Annotated[list[str], typer.Argument(
+        help="hf://org/repo/path/file[@revision], ms://owner/name/path[@revision], civitai://VERSION_ID or https://... "
+             "(tokens: HF_TOKEN, MODELSCOPE_API_TOKEN, CIVITAI_API_TOKEN).", metavar="SOURCE...")],
     kind: Annotated[Optional[str], typer.Option("--kind", "-k", help="Folder under models/ (default: guessed from the path).", metavar="KIND")] = None,
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
@@ -278,7 +280,10 @@ def models_pull_cmd(
     workers: WorkersOpt = 4,
     output: OutputOpt = None,
 ) -> None:
-    """Stream models from Hugging Face or a URL straight into models/<kind>/ (no local copy; SHA-256 and CRC64 verified)."""
+    """Stream models from Hugging Face, ModelScope, Civitai or a URL straight into models/<kind>/ (no local copy; SHA-256 and CRC64 verified; an interrupted pull resumes).
+
+    Example: eascomfy models pull hf://org/repo/vae/ae.safetensors civitai://128713 ms://owner/name/unet/model.safetensors@v1.0
+    """
     with session("models pull", output) as out:
         from ..storage.mount import Mount
         from ..storage.pull_source import plan_pulls

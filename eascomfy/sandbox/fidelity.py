@@ -40,6 +40,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # OSS (oss/)
     "bucket_location": ("any_endpoint", "bucket_endpoint"),
     "signature_v1": ("refused", "accepted"),
+    # model sources (models/)
+    "modelscope_sha256": ("listing", "linked_etag"),
+    "civitai_redirect": ("307", "302"),
+    "civitai_head": ("redirect", "refused"),
 }
 
 
@@ -98,6 +102,13 @@ class Fidelity:
       accounts created since 2025-03-01 and buckets created since 2025-09-01 do (OSS "Guidelines
       for upgrading V1 signatures to V4 signatures"); ``accepted`` is an older account's older
       bucket.
+    - ``modelscope_sha256``: ``listing`` gives each file's ``Sha256`` in ModelScope's repo listing
+      (modelscope-hub ``constants.py`` FILE_HASH_FIELD); ``linked_etag`` leaves it out and sends
+      ``X-Linked-ETag`` on the LFS storage answer, which the SDK falls back to (an SDK comment only).
+    - ``civitai_redirect``: the status of Civitai's download redirect, ``307`` (Next.js
+      ``res.redirect``'s default, inferred) or ``302``.
+    - ``civitai_head``: whether HEAD on Civitai's download route redirects as GET does
+      (``redirect``) or is refused (``refused``, 405); undocumented.
     """
 
     output_names: str = "pai"
@@ -116,6 +127,9 @@ class Fidelity:
     warmup_repeat: str = "once"
     bucket_location: str = "any_endpoint"
     signature_v1: str = "refused"
+    modelscope_sha256: str = "listing"
+    civitai_redirect: str = "307"
+    civitai_head: str = "redirect"
 
     def update(self, **values: Any) -> "Fidelity":
         """Set switches by name; an unknown switch or value raises ``ValueError``."""

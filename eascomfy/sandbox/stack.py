@@ -25,6 +25,8 @@ from .oss.sandbox import OssSandbox
 from .regions import DEFAULT_REGION, EAS_ENDPOINTS_ENV, OSS_ENDPOINTS_ENV, format_endpoints
 
 HF_ENDPOINT_ENV = "EASCOMFY_HF_ENDPOINT"  # the Hugging Face endpoint eascomfy.storage.pull_source reads
+MS_ENDPOINT_ENV = "EASCOMFY_MODELSCOPE_ENDPOINT"  # ModelScope's, the same emulator
+CIVITAI_ENDPOINT_ENV = "EASCOMFY_CIVITAI_ENDPOINT"  # Civitai's, the same emulator
 
 
 class SandboxStack:
@@ -48,7 +50,7 @@ class SandboxStack:
                               fidelity=self.fidelity, regions=regions)
         self.oss = OssSandbox(state_dir=self.state_dir, port=oss_port, region=region, fidelity=self.fidelity,
                               regions=regions)
-        self.models = ModelSourceSandbox(self.state_dir)
+        self.models = ModelSourceSandbox(self.state_dir, fidelity=self.fidelity)
         self.regions = self.eas.regions
         self.job_seconds = job_seconds
         self.comfyui: Attachment | None = None
@@ -85,7 +87,7 @@ class SandboxStack:
         """The environment that points eascomfy (and the SDKs) at this sandbox: every region's
         endpoints (``EASCOMFY_EAS_ENDPOINTS``, ``EASCOMFY_OSS_ENDPOINTS``) and, for clients that
         know one region only, the default region's (``EASCOMFY_EAS_ENDPOINT``, ``..._OSS_...``); and
-        the model-source emulator as the Hugging Face endpoint (``EASCOMFY_HF_ENDPOINT``)."""
+        the model-source emulator as the Hugging Face, ModelScope and Civitai endpoints."""
         return {  # the four single-region names first, in their old order, then the maps
             "EASCOMFY_EAS_ENDPOINT": self.eas.url,
             "EASCOMFY_OSS_ENDPOINT": self.oss.url,
@@ -94,4 +96,6 @@ class SandboxStack:
             EAS_ENDPOINTS_ENV: format_endpoints(self.eas.urls),
             OSS_ENDPOINTS_ENV: format_endpoints(self.oss.urls),
             HF_ENDPOINT_ENV: self.models.url,
+            MS_ENDPOINT_ENV: self.models.url,
+            CIVITAI_ENDPOINT_ENV: self.models.url,
         }

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from .mount import MODELS, Mount, model_path
-from .pull_source import parse_source
+from .pull_source import parse_source, source_name
 from .upload import CrcCache, file_crc64
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def plan_sync(
             raise UsageError(f"models[{i}]: set file or source, not both")
         local = (base_dir / entry["file"]) if entry.get("file") else None
         source = parse_source(entry["source"]) if entry.get("source") else None
-        name = entry.get("name") or (Path(entry["file"]).name if local else source.name if source else "")
+        name = entry.get("name") or (Path(entry["file"]).name if local else source_name(source) if source else "")
         key = mount.key(model_path(entry["kind"], name))
         listed = listing.get(key)
         item = SyncItem(name, entry["kind"], key, "ok", str(local) if local else None, source=entry.get("source"))

@@ -30,7 +30,7 @@ import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol
@@ -40,6 +40,7 @@ from ..errors import CloudError, EascomfyError, UsageError
 from ..local.files import regular_file, state_dir, write_atomic
 from ..ports import Bucket
 from ..retry import Retry
+from .resumable_hash import ResumableSha256
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
@@ -227,24 +228,27 @@ class Uploader:
         ident = f"{self.bucket.name}\0{key}\0{source.ident}\0{self.part_size}"
         return state_dir() / "uploads" / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
-    def _resume(self, checkpoint: Path, key: str) -> tuple[str | None, dict[int, dict[str, Any]]]:
-        """The upload id and parts a checkpoint names, keeping only parts OSS still has."""
+    def _resume(self, checkpoint: Path, key: str) -> tuple[str | None, dict[int, dict[str, Any]], Any]:
+        """The upload id and parts a checkpoint names, keeping only parts OSS still has, and the
+        saved state of the source's hash (``OrderedDigest.snapshot``), if any."""
         try:
             saved = json.loads(checkpoint.read_text())
             upload_id, parts = saved["upload_id"], saved["parts"]
-        except (OSError, ValueError, KeyError):
-            return None, {}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, {}, None
         listed = self.bucket.list_parts(key, upload_id)
         if listed is None:  # completed or aborted meanwhile: the checkpoint is stale
             checkpoint.unlink(missing_ok=True)
-            return None, {}
+            return None, {}, None
         done = {int(n): p for n, p in parts.items() if int(n) in listed and listed[int(n)][0] == p["etag"]}
-        return upload_id, done
+        return upload_id, done, saved.get("digest")
 
     def _put_multipart(self, source: "Source", key: str, digest: "OrderedDigest | None" = None) -> tuple[PushResult, str]:
         count = max(1, (source.size + self.part_size - 1) // self.part_size)
         checkpoint = self._checkpoint_path(source, key)
-        upload_id, done = self._resume(checkpoint, key)
+        upload_id, done, digest_state = self._resume(checkpoint, key)
+        if digest is not None and digest_state is not None:
+            digest.restore(digest_state)
         attempts = 0
         if upload_id is None:
             def init() -> str:
@@ -283,7 +287,10 @@ class Uploader:
         lock = threading.Lock()
 
         def save() -> None:
-            write_atomic(checkpoint, json.dumps({"upload_id": upload_id, "key": key, "parts": done}))
+            saved: dict[str, Any] = {"upload_id": upload_id, "key": key, "parts": done}
+            if digest is not None and (state := digest.snapshot()) is not None:
+                saved["digest"] = state  # covers every part in ``done``: a part is fed before it is sent
+            write_atomic(checkpoint, json.dumps(saved))
 
         save()
         self.progress(sum(p["size"] for p in done.values()))
@@ -301,14 +308,22 @@ class Uploader:
             source.read_into(offset, view)
             return view
 
+        # A remote source (``pipelined``) is read over the network as slowly as OSS is written:
+        # half the workers download while the other half upload, so each side keeps its streams
+        # busy (``workers // 2`` per side) and memory stays ``workers * part_size``.
+        stages = max(1, self.workers // 2) if getattr(source, "pipelined", False) and self.workers > 1 else 0
+        reading = threading.BoundedSemaphore(stages) if stages else nullcontext()
+        sending = threading.BoundedSemaphore(stages) if stages else nullcontext()
+
         def send(n: int) -> None:
             offset = (n - 1) * self.part_size
             length = min(self.part_size, size - offset)
             try:
-                data = read(offset, length)
+                with reading:
+                    data = read(offset, length)
                 if digest is not None:
                     digest.feed(n, data)  # in part order, whichever part arrives first
-                    if n in done:  # resumed: read again for the hash only
+                    if n in done:  # resumed without a saved hash state: read again for the hash only
                         return
             except BaseException:
                 if digest is not None:
@@ -320,13 +335,15 @@ class Uploader:
                 etag, remote = self.bucket.upload_part(key, upload_id, n, data)
                 return remote, etag
 
-            etag = self._verified(f"{key} part {n}", local, part)
+            with sending:
+                etag = self._verified(f"{key} part {n}", local, part)
             with lock:
                 done[n] = {"etag": etag, "crc64": local, "size": length}
                 save()
             self.progress(length)
 
-        todo = list(range(1, count + 1)) if digest is not None else [n for n in range(1, count + 1) if n not in done]
+        # A resumed part is read again only when the hash does not cover it yet.
+        todo = [n for n in range(1, count + 1) if n not in done or (digest is not None and not digest.covers(n))]
         with source.opened():
             _bounded_parallel(send, todo, self.workers)
         if digest is not None:
@@ -355,6 +372,8 @@ class Source(Protocol):
 
     name: str  # shown and recorded (``PushResult.file``)
     size: int
+    # (optional) ``pipelined = True``: reads are network transfers too; half the workers read
+    # while half send (``_send_parts``)
     ident: str  # what an interrupted upload's checkpoint is found by
 
     def opened(self) -> ContextManager[Any]: ...
@@ -390,11 +409,16 @@ class LocalSource:
 class OrderedDigest:
     """A hash over parts that arrive in any order, fed in part order: a part waits for the ones
     before it (the lowest part not yet fed is always in flight, so this never deadlocks, and memory
-    stays one buffer per worker). ``check()`` compares with the expected hex digest."""
+    stays one buffer per worker). ``check()`` compares with the expected hex digest.
+
+    A SHA-256 is resumable (``storage.resumable_hash``): ``snapshot()`` goes into the upload's
+    checkpoint, ``restore()`` in the next run, so the parts it covers are not read again."""
 
     def __init__(self, expected: str, what: str, algorithm: str = "sha256") -> None:
         self.expected, self.what, self.algorithm = expected.lower(), what, algorithm
-        self._hash = hashlib.new(algorithm)
+        resumable = ResumableSha256.create() if algorithm == "sha256" else None
+        self._resumable = resumable is not None
+        self._hash: Any = resumable if resumable is not None else hashlib.new(algorithm)
         self._next = 1
         self._failed = False
         self._cond = threading.Condition()
@@ -402,13 +426,37 @@ class OrderedDigest:
     def feed(self, n: int, data: memoryview) -> None:
         with self._cond:
             while self._next != n and not self._failed:
+                if n < self._next:  # covered by a restored state
+                    return
                 self._cond.wait(1)
             if self._failed:
                 raise EascomfyError(f"{self.what}: stopped (another part failed)")
-        self._hash.update(data)  # only the part whose turn it is gets here
-        with self._cond:
+            self._hash.update(data)  # under the lock: a snapshot never sees half a part
             self._next = n + 1
             self._cond.notify_all()
+
+    def covers(self, n: int) -> bool:
+        """Whether part ``n`` is in the hash already (fed, or restored from a checkpoint)."""
+        return n < self._next
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The hash's state and the next part it needs, for a checkpoint; None if not resumable."""
+        if not self._resumable:
+            return None
+        with self._cond:
+            return {"algorithm": self.algorithm, "next": self._next, "state": self._hash.state()}
+
+    def restore(self, saved: Any) -> bool:
+        """Pick up a ``snapshot()``; False (nothing changed) when it does not fit."""
+        if not self._resumable or not isinstance(saved, dict) or saved.get("algorithm") != self.algorithm:
+            return False
+        resumed = ResumableSha256.create(str(saved.get("state", "")))
+        nxt = saved.get("next")
+        if resumed is None or not isinstance(nxt, int) or nxt < 1:
+            return False
+        with self._cond:
+            self._hash, self._next = resumed, nxt
+        return True
 
     def fail(self) -> None:
         with self._cond:

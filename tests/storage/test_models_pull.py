@@ -84,8 +84,8 @@ def test_plain_url_kind_guess_and_refusals(oss, hub, tmp_path) -> None:
     assert oss.object_bytes(BUCKET, "p/models/upscale_models/4x_ESRGAN.pth") == DATA[:500_000]
     unknown = pull(spec, hub.add_plain("dl/model.bin", b"x" * 1000))
     assert unknown.exit_code == 2 and "--kind" in (unknown.stdout + unknown.stderr)
-    later = pull(spec, "civitai://12345")
-    assert later.exit_code == 2 and "not supported yet" in (later.stdout + later.stderr)
+    unknown_scheme = pull(spec, "ftp://example.com/model.safetensors")
+    assert unknown_scheme.exit_code == 2 and "civitai://VERSION_ID" in (unknown_scheme.stdout + unknown_scheme.stderr)
     missing = pull(spec, "hf://org/repo/vae/nope.safetensors", "--kind", "vae")
     assert missing.exit_code == 4 and "EntryNotFound" in (missing.stdout + missing.stderr)
 
