@@ -70,8 +70,8 @@ def release_cmd(
                                                "(600, 90s, 10m).", metavar="DURATION")] = "600",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the canary (or, on promote, the live "
                                            "service) to be ready.", metavar="S")] = DEFAULT_TIMEOUT,
-    force_unlock: Annotated[bool, typer.Option("--force-unlock", help="On promote: break the service's deploy lock held by "
-                                               "another (crashed) run.")] = False,
+    force_unlock: Annotated[bool, typer.Option("--force-unlock", help="Break the live service's deploy lock held by "
+                                               "another (crashed) run (--canary, --promote, --abort take it).")] = False,
     file: FileOpt = DEFAULT_SPEC,
     env: EnvOpt = None,
     output: OutputOpt = None,
@@ -106,7 +106,8 @@ def release_cmd(
 
         valid_timeout(timeout)
         if canary is not None:
-            data = _canary(ref, out, canary, expand_checks(check or []), max_slowdown, mirror, out_dir, check_timeout, timeout)
+            data = _canary(ref, out, canary, expand_checks(check or []), max_slowdown, mirror, out_dir, check_timeout,
+                           timeout, force_unlock)
             out.emit(data, release_text(data))
             return
         from ..control.deploy import connect
@@ -116,14 +117,14 @@ def release_cmd(
         if promote:
             state = rel.promote(spec, client, out, timeout=timeout, force_unlock=force_unlock)
         elif abort:
-            state = rel.abort(client, spec.name, out, timeout=timeout)
+            state = rel.abort(client, spec.name, out, timeout=timeout, force_unlock=force_unlock)
         else:
             state = rel.status(client, spec.name)
         out.emit(state.to_dict(), release_text(state.to_dict()))
 
 
 def _canary(ref: SpecRef, out: Any, percent: int, checks: list[Path], max_slowdown: float, mirror: int | None,
-            out_dir: Path, check_timeout: str, timeout: float) -> dict[str, Any]:
+            out_dir: Path, check_timeout: str, timeout: float, force_unlock: bool = False) -> dict[str, Any]:
     """Everything refused offline first (the request, the edition, each workflow file), then the release."""
     from ..control import release as rel
     from ..control.deploy import connect
@@ -151,7 +152,7 @@ def _canary(ref: SpecRef, out: Any, percent: int, checks: list[Path], max_slowdo
         def warm_up() -> None:
             put_request_file(spec, out)
     result = rel.start(spec, connect(spec.region, out), out, percent=percent, checker=checker, mirror=mirror,
-                       max_slowdown=max_slowdown, timeout=timeout, prepare=warm_up)
+                       max_slowdown=max_slowdown, timeout=timeout, prepare=warm_up, force_unlock=force_unlock)
     return result.to_dict()
 
 

@@ -28,7 +28,7 @@ from ..errors import EascomfyError, UsageError
 from ..local.files import write_atomic
 from ..local.specfile import write_image_version
 from ..ports import Progress
-from .locks import holding, ttl_for
+from .locks import Holding, holding, ttl_for
 from .regions import check_region
 from .scaling import apply_scalers, desired_scalers, read_scalers
 from .wait import DEFAULT_TIMEOUT, IN_PROGRESS, RUNNING, NotReady, Poll, wait_ready
@@ -212,10 +212,12 @@ def execute(
     rollback: bool,
     poll: Poll,
     force_unlock: bool = False,
+    held: Holding | None = None,
 ) -> DeployResult:
     """Carry out a plan made against ``live``: print it, take the service's deploy lock
     (``control.locks``; a service that exists and changes), apply, wait, roll back on failure,
-    release the lock. ``force_unlock`` breaks a lock another run holds."""
+    release the lock. ``force_unlock`` breaks a lock another run holds; ``held``: the lock the
+    caller already holds on the service (it then neither takes nor releases one)."""
     result = DeployResult(plan, live=live)
     for line in plan.lines():
         progress.info(line)
@@ -236,6 +238,12 @@ def execute(
     if live is None or plan.action not in ("update", "labels"):
         return _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
                           rollback=rollback, poll=poll)
+    if held is not None:  # the caller holds the service's lock for a longer change (release --promote)
+        done = _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
+                          rollback=rollback, poll=poll)
+        if done.ready:
+            held.seen = done.live
+        return done
     with holding(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock) as held:
         back = held.back
         if config_sha(normalize(back.config), plan.live_autoscaled) != plan.live_sha or back.current_version != live.current_version:

@@ -19,7 +19,8 @@ race window docs/control-plane.md describes. A service that does not exist yet h
 creating it is serialized by EAS itself (a second CreateService of the name answers 409).
 
 Every command that changes a live service takes it (``holding``): deploy and update-image, rollback,
-start, stop, restart, delete. Releasing reads the lock back before it deletes it (a run that broke
+start, stop, restart, delete, and the release steps (canary, promote, abort; promote passes its
+lock to deploy's ``execute``). Releasing reads the lock back before it deletes it (a run that broke
 it owns it now); a command that waited passes the service its wait read last (``Holding.seen``),
 so releasing costs one call, DeleteServiceLabel: a changing deploy that waits pays 3 calls for the
 lock (write, read back, delete). ``delete`` releases nothing: the label goes with the service.

@@ -33,6 +33,7 @@ from ..errors import CloudError, EascomfyError, UsageError, WaitTimeout
 from ..ports import Progress
 from ..retry import poll as poll_until
 from .deploy import desired, execute, plan_service
+from .locks import holding, ttl_for
 from .wait import DEFAULT_TIMEOUT, NotReady, Poll, wait_ready
 
 CANARY_SUFFIX = "_canary"
@@ -216,13 +217,16 @@ def start(
     timeout: float = DEFAULT_TIMEOUT,
     poll: Poll = Poll(),
     prepare: Callable[[], None] | None = None,
+    force_unlock: bool = False,
 ) -> CanaryResult:
     """Deploy the spec as the canary of its live service, check it (``checker``) against the live
     one before any traffic moves, then give it ``percent`` of the group's traffic (and a mirror of
     ``mirror`` percent of the live requests). A failed check, a canary that does not get ready, or
     anything that stops the release before the weights are set deletes the canary: the live
     service's traffic is never touched. ``prepare`` runs right before the canary is created (the
-    CLI writes the warm-up request file its config names there, as deploy does)."""
+    CLI writes the warm-up request file its config names there, as deploy does). The live
+    service's deploy lock (``control.locks``) is held from the canary's creation to the weights:
+    no other run changes the service the canary is compared with (``force_unlock`` breaks it)."""
     started = time.monotonic()
     group = check_request(spec, percent, mirror=mirror, max_slowdown=max_slowdown)
     name = canary_name(spec.name)
@@ -234,48 +238,49 @@ def start(
     if _canary_of(client, live) is not None:
         raise UsageError(f"{spec.name} already has a canary, {name}", "promote it (`release --promote`) or remove it "
                          "(`release --abort`) first", param="canary")
-    config, labels = _canary_config(spec, name)
-    before = (live.traffic_state or STANDALONE, live.weight if live.weight is not None else 100)
-    labels = {**labels, CANARY_OF_LABEL: spec.name}
-    if mirror:
-        labels[MIRROR_LABEL] = str(mirror)
-    sha = config_sha(config)
-    if prepare is not None:
-        prepare()
-    progress.info(f"{name}: creating the canary of {spec.name} in group {group} (no traffic yet)")
-    client.create(config, labels, applied=lambda l: config_sha(l.config) == sha)
-    traffic = _traffic(client)
-    moved = False
-    try:
-        made = client.require(name)
-        if made.traffic_state == GROUPING:  # it joined the group's traffic: take it out until checked
-            progress.info(f"{name}: took group traffic on creation; taking it out until the checks pass")
-            traffic.release(name, STANDALONE, 0)
-        try:
-            canary = wait_ready(client, name, progress, timeout, poll, since=time.time() - 1)
-        except NotReady as exc:
-            raise exc.error(name, "the canary was deleted; the live service is untouched") from None
-        checks = None
-        if checker is not None:
-            verdict = checker(client.require(spec.name), canary)
-            checks = verdict.to_dict()
-            if not verdict.ok:
-                raise CanaryCheckFailed(f"the canary failed its checks: {verdict.failure()}",
-                                        "the canary was deleted and the live service is untouched; fix the spec "
-                                        "and release again", verdict=checks)
-        else:
-            progress.warn("no workflow checks (--check): the canary takes traffic unchecked")
-        progress.info(f"traffic: {spec.name} {100 - percent}, {name} {percent} (weights, group {group})")
-        moved = True
-        traffic.release(spec.name, GROUPING, 100 - percent)
-        traffic.release(name, GROUPING, percent)
+    with holding(client, live, progress, ttl=ttl_for(timeout, True), force=force_unlock):
+        config, labels = _canary_config(spec, name)
+        before = (live.traffic_state or STANDALONE, live.weight if live.weight is not None else 100)
+        labels = {**labels, CANARY_OF_LABEL: spec.name}
         if mirror:
-            progress.info(f"mirroring {mirror}% of {spec.name}'s requests to {name}")
-            traffic.create_mirror(spec.name, mirror, [name])
-    except BaseException:
-        _undo(client, spec.name, name, before if moved else None, bool(mirror), progress, timeout, poll)
-        raise
-    return CanaryResult(status(client, spec.name), percent, checks, mirror, time.monotonic() - started)
+            labels[MIRROR_LABEL] = str(mirror)
+        sha = config_sha(config)
+        if prepare is not None:
+            prepare()
+        progress.info(f"{name}: creating the canary of {spec.name} in group {group} (no traffic yet)")
+        client.create(config, labels, applied=lambda l: config_sha(l.config) == sha)
+        traffic = _traffic(client)
+        moved = False
+        try:
+            made = client.require(name)
+            if made.traffic_state == GROUPING:  # it joined the group's traffic: take it out until checked
+                progress.info(f"{name}: took group traffic on creation; taking it out until the checks pass")
+                traffic.release(name, STANDALONE, 0)
+            try:
+                canary = wait_ready(client, name, progress, timeout, poll, since=time.time() - 1)
+            except NotReady as exc:
+                raise exc.error(name, "the canary was deleted; the live service is untouched") from None
+            checks = None
+            if checker is not None:
+                verdict = checker(client.require(spec.name), canary)
+                checks = verdict.to_dict()
+                if not verdict.ok:
+                    raise CanaryCheckFailed(f"the canary failed its checks: {verdict.failure()}",
+                                            "the canary was deleted and the live service is untouched; fix the spec "
+                                            "and release again", verdict=checks)
+            else:
+                progress.warn("no workflow checks (--check): the canary takes traffic unchecked")
+            progress.info(f"traffic: {spec.name} {100 - percent}, {name} {percent} (weights, group {group})")
+            moved = True
+            traffic.release(spec.name, GROUPING, 100 - percent)
+            traffic.release(name, GROUPING, percent)
+            if mirror:
+                progress.info(f"mirroring {mirror}% of {spec.name}'s requests to {name}")
+                traffic.create_mirror(spec.name, mirror, [name])
+        except BaseException:
+            _undo(client, spec.name, name, before if moved else None, bool(mirror), progress, timeout, poll)
+            raise
+        return CanaryResult(status(client, spec.name), percent, checks, mirror, time.monotonic() - started)
 
 
 def _undo(client: EasClient, live: str, name: str, before: tuple[str, int] | None, mirrored: bool,
@@ -308,18 +313,19 @@ def _require_canary(client: EasClient, name: str) -> tuple[LiveService, LiveServ
 
 
 def abort(client: EasClient, name: str, progress: Progress, *, timeout: float = DEFAULT_TIMEOUT,
-          poll: Poll = Poll()) -> ReleaseState:
+          poll: Poll = Poll(), force_unlock: bool = False) -> ReleaseState:
     """Remove the canary: no mirror, its weight 0, deleted; the live service takes all of the
-    group's traffic (grouping, weight 100)."""
+    group's traffic (grouping, weight 100). Under the live service's deploy lock."""
     live, canary = _require_canary(client, name)
-    traffic = _traffic(client)
-    if canary.labels.get(MIRROR_LABEL):
-        traffic.delete_mirror(live.name)
-    if canary.traffic_state == GROUPING:
-        traffic.release(canary.name, GROUPING, 0)
-    progress.info(f"traffic: all back to {name}")
-    traffic.release(name, GROUPING, 100)
-    _remove(client, canary.name, progress, timeout, poll)
+    with holding(client, live, progress, ttl=ttl_for(timeout, True), force=force_unlock):
+        traffic = _traffic(client)
+        if canary.labels.get(MIRROR_LABEL):
+            traffic.delete_mirror(live.name)
+        if canary.traffic_state == GROUPING:
+            traffic.release(canary.name, GROUPING, 0)
+        progress.info(f"traffic: all back to {name}")
+        traffic.release(name, GROUPING, 100)
+        _remove(client, canary.name, progress, timeout, poll)
     return status(client, name)
 
 
@@ -333,22 +339,23 @@ def promote(spec: Spec, client: EasClient, progress: Progress, *, timeout: float
     if config_sha(normalize(canary.config)) != config_sha(config):
         raise UsageError(f"the spec is no longer what the canary {canary.name} runs (it changed since "
                          "`release --canary`)", "abort this canary and release the spec again", param="spec")
-    traffic = _traffic(client)
-    if canary.labels.get(MIRROR_LABEL):
-        traffic.delete_mirror(live.name)
-    progress.info(f"traffic: all to {canary.name} while {spec.name} is updated")
-    traffic.release(canary.name, GROUPING, 100)
-    traffic.release(spec.name, GROUPING, 0)
-    try:
-        plan, now = plan_service(spec, client)
-        execute(plan, now, client, progress, time.monotonic(), dry_run=False, wait=True, timeout=timeout,
-                rollback=True, poll=poll, force_unlock=force_unlock)
-    except EascomfyError as exc:
-        exc.hint = "; ".join(h for h in (exc.hint, f"all traffic stays on the canary {canary.name}: "
-                                         "`release --promote` again, or `release --abort` to go back") if h)
-        raise
-    progress.info(f"traffic: all back to {spec.name}, now on the canary's config; retiring {canary.name}")
-    traffic.release(spec.name, GROUPING, 100)
-    traffic.release(canary.name, GROUPING, 0)
-    _remove(client, canary.name, progress, timeout, poll)
+    with holding(client, live, progress, ttl=ttl_for(timeout, True), force=force_unlock) as held:
+        traffic = _traffic(client)
+        if canary.labels.get(MIRROR_LABEL):
+            traffic.delete_mirror(live.name)
+        progress.info(f"traffic: all to {canary.name} while {spec.name} is updated")
+        traffic.release(canary.name, GROUPING, 100)
+        traffic.release(spec.name, GROUPING, 0)
+        try:
+            plan, now = plan_service(spec, client)
+            execute(plan, now, client, progress, time.monotonic(), dry_run=False, wait=True, timeout=timeout,
+                    rollback=True, poll=poll, held=held)
+        except EascomfyError as exc:
+            exc.hint = "; ".join(h for h in (exc.hint, f"all traffic stays on the canary {canary.name}: "
+                                             "`release --promote` again, or `release --abort` to go back") if h)
+            raise
+        progress.info(f"traffic: all back to {spec.name}, now on the canary's config; retiring {canary.name}")
+        traffic.release(spec.name, GROUPING, 100)
+        traffic.release(canary.name, GROUPING, 0)
+        _remove(client, canary.name, progress, timeout, poll)
     return status(client, spec.name)

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from eascomfy.core.plan import LOCK_LABEL
 from eascomfy.sandbox.fidelity import Fidelity
 from eascomfy.sandbox.stack import SandboxStack
 from tests.conftest import TESTS, Result, clean_emulators, run_cli
 from tests.control.conftest import REGION, Project
+from tests.control.test_locks import _hold
 from tests.workflows.conftest import FAST, MODELS, VHS_PACK, WORKFLOW
 
 BUCKET = "canary-data"
@@ -356,3 +359,28 @@ def test_a_canary_that_never_gets_ready_is_deleted(live: Live, stack: SandboxSta
     assert f"service {live.canary} failed" in res.stderr and "the live service is untouched" in res.stderr
     assert live.prompts(live.canary) == [] and live.prompts(live.name) == []  # no check ran on a broken canary
     _assert_aborted_calls(live, before)
+
+
+# -- the live service's deploy lock ----------------------------------------------------------------
+@pytest.mark.parametrize("step", ["canary", "abort", "promote"])
+def test_release_steps_respect_the_live_services_deploy_lock(live: Live, stack: SandboxStack, step: str) -> None:
+    """Another run holding the live service's lock refuses each release step before any write
+    (exit 6, who holds it); --force-unlock breaks it, and the step leaves no lock behind."""
+    if step != "canary":
+        live.edit('version: "1.8"', 'version: "1.9"')
+        assert live.cli("release", "--canary", "10").exit_code == 0
+    now = time.time()
+    _hold(stack.eas, live.name, "alice@build-7:4242", now - 60, now + 3600)
+    stack.eas.recorder.clear()
+    args = {"canary": ["--canary", "10"], "abort": ["--abort"], "promote": ["--promote"]}[step]
+    res = live.cli("release", *args)
+    assert res.exit_code == 6, res.stderr
+    assert "locked by alice@build-7:4242" in res.stderr and live.writes() == []
+    res = live.cli("release", *args, "--force-unlock")
+    assert res.exit_code == 0, res.stderr
+    assert "breaking the lock held by alice@build-7:4242" in res.stderr
+    record = live.record()
+    assert record is not None and LOCK_LABEL not in record["labels"]
+    assert (live.record(live.canary) is None) == (step != "canary")
+    if step == "promote":
+        assert record["config"]["containers"][0]["image"].endswith(":1.9")
