@@ -19,7 +19,8 @@ class TransferBars:
     Silent in pipelines, with --output json and with --quiet."""
 
     def __init__(self, out: "Out", total: int, label: str) -> None:
-        self.enabled = sys.stderr.isatty() and not out.json and not out.quiet
+        # Only the CLI's own output draws bars: a fleet's services report through plain Progress.
+        self.enabled = sys.stderr.isatty() and not getattr(out, "json", True) and not getattr(out, "quiet", True)
         self.total, self.label = total, label
         self._bar: Any = None
         self._total_task: Any = None

@@ -37,6 +37,7 @@ from .views import deploy_text, lifecycle_text, plan_text, rollback_text, status
 
 if TYPE_CHECKING:
     from ..adapters.eas import EasClient
+    from ..ports import Progress
     from ..control.deploy import DeployResult
     from ..core.plan import Plan
     from ..core.spec import Spec
@@ -89,19 +90,17 @@ def _run_fleet(out, specs, work, parallel: int, fail_fast: bool, detailed: bool 
         raise typer.Exit(code)
 
 
-def _without_mounts(specs: "list[Spec]", verb: str) -> "list[Spec]":
-    """A fleet run plans and deploys services, not their mounts: a spec whose deploy would sync
-    files (models, wheels, nodes its lockfile records) is refused before any call rather than
-    deployed without them."""
-    from ..errors import UsageError
+def _plan_work(spec: "Spec", client: "EasClient", progress: "Progress") -> tuple[str, str, Any]:
+    """One service of a fleet's plan: the service and, as for one service, its mount."""
+    from ..control.deploy import plan_service
+    from ..control.fleet import CHANGES, OK
+    from ..core.planreport import plan_json
 
-    for spec in specs:
-        if _wants_mount(spec):
-            raise UsageError(f"{spec.file}: {spec.name} ({spec.region}) lists files for its mount (models, wheels or "
-                             f"locked custom nodes), which `{verb} --all` does not sync yet",
-                             f"{verb} it on its own (`eascomfy {verb} -f {spec.file}`), or leave it out with a selector",
-                             param="all")
-    return specs
+    plan, _ = plan_service(spec, client)
+    found = _storage_plan(progress, spec) if _wants_mount(spec) else None
+    storage = found[1] if found else None
+    changed = plan.has_changes or bool(storage and storage.changes)
+    return plan.action, CHANGES if changed else OK, plan_json(plan, storage.to_dict() if storage else None)
 
 
 def _not_with_fleet(**given: object) -> None:
@@ -158,10 +157,10 @@ def plan_cmd(
 
         if all_ or service or region or label:
             _not_with_fleet(out=plan_file, output=markdown)
-            from ..control.fleet import plan_work
-
-            specs = _without_mounts(SpecRef(out, file, env, edition).fleet(service, region, label), "plan")
-            _run_fleet(out, specs, plan_work(), parallel, fail_fast, detailed=detailed_exitcode)
+            specs = SpecRef(out, file, env, edition).fleet(service, region, label)
+            for each in specs:
+                _wants_mount(each)  # a damaged lockfile is refused before any call
+            _run_fleet(out, specs, _plan_work, parallel, fail_fast, detailed=detailed_exitcode)
             return
         from ..core.planreport import plan_json, plan_markdown
         from .cost_views import plan_cost_markdown, plan_cost_text
@@ -242,43 +241,61 @@ def deploy_cmd(
 
     Example: eascomfy deploy --plan plan.json"""
     with session("deploy", output) as out:
-        from ..control.deploy import connect, deploy
-        from ..core.planfile import check_saved_storage, read_plan
-        from ..storage.warmup import writer
+        from ..control.deploy import connect
+        from ..core.planfile import read_plan
 
         if all_ or service or region or label:
             _not_with_fleet(plan=plan_file)
-            from ..control.fleet import deploy_work
+            from ..control.fleet import OK
 
-            specs = _without_mounts(SpecRef(out, file, env, edition).fleet(service, region, label), "deploy")
-            work = deploy_work(prepare_for=writer, dry_run=dry_run, wait=wait, timeout=timeout,
-                               rollback=not no_rollback, force_unlock=force_unlock)
+            specs = SpecRef(out, file, env, edition).fleet(service, region, label)
+            for each in specs:
+                _wants_mount(each)  # a damaged lockfile is refused before any call
+
+            def work(spec: "Spec", client: "EasClient", progress: "Progress") -> tuple[str, str, Any]:
+                result, data = _deploy_one(progress, spec, client, None, dry_run=dry_run, wait=wait, timeout=timeout,
+                                           rollback=not no_rollback, force_unlock=force_unlock)
+                return result.plan.action, OK, data
+
             _run_fleet(out, specs, work, parallel, fail_fast)
             return
 
         saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
-        wants_mount = _wants_mount(spec)  # a damaged lockfile is refused before any call
-        client = connect(spec.region, out)
-        staged: dict[str, Any] = {}
-        warm_up = writer(spec, out)
-
-        def prepare(plan: "Plan") -> None:
-            """The mount before the service: a failed sync leaves the service untouched."""
-            found = _storage_plan(out, spec) if wants_mount else None
-            if saved is not None:
-                check_saved_storage(saved, found[1].saved() if found else None)
-            if found is not None:
-                staged.update(mount=found[0], section=_sync(out, spec, *found))
-            if warm_up is not None:
-                warm_up(plan)
-
-        result = deploy(spec, client, out, dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback,
-                        saved=saved, force_unlock=force_unlock, prepare=prepare)
-        data = result.to_dict()
-        if not dry_run:
-            data["lock"] = _record(out, spec, client, result, staged)
+        _wants_mount(spec)  # a damaged lockfile is refused before any call
+        result, data = _deploy_one(out, spec, connect(spec.region, out), saved, dry_run=dry_run, wait=wait,
+                                   timeout=timeout, rollback=not no_rollback, force_unlock=force_unlock)
         out.emit(data, deploy_text(result))
+
+
+def _deploy_one(out: "Progress", spec: "Spec", client: "EasClient", saved: dict[str, Any] | None, *, dry_run: bool,
+                wait: bool, timeout: float, rollback: bool, force_unlock: bool) -> "tuple[DeployResult, dict[str, Any]]":
+    """One service's deploy, alone or in a fleet: its mount synced first (models, wheels, locked
+    nodes; a failed sync leaves the service untouched) and the warm-up file written, then the
+    service, then what runs recorded in the lockfile. (result, its JSON form)."""
+    from ..control.deploy import deploy
+    from ..core.planfile import check_saved_storage
+    from ..storage.warmup import writer
+
+    wants_mount = _wants_mount(spec)
+    staged: dict[str, Any] = {}
+    warm_up = writer(spec, out)
+
+    def prepare(plan: "Plan") -> None:
+        found = _storage_plan(out, spec) if wants_mount else None
+        if saved is not None:
+            check_saved_storage(saved, found[1].saved() if found else None)
+        if found is not None:
+            staged.update(mount=found[0], section=_sync(out, spec, *found))
+        if warm_up is not None:
+            warm_up(plan)
+
+    result = deploy(spec, client, out, dry_run=dry_run, wait=wait, timeout=timeout, rollback=rollback,
+                    saved=saved, force_unlock=force_unlock, prepare=prepare)
+    data = result.to_dict()
+    if not dry_run:
+        data["lock"] = _record(out, spec, client, result, staged)
+    return result, data
 
 
 def _sync(out: "Out", spec: "Spec", mount: "Mount", storage: "StoragePlan") -> dict[str, Any]:

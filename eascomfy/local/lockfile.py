@@ -9,6 +9,7 @@ what else the section says.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -44,12 +45,16 @@ def read_section(path: Path, key: str) -> dict[str, Any]:
     return dict(read_lock(path)["services"].get(key) or {})
 
 
+_WRITING = threading.Lock()  # a fleet deploys a multi-region spec's services at once: one lockfile
+
+
 def write_section(path: Path, key: str, section: dict[str, Any]) -> str:
     """Replace one service's section (the others kept), atomically; returns the file's text."""
-    data = read_lock(path)
-    data["services"][key] = canonical(section)
-    text = dumps_lock(data)
-    write_atomic(Path(path), text)
+    with _WRITING:
+        data = read_lock(path)
+        data["services"][key] = canonical(section)
+        text = dumps_lock(data)
+        write_atomic(Path(path), text)
     return text
 
 

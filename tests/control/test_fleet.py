@@ -5,12 +5,14 @@ unchanged service costs. Against a three-region EAS emulator; assertions on what
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from eascomfy.sandbox.eas import EasSandbox
+from eascomfy.sandbox.oss import OssSandbox
 from eascomfy.sandbox.regions import format_endpoints
 from tests.conftest import Result, run_cli
 
@@ -312,16 +314,36 @@ def test_one_client_per_region_serves_all_its_services(sandbox: EasSandbox, flee
     assert len(api_calls(sandbox, before)) == 4
 
 
-@pytest.mark.parametrize("command", ["plan", "deploy"])
-def test_a_service_with_files_for_its_mount_is_refused_before_any_call(sandbox: EasSandbox, fleet: Path,
-                                                                      command: str) -> None:
-    """A fleet run does not sync mounts: a spec listing models is refused, never deployed without them."""
-    spec = fleet / "services" / "single.yaml"
-    spec.write_text(spec.read_text() + "models:\n  - {kind: checkpoints, name: a.safetensors, size: 3}\n")
-    before = mark(sandbox)
-    res = cli(fleet, command, "--all")
-    assert res.exit_code == 2, res.stdout + res.stderr
-    assert "fl_single" in res.stderr and f"`{command} --all` does not sync yet" in res.stderr
-    assert "Traceback" not in res.stderr and api_calls(sandbox, before) == []
-    res = cli(fleet, command, "--all", "--service", "fl_main")  # the others still go
-    assert res.exit_code in (0, 2) and rows(res) and api_calls(sandbox, before)
+def test_deploy_all_syncs_each_regions_mount_first_and_records_the_lock(sandbox: EasSandbox, fleet: Path,
+                                                                        tmp_path: Path, monkeypatch) -> None:
+    """As a single deploy does, each service of a fleet gets its mount synced before the service
+    (here a model for the two-region spec, one bucket per region), and the lockfile records both
+    regions' sections; plan --all counts a bucket change as a change."""
+    with OssSandbox(tmp_path / "oss", region=HZ, regions=[SH, SG]) as oss:
+        monkeypatch.setenv("EASCOMFY_OSS_ENDPOINTS", format_endpoints(oss.urls))
+        for region in (HZ, SH, SG):
+            oss.create_bucket(f"b-{region}", region=region)
+        multi = fleet / "services" / "multi.yaml"
+        (fleet / "services" / "a.safetensors").write_bytes(b"weights" * 1000)
+        multi.write_text(multi.read_text() + "models:\n  - {kind: checkpoints, file: a.safetensors}\n")
+        res = cli(fleet, "plan", "--all", "--detailed-exitcode", "-o", "json")
+        assert res.exit_code == 2, res.stdout + res.stderr
+        storage = {(e["service"], e["region"]): e["data"]["storage"] for e in res.json()["data"]}
+        assert storage[("fl_main", HZ)] is None
+        assert [i["action"] for i in storage[("fl_multi", SH)]["items"]] == ["upload"]
+
+        res = cli(fleet, "deploy", "--all")
+        assert res.exit_code == 0, res.stdout + res.stderr
+        for region in (HZ, SH):
+            key = "fl_multi/models/checkpoints/a.safetensors"
+            assert oss.object_bytes(f"b-{region}", key) == b"weights" * 1000
+        # in cn-shanghai fl_multi is the only service: its model was stored before it was created
+        put = [r.time for r in oss.requests() if r.action == "PutObject" and r.path.endswith("a.safetensors")
+               and r.site == SH]
+        made = [r.time for r in sandbox.recorder.all() if r.action == "CreateService" and r.site == SH]
+        assert len(made) == 1 and put and max(put) < made[0]
+        lock = json.loads((fleet / "services" / "multi.lock").read_text())
+        assert sorted(lock["services"]) == [f"fl_multi@{HZ}", f"fl_multi@{SH}"]
+        assert all(s["models"][0]["crc64"] for s in lock["services"].values())
+        res = cli(fleet, "plan", "--all", "--detailed-exitcode")
+        assert res.exit_code == 0, res.stdout + res.stderr  # nothing left to sync or change
