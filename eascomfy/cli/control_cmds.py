@@ -90,17 +90,32 @@ def _run_fleet(out, specs, work, parallel: int, fail_fast: bool, detailed: bool 
         raise typer.Exit(code)
 
 
-def _plan_work(spec: "Spec", client: "EasClient", progress: "Progress") -> tuple[str, str, Any]:
+def _mounts(specs: "list[Spec]") -> dict[tuple[str, str], bool]:
+    """Whether each selected service's deploy touches its bucket, read once and before any call
+    (a damaged lockfile is refused here, the fleet untouched)."""
+    return {(s.name, s.region): _wants_mount(s) for s in specs}
+
+
+def _mount_part(out: "Progress", spec: "Spec", plan: "Plan", wants_mount: bool
+                ) -> "tuple[tuple[Mount, StoragePlan] | None, bool]":
+    """The bucket's part of a plan (None when deploy does not touch it) and whether the service or
+    its bucket would change."""
+    found = _storage_plan(out, spec) if wants_mount else None
+    return found, plan.has_changes or bool(found and found[1].changes)
+
+
+def _plan_work(mounts: dict[tuple[str, str], bool]) -> Any:
     """One service of a fleet's plan: the service and, as for one service, its mount."""
     from ..control.deploy import plan_service
     from ..control.fleet import CHANGES, OK
     from ..core.planreport import plan_json
 
-    plan, _ = plan_service(spec, client)
-    found = _storage_plan(progress, spec) if _wants_mount(spec) else None
-    storage = found[1] if found else None
-    changed = plan.has_changes or bool(storage and storage.changes)
-    return plan.action, CHANGES if changed else OK, plan_json(plan, storage.to_dict() if storage else None)
+    def work(spec: "Spec", client: "EasClient", progress: "Progress") -> tuple[str, str, Any]:
+        plan, _ = plan_service(spec, client)
+        found, changed = _mount_part(progress, spec, plan, mounts[spec.name, spec.region])
+        return plan.action, CHANGES if changed else OK, plan_json(plan, found[1].to_dict() if found else None)
+
+    return work
 
 
 def _not_with_fleet(**given: object) -> None:
@@ -158,9 +173,7 @@ def plan_cmd(
         if all_ or service or region or label:
             _not_with_fleet(out=plan_file, output=markdown)
             specs = SpecRef(out, file, env, edition).fleet(service, region, label)
-            for each in specs:
-                _wants_mount(each)  # a damaged lockfile is refused before any call
-            _run_fleet(out, specs, _plan_work, parallel, fail_fast, detailed=detailed_exitcode)
+            _run_fleet(out, specs, _plan_work(_mounts(specs)), parallel, fail_fast, detailed=detailed_exitcode)
             return
         from ..core.planreport import plan_json, plan_markdown
         from .cost_views import plan_cost_markdown, plan_cost_text
@@ -177,9 +190,8 @@ def plan_cmd(
         cost = cost_of_plan(plan, live.config if live else None, client, price_table, Capacity())
         for warning in cost.warnings if cost else []:
             out.warn(warning)
-        found = _storage_plan(out, spec) if wants_mount else None
+        found, changed = _mount_part(out, spec, plan, wants_mount)
         storage = found[1] if found else None
-        changed = plan.has_changes or bool(storage and storage.changes)
         if plan_file is not None:
             save_plan(plan, plan_file, storage.saved() if storage else None)
             out.info(f"plan saved to {plan_file}; apply exactly it with `eascomfy deploy --plan {plan_file}`")
@@ -249,12 +261,12 @@ def deploy_cmd(
             from ..control.fleet import OK
 
             specs = SpecRef(out, file, env, edition).fleet(service, region, label)
-            for each in specs:
-                _wants_mount(each)  # a damaged lockfile is refused before any call
+            mounts = _mounts(specs)
 
             def work(spec: "Spec", client: "EasClient", progress: "Progress") -> tuple[str, str, Any]:
-                result, data = _deploy_one(progress, spec, client, None, dry_run=dry_run, wait=wait, timeout=timeout,
-                                           rollback=not no_rollback, force_unlock=force_unlock)
+                result, data = _deploy_one(progress, spec, client, None, mounts[spec.name, spec.region],
+                                           dry_run=dry_run, wait=wait, timeout=timeout, rollback=not no_rollback,
+                                           force_unlock=force_unlock)
                 return result.plan.action, OK, data
 
             _run_fleet(out, specs, work, parallel, fail_fast)
@@ -262,22 +274,23 @@ def deploy_cmd(
 
         saved = read_plan(plan_file) if plan_file is not None else None
         spec = SpecRef(out, file, env, edition).spec
-        _wants_mount(spec)  # a damaged lockfile is refused before any call
-        result, data = _deploy_one(out, spec, connect(spec.region, out), saved, dry_run=dry_run, wait=wait,
-                                   timeout=timeout, rollback=not no_rollback, force_unlock=force_unlock)
+        wants_mount = _wants_mount(spec)  # a damaged lockfile is refused before any call
+        result, data = _deploy_one(out, spec, connect(spec.region, out), saved, wants_mount, dry_run=dry_run,
+                                   wait=wait, timeout=timeout, rollback=not no_rollback, force_unlock=force_unlock)
         out.emit(data, deploy_text(result))
 
 
-def _deploy_one(out: "Progress", spec: "Spec", client: "EasClient", saved: dict[str, Any] | None, *, dry_run: bool,
-                wait: bool, timeout: float, rollback: bool, force_unlock: bool) -> "tuple[DeployResult, dict[str, Any]]":
+def _deploy_one(out: "Progress", spec: "Spec", client: "EasClient", saved: dict[str, Any] | None, wants_mount: bool,
+                *, dry_run: bool, wait: bool, timeout: float, rollback: bool,
+                force_unlock: bool) -> "tuple[DeployResult, dict[str, Any]]":
     """One service's deploy, alone or in a fleet: its mount synced first (models, wheels, locked
     nodes; a failed sync leaves the service untouched) and the warm-up file written, then the
-    service, then what runs recorded in the lockfile. (result, its JSON form)."""
+    service, then what runs recorded in the lockfile. ``wants_mount``: ``_wants_mount(spec)``,
+    read by the caller before any call. (result, its JSON form)."""
     from ..control.deploy import deploy
     from ..core.planfile import check_saved_storage
     from ..storage.warmup import writer
 
-    wants_mount = _wants_mount(spec)
     staged: dict[str, Any] = {}
     warm_up = writer(spec, out)
 
