@@ -9,6 +9,7 @@ Progress goes to a ``Progress`` (the CLI passes its ``Out``): ``info`` for peopl
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -238,15 +239,11 @@ def execute(
     if live is None or plan.action not in ("update", "labels"):
         return _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
                           rollback=rollback, poll=poll)
-    if held is not None:  # the caller holds the service's lock for a longer change (release --promote)
-        done = _carry_out(plan, live, client, progress, started, result, busy, wait=wait, timeout=timeout,
-                          rollback=rollback, poll=poll)
-        if done.ready:
-            held.seen = done.live
-        return done
-    with holding(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock) as held:
-        back = held.back
-        if config_sha(normalize(back.config), plan.live_autoscaled) != plan.live_sha or back.current_version != live.current_version:
+    own = held is None  # else the caller holds the service's lock for a longer change (release --promote)
+    lock = holding(client, live, progress, ttl=ttl_for(timeout, wait), force=force_unlock) if own else nullcontext(held)
+    with lock as held:
+        if own and (config_sha(normalize(held.back.config), plan.live_autoscaled) != plan.live_sha
+                    or held.back.current_version != live.current_version):
             raise EascomfyError(
                 f"service {plan.service} changed while eascomfy took its lock (another run applied a change)",
                 "plan again, review, and deploy",
