@@ -198,15 +198,13 @@ def plan_work() -> Work:
     return work
 
 
-def deploy_work(prepare_for: Callable[[Spec, Progress], Any] | None = None, **options: Any) -> Work:
-    """``control.deploy.deploy`` with ``options`` (dry_run, wait, timeout, rollback, force_unlock);
-    ``prepare_for(spec, progress)`` gives each service's ``prepare`` hook (the CLI's: the warm-up
-    request file its config names)."""
+def deploy_work(**options: Any) -> Work:
+    """``control.deploy.deploy`` with ``options`` (dry_run, wait, timeout, rollback, force_unlock):
+    the service only (the CLI's fleet deploy also syncs each mount first, as its single deploy does)."""
     from .deploy import deploy
 
     def work(spec: Spec, client: EasClient, progress: Progress) -> tuple[str, str, Any]:
-        prepare = prepare_for(spec, progress) if prepare_for is not None else None
-        result = deploy(spec, client, progress, prepare=prepare, **options)
+        result = deploy(spec, client, progress, **options)
         return result.plan.action, OK, result.to_dict()
 
     return work
