@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..ports import Progress
     from .output import Out
 
 
@@ -18,9 +19,11 @@ class TransferBars:
     """Progress bars on a terminal: the current file and the total, with throughput and ETA.
     Silent in pipelines, with --output json and with --quiet."""
 
-    def __init__(self, out: "Out", total: int, label: str) -> None:
-        # Only the CLI's own output draws bars: a fleet's services report through plain Progress.
-        self.enabled = sys.stderr.isatty() and not getattr(out, "json", True) and not getattr(out, "quiet", True)
+    def __init__(self, out: "Out | Progress", total: int, label: str) -> None:
+        from .output import Out
+
+        # Only the CLI's own output draws bars: a fleet's services report through a plain Progress.
+        self.enabled = isinstance(out, Out) and sys.stderr.isatty() and not out.json and not out.quiet
         self.total, self.label = total, label
         self._bar: Any = None
         self._total_task: Any = None
