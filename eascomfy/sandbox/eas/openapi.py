@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import re
 import time
 from typing import Any, Callable
@@ -22,7 +21,7 @@ from .capacity import Capacity
 from .ops_api import OpsApi
 from .groups import GroupApi
 from .scalers import ScalerApi
-from .params import Call, bool_param, config_json, int_param, json_param, page_of, time_param
+from .params import Call, bool_param, config_json, int_param, json_param, numbered_page, page_of, time_param
 from .signing import NonceCache, verify_signature
 from .state import CREATING, RUNNING, STARTING, UPDATING, WAITING, ServiceRecord, ServiceStore, iso, service_name_of
 
@@ -269,13 +268,7 @@ class OpenApi:
         ]
         if self.store.fidelity.event_order == "newest_first":
             events.reverse()
-        number, size = int_param(q, "PageNum", 1), int_param(q, "PageSize", 100)
-        return {
-            "PageNum": number,
-            "TotalCount": len(events),
-            "TotalPageNum": math.ceil(len(events) / size),
-            "Events": page_of(events, number, size),
-        }
+        return numbered_page(q, events, "Events", 100)
 
     def _update_labels(self, call: Call) -> dict[str, Any]:
         labels = call.json().get("Labels")

@@ -18,12 +18,11 @@ parameters are the SDK 7.0.0's (``alibabacloud_eas20210701/client.py``):
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 from . import instances as inst
 from .errors import EasError
-from .params import Call, bool_param, int_param, page_of, time_param
+from .params import Call, bool_param, int_param, numbered_page, page_of, time_param
 from .state import ServiceRecord, ServiceStore, iso
 
 Handler = Callable[[Call], dict[str, Any]]
@@ -84,13 +83,7 @@ class OpsApi:
             keyword=q.get("Keyword", ""), previous=bool_param(q, "Previous"),
             start=time_param(q, "StartTime"), end=time_param(q, "EndTime"),
         )
-        number, size = int_param(q, "PageNum", 1), int_param(q, "PageSize", 500)
-        return {
-            "PageNum": number,
-            "TotalCount": len(lines),
-            "TotalPageNum": math.ceil(len(lines) / size),
-            "Logs": page_of(lines, number, size),
-        }
+        return numbered_page(q, lines, "Logs", 500)
 
     def diagnosis(self, call: Call) -> dict[str, Any]:
         rec = self.store.get(call.service)

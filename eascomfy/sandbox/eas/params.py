@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -60,6 +61,14 @@ def json_param(query: Mapping[str, str], key: str, kind: type) -> Any:
 
 def page_of(items: list[Any], number: int, size: int) -> list[Any]:
     return items[(number - 1) * size : number * size]
+
+
+def numbered_page(q: Mapping[str, str], items: list[Any], key: str, default_size: int) -> dict[str, Any]:
+    """The ``PageNum``/``PageSize`` answer DescribeServiceEvent and DescribeServiceLog share:
+    ``PageNum``, ``TotalCount``, ``TotalPageNum`` and the page under ``key``."""
+    number, size = int_param(q, "PageNum", 1), int_param(q, "PageSize", default_size)
+    return {"PageNum": number, "TotalCount": len(items), "TotalPageNum": math.ceil(len(items) / size),
+            key: page_of(items, number, size)}
 
 
 def config_json(config: dict[str, Any]) -> str:
