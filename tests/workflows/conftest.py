@@ -13,7 +13,7 @@ import pytest
 
 from eascomfy.sandbox.eas import Timings
 from eascomfy.sandbox.stack import SandboxStack
-from tests.conftest import TESTS, Result, clean_emulators, run_cli
+from tests.conftest import TESTS, Result, clean_emulators, run_cli, stack_environment
 
 REGION = "cn-hangzhou"
 BUCKET = "comfy-data"
@@ -79,15 +79,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             for key in MODELS:
                 stack.oss.put_object(BUCKET, prefix + key, b"not really a model")
         stack.oss.put_object(BUCKET, "comfyui/" + VHS_PACK, b"# VHS stand-in\n")
-        env = {**stack.env(), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "EASCOMFY_STATE_DIR": str(root / "client-state")}
         # The environment points at this stack only while the services are deployed here, and then
         # per test (``_clean``): set for the whole session it would leak into other folders' tests
         # (the endpoint maps win over their single-endpoint variables).
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in env.items():
-                mp.setenv(key, value)
-            for key in ("EASCOMFY_OUTPUT", "EASCOMFY_SERVICE_URL", "EASCOMFY_SERVICE_TOKEN"):
-                mp.delenv(key, raising=False)
+        with stack_environment(stack, root) as env:
             services = Sandbox(stack, std=_deploy(root, "comfy_std", "standard", "comfyui/", env),
                                bare=_deploy(root, "comfy_bare", "standard", "bare/", env),
                                api=_deploy(root, "comfy_api", "api", "comfyui/", env), env=env)
