@@ -225,19 +225,21 @@ def nodes_add_cmd(
             merged = nodes.plan_requirements(spec, packs, out)  # a conflict stops here: nothing sent
             pairs = nodes.targets(packs, out)
             mount = Mount.open(spec, out)
-            results = _push(out, mount, mount.place(pairs), "nodes", part_size, workers)
-            removed = nodes.remove_stale(mount, packs, {key for _, key in mount.place(pairs)})
+            placed = mount.place(pairs)
+            results = _push(out, mount, placed, "nodes", part_size, workers)
+            removed = nodes.remove_stale(mount, packs, {key for _, key in placed})
+        pinned = nodes.lock(packs)
         added, recorded, lockfile = [], [], None
         if not no_write:
             added = nodes.write_requirements(spec, merged)
             recorded = nodes.record_sources(spec, packs) if sources else []
-            lockfile = str(record_node_packs(spec, nodes.lock(packs))) if nodes.lock(packs) else None
+            lockfile = str(record_node_packs(spec, pinned)) if pinned else None
             if added or merged.drop:
                 out.info(f"pip in {spec.file}: added {', '.join(added) or 'nothing'}"
                          + (f"; dropped {', '.join(merged.drop)}" if merged.drop else "") + "; deploy to install them")
         for key in removed:
             out.info(f"removed {key} (not in the pinned commit)")
-        _report(out, mount, results, {"packs": [p.to_dict() for p in packs], "lock": nodes.lock(packs),
+        _report(out, mount, results, {"packs": [p.to_dict() for p in packs], "lock": pinned,
                                       "requirements": merged.to_dict(), "removed": removed, "recorded": recorded,
                                       "lockfile": lockfile})
         out.info("restart the service (eascomfy restart) so ComfyUI loads new nodes")
