@@ -268,3 +268,12 @@ def local_names(names: Iterable[str]) -> LocalNames:
         if path != name:
             result.renamed[name] = path
     return result
+
+
+def file_sha256(path: Path, chunk: int = 8 << 20) -> str:
+    """A local file's SHA-256, read in chunks (a model or a wheel may be gigabytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

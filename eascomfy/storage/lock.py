@@ -13,7 +13,6 @@ section's digest in its ``eascomfy/lockfile-sha`` label.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..core.lockfile import LOCKFILE_SHA_LABEL, differences, digest, section_key, tree_hash
 from ..core.render import image_uri
 from ..errors import EascomfyError
+from ..local.files import file_sha256
 from ..local.lockfile import lock_path, read_section, record_nodes, write_section
 from ..ports import SILENT, Progress
 from .mount import MODELS, NODES, WHEELS, Mount
@@ -309,14 +309,6 @@ def write_lock(spec: "Spec", section: dict[str, Any]) -> Path:
     path = lock_path(spec.file)
     write_section(path, section_key(spec.name, spec.region), section)
     return path
-
-
-def file_sha256(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def record_wheels(spec: "Spec", results: "list[PushResult]") -> Path:

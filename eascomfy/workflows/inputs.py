@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..core.workflow import InputRef, Workflow, resolve_input
 from ..errors import EascomfyError, UsageError
-from ..local.files import regular_file
+from ..local.files import file_sha256, regular_file
 
 if TYPE_CHECKING:
     from ..adapters.comfy_http import ServiceClient
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 NAME_HEX = 16  # 64 bits of the SHA-256: a collision between two inputs of one service is not a concern
 INPUT_FOLDER = "input/"
-_READ = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -57,14 +56,6 @@ class InputFile:
         return mimetypes.guess_type(self.path.name)[0] or "application/octet-stream"
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_READ):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def prepare(workflow: Workflow, refs: Iterable[InputRef]) -> list[InputFile]:
     """Check every reference against ``workflow`` and the disk (before any call): the node and its
     input exist, the file is a regular file. Returns them with their digests."""
@@ -78,7 +69,7 @@ def prepare(workflow: Workflow, refs: Iterable[InputRef]) -> list[InputFile]:
             hint = "give a file, not a folder" if path.is_dir() else exc.hint
             raise UsageError(f"{ref.text}: {exc.message}", hint, param=ref.param) from None
         try:
-            digest = _digest(path)
+            digest = file_sha256(path)
         except OSError as exc:
             raise UsageError(f"{ref.text}: cannot read {path} ({exc.strerror or exc})", param=ref.param) from None
         found.append(InputFile(node_id, ref.field, path, digest, st.st_size, ref.text))
